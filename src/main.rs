@@ -1,0 +1,4 @@
+mod audio;
+mod metadata;
+
+fn main() {}
