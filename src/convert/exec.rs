@@ -1,0 +1,371 @@
+//! The convert executor: carries out a plan, in the planner's order. Moves and removals run one
+//! by one; converts and retags run in parallel, largest source first. Every staged file is
+//! written under a temporary name and renamed into place, and its manifest change is journaled
+//! before the rename, so whatever moment a run is killed at, the next run finishes the job.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, anyhow, bail};
+use rayon::prelude::*;
+
+use super::Settings;
+use super::plan::{Action, Plan, Wanted};
+use crate::audio;
+use crate::fsutil::{self, Stamp};
+use crate::manifest::{self, Change, Journal, Manifest, Record};
+use crate::metadata::{self, TagSet};
+use crate::report::{self, Failure};
+use crate::scan::{Scan, SourceKind};
+
+#[derive(Default)]
+pub struct Done {
+    pub converted: usize,
+    pub retagged: usize,
+    pub renamed: usize,
+    pub removed: usize,
+    pub audio_seconds: f64,
+    pub failures: Vec<Failure>,
+}
+
+/// The manifest and its journal, updated together.
+struct Ledger {
+    manifest: Manifest,
+    journal: Journal,
+}
+
+impl Ledger {
+    fn record(&mut self, changes: Vec<Change>) -> anyhow::Result<()> {
+        self.journal.append(&changes)?;
+        changes.into_iter().for_each(|c| self.manifest.apply(c));
+        Ok(())
+    }
+}
+
+struct Ctx<'a> {
+    settings: &'a Settings,
+    scan: &'a Scan,
+    sources: &'a BTreeMap<&'a str, &'a Wanted>,
+    ledger: Mutex<Ledger>,
+}
+
+pub fn execute(
+    settings: &Settings,
+    scan: &Scan,
+    sources: &BTreeMap<&str, &Wanted>,
+    manifest: Manifest,
+    plan: &Plan,
+) -> anyhow::Result<Done> {
+    fs::create_dir_all(&settings.staging)
+        .with_context(|| format!("creating staging folder {}", settings.staging.display()))?;
+    let stale = fsutil::remove_stale_temps(&settings.staging);
+    if stale > 0 {
+        tracing::info!("removed {stale} temporary files left by an interrupted run");
+    }
+    let ctx = Ctx {
+        settings,
+        scan,
+        sources,
+        ledger: Mutex::new(Ledger {
+            manifest,
+            journal: Journal::open(&settings.staging)?,
+        }),
+    };
+    let mut done = Done::default();
+    let (serial, parallel): (Vec<&Action>, Vec<&Action>) = plan.actions.iter().partition(|a| {
+        matches!(
+            a,
+            Action::Move { .. } | Action::Remove { .. } | Action::Refresh { .. }
+        )
+    });
+    for action in serial {
+        match ctx.serial(action) {
+            Ok(()) => match action {
+                Action::Move {
+                    old_output,
+                    output,
+                    retag,
+                    ..
+                } => {
+                    if old_output != output {
+                        done.renamed += 1;
+                    } else if *retag {
+                        done.retagged += 1;
+                    }
+                }
+                Action::Remove { delete: true, .. } => done.removed += 1,
+                _ => {}
+            },
+            Err(e) => {
+                let f = Failure::from_error(subject(action), &e);
+                f.print();
+                done.failures.push(f);
+            }
+        }
+    }
+    ctx.parallel(&parallel, &mut done)?;
+    let ledger = ctx
+        .ledger
+        .into_inner()
+        .map_err(|_| anyhow!("a worker panicked"))?;
+    manifest::save(&settings.staging, &ledger.manifest)?;
+    Ok(done)
+}
+
+fn subject(action: &Action) -> String {
+    match action {
+        Action::Convert { source, .. }
+        | Action::Retag { source, .. }
+        | Action::Move { source, .. }
+        | Action::Refresh { source } => source.clone(),
+        Action::Remove { output, .. } => output.clone(),
+    }
+}
+
+impl Ctx<'_> {
+    fn record(&self, changes: Vec<Change>) -> anyhow::Result<()> {
+        self.ledger
+            .lock()
+            .map_err(|_| anyhow!("a worker panicked"))?
+            .record(changes)
+    }
+
+    fn existing(&self, source: &str) -> anyhow::Result<Record> {
+        let ledger = self
+            .ledger
+            .lock()
+            .map_err(|_| anyhow!("a worker panicked"))?;
+        ledger
+            .manifest
+            .records
+            .get(source)
+            .cloned()
+            .with_context(|| format!("no manifest record for {source}"))
+    }
+
+    fn wanted(&self, source: &str) -> anyhow::Result<&Wanted> {
+        self.sources
+            .get(source)
+            .copied()
+            .with_context(|| format!("{source} was not scanned"))
+    }
+
+    fn serial(&self, action: &Action) -> anyhow::Result<()> {
+        let staging = &self.settings.staging;
+        match action {
+            Action::Move {
+                old_source,
+                old_output,
+                source,
+                output,
+                retag,
+            } => {
+                let w = self.wanted(source)?;
+                let mut record = self.existing(old_source)?;
+                record.source = w.rel.clone();
+                record.stamp = w.stamp;
+                record.output = output.clone();
+                let mut changes = vec![Change::Remove(old_source.clone()), Change::Put(record)];
+                if old_output != output {
+                    // Until the rename is done, the old file is still musync's to clean up.
+                    changes.push(Change::Orphan(old_output.clone()));
+                    self.record(changes)?;
+                    let (from, to) = (staging.join(old_output), staging.join(output));
+                    fs::create_dir_all(to.parent().expect("output has a folder"))?;
+                    fs::rename(&from, &to)
+                        .with_context(|| format!("renaming {old_output} to {output}"))?;
+                    fsutil::sync_parent(&to);
+                    fsutil::remove_empty_dirs(from.parent().expect("output has a folder"), staging);
+                    self.record(vec![Change::Forget(old_output.clone())])?;
+                } else {
+                    self.record(changes)?;
+                }
+                if *retag {
+                    self.retag(source, output)?;
+                }
+                Ok(())
+            }
+            Action::Remove {
+                source,
+                output,
+                delete,
+            } => {
+                let path = staging.join(output);
+                if *delete {
+                    match fs::remove_file(&path) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                            return Err(e).with_context(|| format!("deleting {output}"));
+                        }
+                        _ => fsutil::remove_empty_dirs(
+                            path.parent().expect("output has a folder"),
+                            staging,
+                        ),
+                    }
+                }
+                self.record(match source {
+                    Some(source) if !delete && path.exists() => {
+                        vec![
+                            Change::Remove(source.clone()),
+                            Change::Orphan(output.clone()),
+                        ]
+                    }
+                    Some(source) => vec![Change::Remove(source.clone())],
+                    None => vec![Change::Forget(output.clone())],
+                })
+            }
+            Action::Refresh { source } => {
+                let mut record = self.existing(source)?;
+                record.stamp = self.wanted(source)?.stamp;
+                self.record(vec![Change::Put(record)])
+            }
+            Action::Convert { .. } | Action::Retag { .. } => unreachable!("run in parallel"),
+        }
+    }
+
+    fn parallel(&self, actions: &[&Action], done: &mut Done) -> anyhow::Result<()> {
+        let size = |a: &&Action| match a {
+            Action::Convert { source, .. } => self
+                .sources
+                .get(source.as_str())
+                .map_or(0, |w| w.stamp.size),
+            _ => 0,
+        };
+        let mut actions = actions.to_vec();
+        // Largest first, so no core sits idle at the end waiting for one long track.
+        actions.sort_by_key(|a| std::cmp::Reverse(size(a)));
+        let bar = report::progress(actions.iter().map(size).sum(), self.settings.quiet);
+        let finished = AtomicUsize::new(0);
+        let audio_ms = AtomicUsize::new(0);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.settings.jobs)
+            .build()
+            .context("starting worker threads")?;
+        let results: Vec<(usize, Result<(), Failure>)> = pool.install(|| {
+            actions
+                .par_iter()
+                .map(|action| {
+                    let result = match action {
+                        Action::Convert { source, output, .. } => {
+                            self.convert(source, output).map(|secs| {
+                                audio_ms.fetch_add((secs * 1000.0) as usize, Ordering::Relaxed);
+                                0
+                            })
+                        }
+                        Action::Retag { source, output } => self.retag(source, output).map(|()| 1),
+                        _ => unreachable!("run one by one"),
+                    };
+                    let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
+                    bar.inc(size(action));
+                    bar.set_message(format!(
+                        "{n}/{} files, {:.1} audio-min",
+                        actions.len(),
+                        audio_ms.load(Ordering::Relaxed) as f64 / 60_000.0
+                    ));
+                    match result {
+                        Ok(kind) => (kind, Ok(())),
+                        Err(e) => {
+                            let f = Failure::from_error(subject(action), &e);
+                            bar.suspend(|| f.print());
+                            (0, Err(f))
+                        }
+                    }
+                })
+                .collect()
+        });
+        bar.finish_and_clear();
+        for (kind, result) in results {
+            match result {
+                Ok(()) if kind == 0 => done.converted += 1,
+                Ok(()) => done.retagged += 1,
+                Err(f) => done.failures.push(f),
+            }
+        }
+        done.audio_seconds = audio_ms.into_inner() as f64 / 1000.0;
+        Ok(())
+    }
+
+    /// Make `output` from `source`; returns the seconds of audio encoded.
+    fn convert(&self, source: &str, output: &str) -> anyhow::Result<f64> {
+        let w = self.wanted(source)?;
+        let src = self.settings.library.join(source);
+        let target = self.settings.staging.join(output);
+        let mut temp = fsutil::temp_beside(&target)?;
+        let seconds = match w.kind {
+            SourceKind::Lossless => {
+                let t = audio::transcode(&src, temp.as_file_mut(), self.settings.quality)?;
+                if t.audio_hash != w.audio_hash {
+                    bail!("the file changed while it was being converted; run again");
+                }
+                t.source_frames as f64 / f64::from(t.source_rate.max(1))
+            }
+            SourceKind::Mp3 => {
+                let mut from = fs::File::open(&src).context("opening")?;
+                io::copy(&mut from, temp.as_file_mut()).context("copying")?;
+                0.0
+            }
+        };
+        let tags = self.write_tags(source, temp.path())?;
+        if Stamp::of(&src) != Some(w.stamp) {
+            bail!("the file changed while it was being converted; run again");
+        }
+        let record = self.finish_record(w, &tags, output, temp.path())?;
+        self.record(vec![Change::Put(record)])?;
+        fsutil::commit(temp, &target)?;
+        Ok(seconds)
+    }
+
+    fn retag(&self, source: &str, output: &str) -> anyhow::Result<()> {
+        let w = self.wanted(source)?;
+        let target = self.settings.staging.join(output);
+        let mut temp = fsutil::temp_beside(&target)?;
+        let mut staged = fs::File::open(&target).with_context(|| format!("opening {output}"))?;
+        io::copy(&mut staged, temp.as_file_mut()).with_context(|| format!("copying {output}"))?;
+        let tags = self.write_tags(source, temp.path())?;
+        let mut record = self.finish_record(w, &tags, output, temp.path())?;
+        let old = self.existing(source)?;
+        (record.audio_hash, record.encoder) = (old.audio_hash, old.encoder);
+        self.record(vec![Change::Put(record)])?;
+        fsutil::commit(temp, &target)
+    }
+
+    /// Tag the temporary MP3 from its source (its own cover, else the folder's); returns the
+    /// source's own tags.
+    fn write_tags(&self, source: &str, mp3: &std::path::Path) -> anyhow::Result<TagSet> {
+        let src = self.settings.library.join(source);
+        let tags = metadata::read_tags(&src)?;
+        let mut staged = tags.clone();
+        if staged.cover.is_none()
+            && let Some((cover, _)) = self.scan.folder_cover(source)
+        {
+            staged.cover = Some(metadata::load_cover(&self.settings.library.join(cover))?);
+        }
+        metadata::write_mp3_tags(mp3, &staged, self.settings.id3)?;
+        Ok(tags)
+    }
+
+    fn finish_record(
+        &self,
+        w: &Wanted,
+        tags: &TagSet,
+        output: &str,
+        mp3: &std::path::Path,
+    ) -> anyhow::Result<Record> {
+        let tag_hash = metadata::tag_hash(tags);
+        let cover = self.scan.folder_cover(&w.rel);
+        Ok(Record {
+            source: w.rel.clone(),
+            kind: w.kind,
+            stamp: w.stamp,
+            audio_hash: w.audio_hash.clone(),
+            tag_key: super::tag_key(&tag_hash, cover, self.settings.id3),
+            tag_hash,
+            encoder: w.encoder.clone(),
+            output: output.to_string(),
+            output_stamp: Stamp::of(mp3).context("the temporary file vanished")?,
+            output_hash: fsutil::sha256_file(mp3)?,
+        })
+    }
+}

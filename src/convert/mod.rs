@@ -1,0 +1,282 @@
+//! The convert stage: bring the staging tree in line with the library. It gathers facts (scan,
+//! manifest, staging, fingerprints of changed sources), asks the pure planner what to do, checks
+//! the guard, and hands the plan to the executor. The library is only ever read.
+
+mod exec;
+pub mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::audio::{self, Quality};
+use crate::fsutil::{self, Stamp};
+use crate::manifest::{self, Manifest};
+use crate::metadata::{self, Id3Version};
+use crate::report::Failure;
+use crate::scan::{self, Scan, SourceKind};
+use plan::{Action, Plan, Staging, Wanted};
+
+/// Bumped when a change to the decode/encode pipeline should re-encode existing outputs.
+const PIPELINE_REVISION: u32 = 1;
+
+pub struct Settings {
+    pub library: PathBuf,
+    pub staging: PathBuf,
+    pub quality: Quality,
+    pub id3: Id3Version,
+    pub jobs: usize,
+    pub dry_run: bool,
+    pub force: bool,
+    pub quiet: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub converted: usize,
+    pub retagged: usize,
+    pub renamed: usize,
+    pub removed: usize,
+    pub skipped: usize,
+    pub failed: Vec<Failure>,
+    pub dry_run: bool,
+    /// Minutes of audio encoded.
+    pub audio_minutes: f64,
+    pub seconds: f64,
+    /// Set when the guard refused to act.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    #[serde(skip)]
+    pub plan_lines: Vec<String>,
+}
+
+/// The encoder settings an output of `kind` must have.
+pub fn encoder_key(kind: SourceKind, quality: Quality) -> String {
+    match kind {
+        SourceKind::Lossless => format!("lame {quality}; pipeline {PIPELINE_REVISION}"),
+        SourceKind::Mp3 => "copy".to_string(),
+    }
+}
+
+/// What the staged tags are derived from: the source's tags, the folder cover and the settings.
+pub fn tag_key(tag_hash: &str, cover: Option<&(String, Stamp)>, id3: Id3Version) -> String {
+    let mut h = Sha256::new();
+    h.update(tag_hash.as_bytes());
+    h.update(format!("\0{id3:?}\0").as_bytes());
+    if let Some((path, stamp)) = cover {
+        h.update(format!("{path}\0{}\0{}", stamp.size, stamp.mtime_ns).as_bytes());
+    }
+    fsutil::hex(&h.finalize())
+}
+
+pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
+    let started = std::time::Instant::now();
+    let scan = scan::scan(&settings.library)?;
+    let manifest = manifest::load(&settings.staging)?;
+    let staging = staging_state(&settings.staging, &manifest);
+    let (wanted, mut failures) = fingerprint(settings, &scan, &manifest);
+    failures.extend(scan.errors.iter().cloned());
+
+    let unreadable: Vec<String> = failures.iter().map(|f| f.path.clone()).collect();
+    let mut plan = plan::plan(&wanted, &unreadable, &manifest, &staging);
+    failures.append(&mut plan.failures);
+    failures.iter().for_each(Failure::print);
+
+    let mut summary = Summary {
+        dry_run: settings.dry_run,
+        skipped: plan.unchanged,
+        plan_lines: plan.actions.iter().filter_map(plan::describe).collect(),
+        ..Summary::default()
+    };
+    count(&plan, &mut summary);
+    summary.refused = guard(&plan, &manifest, &wanted, settings.force);
+    if settings.dry_run || summary.refused.is_some() {
+        summary.failed = failures;
+        return Ok(summary);
+    }
+    let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
+    let done = exec::execute(settings, &scan, &sources, manifest, &plan)?;
+    summary.converted = done.converted;
+    summary.retagged = done.retagged;
+    summary.renamed = done.renamed;
+    summary.removed = done.removed;
+    summary.audio_minutes = done.audio_seconds / 60.0;
+    failures.extend(done.failures);
+    summary.failed = failures;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Files under staging, and which recorded outputs no longer hold what musync wrote. An output
+/// whose size and mtime match its record is trusted without being read.
+fn staging_state(staging: &Path, manifest: &Manifest) -> Staging {
+    let mut present = BTreeSet::new();
+    let mut walk = walkdir::WalkDir::new(staging).into_iter();
+    while let Some(Ok(entry)) = walk.next() {
+        let name = entry.file_name().to_string_lossy();
+        if entry.depth() == 1 && name == manifest::STATE_DIR {
+            walk.skip_current_dir();
+        } else if entry.file_type().is_file()
+            && !name.starts_with(fsutil::TEMP_PREFIX)
+            && let Ok(rel) = entry.path().strip_prefix(staging)
+            && let Some(rel) = rel.to_str()
+        {
+            present.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"));
+        }
+    }
+    let changed = manifest
+        .records
+        .par_iter()
+        .filter(|(_, r)| present.contains(&r.output))
+        .filter(|(_, r)| {
+            let path = staging.join(&r.output);
+            Stamp::of(&path) != Some(r.output_stamp)
+                && fsutil::sha256_file(&path).ok().as_ref() != Some(&r.output_hash)
+        })
+        .map(|(_, r)| r.output.clone())
+        .collect();
+    Staging { present, changed }
+}
+
+/// Fingerprint every source: reused from the manifest when path, size and mtime are unchanged,
+/// otherwise read (audio packets and tags, never decoded), in parallel.
+fn fingerprint(
+    settings: &Settings,
+    scan: &Scan,
+    manifest: &Manifest,
+) -> (Vec<Wanted>, Vec<Failure>) {
+    let results: Vec<Result<Wanted, Failure>> = scan
+        .sources
+        .par_iter()
+        .map(|s| {
+            let (audio_hash, tag_hash) = match manifest.records.get(&s.rel) {
+                Some(r) if r.stamp == s.stamp && r.kind == s.kind => {
+                    (r.audio_hash.clone(), r.tag_hash.clone())
+                }
+                _ => {
+                    let path = settings.library.join(&s.rel);
+                    let audio = audio::audio_hash(&path)
+                        .map_err(|e| Failure::from_error(s.rel.clone(), &e))?;
+                    let tags = metadata::read_tags(&path)
+                        .map_err(|e| Failure::from_error(s.rel.clone(), &e))?;
+                    (audio, metadata::tag_hash(&tags))
+                }
+            };
+            Ok(Wanted {
+                tag_key: tag_key(&tag_hash, scan.folder_cover(&s.rel), settings.id3),
+                encoder: encoder_key(s.kind, settings.quality),
+                rel: s.rel.clone(),
+                kind: s.kind,
+                stamp: s.stamp,
+                audio_hash,
+                tag_hash,
+            })
+        })
+        .collect();
+    let mut wanted = Vec::new();
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(w) => wanted.push(w),
+            Err(f) => failures.push(f),
+        }
+    }
+    (wanted, failures)
+}
+
+/// Refuse to delete when the library looks unmounted or has lost most of its files.
+fn guard(plan: &Plan, manifest: &Manifest, wanted: &[Wanted], force: bool) -> Option<String> {
+    let removals = plan
+        .actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::Remove {
+                    source: Some(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    let records = manifest.records.len();
+    if force || removals == 0 {
+        return None;
+    }
+    if wanted.is_empty() {
+        return Some(format!(
+            "the library holds no music but {records} staged files were made from it; is the disk \
+             mounted? Nothing was changed (use --force to remove them all)"
+        ));
+    }
+    (records >= 4 && removals * 2 > records).then(|| {
+        format!(
+            "{removals} of the {records} sources converted before are gone from the library; is \
+             it complete? Nothing was changed (use --force if this is intended)"
+        )
+    })
+}
+
+fn count(plan: &Plan, summary: &mut Summary) {
+    for action in &plan.actions {
+        match action {
+            Action::Convert { .. } => summary.converted += 1,
+            Action::Retag { .. } => summary.retagged += 1,
+            Action::Move {
+                old_output,
+                output,
+                retag,
+                ..
+            } => {
+                if old_output != output {
+                    summary.renamed += 1;
+                } else if *retag {
+                    summary.retagged += 1;
+                } else {
+                    summary.skipped += 1;
+                }
+            }
+            Action::Remove { delete: true, .. } => summary.removed += 1,
+            Action::Refresh { .. } => summary.skipped += 1,
+            Action::Remove { .. } => {}
+        }
+    }
+}
+
+/// Refuse a staging folder inside the library: the library is never written to.
+pub fn check_staging(library: &Path, staging: &Path) -> anyhow::Result<()> {
+    let library = fs::canonicalize(library)
+        .with_context(|| format!("library {} cannot be opened", library.display()))?;
+    if resolve(staging).starts_with(&library) {
+        anyhow::bail!(
+            "staging {} is inside the library {}; choose a folder outside it",
+            staging.display(),
+            library.display()
+        );
+    }
+    Ok(())
+}
+
+/// `path` with symlinks resolved as far as it exists, the rest appended as written.
+fn resolve(path: &Path) -> PathBuf {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = path.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = fs::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return path.clone(),
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! The convert planner: a pure function from (what the library holds now, what the manifest says
+//! musync made, what staging holds) to the list of actions that brings staging in line. No I/O,
+//! so every case is a unit or property test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::fsutil::Stamp;
+use crate::manifest::{Manifest, Record};
+use crate::report::Failure;
+use crate::scan::SourceKind;
+
+/// A library file as the planner sees it: identity and fingerprints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub rel: String,
+    pub kind: SourceKind,
+    pub stamp: Stamp,
+    pub audio_hash: String,
+    pub tag_hash: String,
+    /// What the staged tags must be derived from now (source tags, cover, settings).
+    pub tag_key: String,
+    /// The encoder settings its output must have now.
+    pub encoder: String,
+}
+
+/// What is in staging, as far as the planner needs to know.
+#[derive(Debug, Default)]
+pub struct Staging {
+    /// Staging-relative paths of the files there (musync's own folder excluded).
+    pub present: BTreeSet<String>,
+    /// Recorded outputs whose bytes no longer match the manifest.
+    pub changed: BTreeSet<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    New,
+    AudioChanged,
+    SettingsChanged,
+    OutputMissing,
+    OutputChanged,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Make `output` from `source` (transcode, or copy a native MP3), tags included.
+    Convert {
+        source: String,
+        output: String,
+        reason: Reason,
+    },
+    /// Rewrite only the tags of `output`.
+    Retag { source: String, output: String },
+    /// The source was moved or renamed: rename its output instead of converting again.
+    Move {
+        old_source: String,
+        old_output: String,
+        source: String,
+        output: String,
+        retag: bool,
+    },
+    /// The source is gone: drop its record and delete its output when nothing reuses the path.
+    Remove {
+        source: Option<String>,
+        output: String,
+        delete: bool,
+    },
+    /// Unchanged but touched (new mtime): remember the new stamp so its hash is not redone.
+    Refresh { source: String },
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Moves first, then removals, then the rest: the order the executor must keep.
+    pub actions: Vec<Action>,
+    /// Sources whose staged file is already right.
+    pub unchanged: usize,
+    pub failures: Vec<Failure>,
+}
+
+/// The staged file a source becomes.
+pub fn output_path(source: &str) -> String {
+    let stem_end = source
+        .rfind('.')
+        .filter(|&i| source.rfind('/').is_none_or(|s| i > s + 1))
+        .unwrap_or(source.len());
+    format!("{}.mp3", &source[..stem_end])
+}
+
+/// Plan the convert stage. `unreadable` names library files and folders that exist but could
+/// not be read: their records stay as they are, since failing is never a reason to delete.
+pub fn plan(
+    wanted: &[Wanted],
+    unreadable: &[String],
+    manifest: &Manifest,
+    staging: &Staging,
+) -> Plan {
+    let mut plan = Plan::default();
+    let outputs = assign_outputs(wanted, manifest, &mut plan.failures);
+    let mut live: BTreeSet<&str> = wanted.iter().map(|w| w.rel.as_str()).collect();
+    live.extend(
+        manifest
+            .records
+            .keys()
+            .filter(|s| unreadable.iter().any(|u| within(s, u)))
+            .map(String::as_str),
+    );
+    let gone: Vec<&Record> = manifest
+        .records
+        .values()
+        .filter(|r| !live.contains(r.source.as_str()))
+        .collect();
+    let state = |r: &Record| {
+        if !staging.present.contains(&r.output) {
+            Some(Reason::OutputMissing)
+        } else if staging.changed.contains(&r.output) {
+            Some(Reason::OutputChanged)
+        } else {
+            None
+        }
+    };
+
+    let mut claimed: BTreeMap<&str, &Wanted> = BTreeMap::new(); // gone record source → mover
+    let mut work = Vec::new();
+    for (w, output) in wanted
+        .iter()
+        .filter_map(|w| outputs.get(w.rel.as_str()).map(|o| (w, o)))
+    {
+        if let Some(r) = manifest.records.get(&w.rel) {
+            let reason = if r.audio_hash != w.audio_hash {
+                Some(Reason::AudioChanged)
+            } else if r.encoder != w.encoder || r.output != *output {
+                Some(Reason::SettingsChanged)
+            } else {
+                state(r)
+            };
+            work.push(match reason {
+                Some(reason) => convert(w, output, reason),
+                None if r.tag_key != w.tag_key => Action::Retag {
+                    source: w.rel.clone(),
+                    output: output.clone(),
+                },
+                None if r.stamp != w.stamp => Action::Refresh {
+                    source: w.rel.clone(),
+                },
+                None => {
+                    plan.unchanged += 1;
+                    continue;
+                }
+            });
+            continue;
+        }
+        let mover = gone.iter().find(|r| {
+            !claimed.contains_key(r.source.as_str())
+                && r.audio_hash == w.audio_hash
+                && r.encoder == w.encoder
+                && state(r).is_none()
+        });
+        match mover {
+            Some(r) => {
+                claimed.insert(&r.source, w);
+                work.push(Action::Move {
+                    old_source: r.source.clone(),
+                    old_output: r.output.clone(),
+                    source: w.rel.clone(),
+                    output: output.clone(),
+                    retag: r.tag_key != w.tag_key,
+                });
+            }
+            None => work.push(convert(w, output, Reason::New)),
+        }
+    }
+
+    // A move may not land on a file another move still has to carry away: convert instead
+    // (converts run after every move, when the path is free).
+    let move_sources: BTreeSet<String> = work
+        .iter()
+        .filter_map(|a| match a {
+            Action::Move {
+                old_output, output, ..
+            } if old_output != output => Some(old_output.clone()),
+            _ => None,
+        })
+        .collect();
+    for action in &mut work {
+        if let Action::Move {
+            old_source,
+            old_output,
+            source,
+            output,
+            ..
+        } = action
+            && old_output != output
+            && move_sources.contains(output.as_str())
+        {
+            claimed.remove(old_source.as_str());
+            *action = Action::Convert {
+                source: source.clone(),
+                output: output.clone(),
+                reason: Reason::New,
+            };
+        }
+    }
+
+    let reused: BTreeSet<String> = work
+        .iter()
+        .filter_map(|a| match a {
+            Action::Convert { output, .. }
+            | Action::Retag { output, .. }
+            | Action::Move { output, .. } => Some(output.clone()),
+            Action::Refresh { .. } | Action::Remove { .. } => None,
+        })
+        .chain(
+            manifest
+                .records
+                .values()
+                .filter(|r| live.contains(r.source.as_str()))
+                .map(|r| r.output.clone()),
+        )
+        .collect();
+    let owned_elsewhere = |path: &str| manifest.owns(path);
+
+    // Writing over a file musync did not make would lose it.
+    let mut blocked = BTreeSet::new();
+    for action in &work {
+        if let Action::Convert { source, output, .. } | Action::Move { source, output, .. } = action
+            && !manifest
+                .records
+                .get(source)
+                .is_some_and(|r| r.output == *output)
+            && staging.present.contains(output)
+            && !owned_elsewhere(output)
+        {
+            plan.failures.push(Failure::new(
+                source.clone(),
+                format!("staging already has {output}, which musync did not create; move it away"),
+            ));
+            blocked.insert(source.clone());
+        }
+    }
+    work.retain(|a| match a {
+        Action::Convert { source, .. } | Action::Move { source, .. } => !blocked.contains(source),
+        _ => true,
+    });
+
+    let mut moves = Vec::new();
+    let mut rest = Vec::new();
+    for action in work {
+        if matches!(action, Action::Move { .. }) {
+            moves.push(action);
+        } else {
+            rest.push(action);
+        }
+    }
+    plan.actions = moves;
+    for r in gone
+        .iter()
+        .filter(|r| !claimed.contains_key(r.source.as_str()))
+    {
+        plan.actions.push(Action::Remove {
+            source: Some(r.source.clone()),
+            output: r.output.clone(),
+            delete: staging.present.contains(&r.output) && !reused.contains(&r.output),
+        });
+    }
+    for orphan in &manifest.orphans {
+        plan.actions.push(Action::Remove {
+            source: None,
+            output: orphan.clone(),
+            delete: staging.present.contains(orphan) && !reused.contains(orphan),
+        });
+    }
+    plan.actions.extend(rest);
+    plan
+}
+
+/// Whether `path` is `dir` or lies under it.
+fn within(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn convert(w: &Wanted, output: &str, reason: Reason) -> Action {
+    Action::Convert {
+        source: w.rel.clone(),
+        output: output.to_string(),
+        reason,
+    }
+}
+
+/// Give each source its output path. When two sources want the same one (`Song.flac` and
+/// `Song.mp3` side by side), the one that already has it keeps it, then lossless before MP3,
+/// then by name; the others fail with a message naming both.
+fn assign_outputs<'a>(
+    wanted: &'a [Wanted],
+    manifest: &Manifest,
+    failures: &mut Vec<Failure>,
+) -> BTreeMap<&'a str, String> {
+    let mut order: Vec<&Wanted> = wanted.iter().collect();
+    order.sort_by_key(|w| {
+        let keeps = manifest
+            .records
+            .get(&w.rel)
+            .is_some_and(|r| r.output == output_path(&w.rel));
+        (!keeps, w.kind != SourceKind::Lossless, w.rel.as_str())
+    });
+    let mut taken: BTreeMap<String, &str> = BTreeMap::new();
+    let mut outputs = BTreeMap::new();
+    for w in order {
+        let output = output_path(&w.rel);
+        if let Some(first) = taken.get(&output) {
+            failures.push(Failure::new(
+                w.rel.clone(),
+                format!("its MP3 {output} would collide with the one made from {first}; rename one of them"),
+            ));
+            continue;
+        }
+        taken.insert(output.clone(), &w.rel);
+        outputs.insert(w.rel.as_str(), output);
+    }
+    outputs
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::New => "new",
+            Reason::AudioChanged => "audio changed",
+            Reason::SettingsChanged => "encoder settings changed",
+            Reason::OutputMissing => "staged file missing",
+            Reason::OutputChanged => "staged file changed",
+        })
+    }
+}
+
+/// One line per action, as `--dry-run` prints it (`None` for bookkeeping-only actions).
+pub fn describe(action: &Action) -> Option<String> {
+    Some(match action {
+        Action::Convert {
+            source,
+            output,
+            reason,
+        } => format!("convert {source} -> {output} ({reason})"),
+        Action::Retag { source, output } => format!("retag   {output} (tags of {source} changed)"),
+        Action::Move {
+            old_output,
+            output,
+            retag,
+            ..
+        } if old_output == output => {
+            if !retag {
+                return None;
+            }
+            format!("retag   {output}")
+        }
+        Action::Move {
+            old_output,
+            output,
+            retag,
+            ..
+        } => {
+            format!(
+                "rename  {old_output} -> {output}{}",
+                if *retag { " (and retag)" } else { "" }
+            )
+        }
+        Action::Remove {
+            output,
+            delete: true,
+            ..
+        } => format!("remove  {output}"),
+        Action::Remove { .. } | Action::Refresh { .. } => return None,
+    })
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

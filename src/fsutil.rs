@@ -1,0 +1,181 @@
+//! Atomic file writes for the staging tree: every new file is written under a hidden temporary
+//! name in its final folder, synced, then renamed into place, so a killed run never leaves a
+//! truncated file under a final name. Never touches anything outside the folder it is given.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+
+/// Every temporary file musync makes starts with this, so a later run can find and remove
+/// the ones a killed run left behind.
+pub const TEMP_PREFIX: &str = ".musync-tmp-";
+
+/// A fresh temporary file in the folder that will hold `target` (created if missing).
+pub fn temp_beside(target: &Path) -> anyhow::Result<NamedTempFile> {
+    let dir = target.parent().context("target has no parent folder")?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The target's extension is kept: tag libraries pick the file format by it.
+    let suffix = target
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(&suffix)
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))
+}
+
+/// Sync `temp` to disk and rename it to `target`, replacing what was there.
+pub fn commit(temp: NamedTempFile, target: &Path) -> anyhow::Result<()> {
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", temp.path().display()))?;
+    temp.persist(target)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming into {}", target.display()))?;
+    sync_parent(target);
+    Ok(())
+}
+
+/// Write `bytes` to `target` atomically.
+pub fn write_atomic(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut temp = temp_beside(target)?;
+    io::Write::write_all(&mut temp, bytes)
+        .with_context(|| format!("writing {}", temp.path().display()))?;
+    commit(temp, target)
+}
+
+/// Make a rename durable; failure only weakens durability, never correctness, so it is ignored.
+pub fn sync_parent(path: &Path) {
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+}
+
+/// Size and modification time (ns since the epoch) of a file: how musync tells, without reading
+/// it, that a file is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+impl Stamp {
+    pub fn of_metadata(meta: &fs::Metadata) -> Stamp {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .map_or(0, |t| match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+                Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+            });
+        Stamp {
+            size: meta.len(),
+            mtime_ns,
+        }
+    }
+
+    /// The stamp of the file at `path`, or `None` when there is no regular file there.
+    pub fn of(path: &Path) -> Option<Stamp> {
+        let meta = fs::metadata(path).ok()?;
+        meta.is_file().then(|| Stamp::of_metadata(&meta))
+    }
+}
+
+/// sha256 of a whole file, as lowercase hex, read in 64 KiB blocks.
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Remove the temporary files an interrupted run left under `root`; returns how many.
+pub fn remove_stale_temps(root: &Path) -> usize {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_type().is_file() && e.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+/// Remove `dir` and its parents while they are empty, stopping at `root` (never removed).
+pub fn remove_empty_dirs(dir: &Path, root: &Path) {
+    let mut dir: PathBuf = dir.to_path_buf();
+    while dir != root && dir.starts_with(root) && fs::remove_dir(&dir).is_ok() {
+        if !dir.pop() {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a/b/file.txt");
+        write_atomic(&target, b"one").unwrap();
+        write_atomic(&target, b"two").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"two");
+        assert_eq!(remove_stale_temps(dir.path()), 0);
+    }
+
+    #[test]
+    fn stale_temps_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = temp_beside(&dir.path().join("x/song.mp3")).unwrap();
+        let (_, path) = temp.keep().unwrap();
+        fs::write(dir.path().join("x/keep.mp3"), b"k").unwrap();
+        assert_eq!(remove_stale_temps(dir.path()), 1);
+        assert!(!path.exists());
+        assert!(dir.path().join("x/keep.mp3").exists());
+    }
+
+    #[test]
+    fn empty_dirs_are_removed_up_to_root() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("a/b/c")).unwrap();
+        fs::write(dir.path().join("a/keep"), b"").unwrap();
+        remove_empty_dirs(&dir.path().join("a/b/c"), dir.path());
+        assert!(!dir.path().join("a/b").exists());
+        assert!(dir.path().join("a").exists());
+    }
+
+    #[test]
+    fn hex_is_lowercase() {
+        assert_eq!(hex(&[0x0a, 0xff]), "0aff");
+    }
+}

@@ -1,0 +1,67 @@
+//! What a run tells the user: per-file failures, the progress bar, and exit codes. Output goes
+//! through here so parallel workers never interleave half-lines.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// One file that could not be handled, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub path: String,
+    pub error: String,
+}
+
+impl Failure {
+    pub fn new(path: impl Into<String>, error: impl Into<String>) -> Failure {
+        Failure {
+            path: path.into(),
+            error: error.into(),
+        }
+    }
+
+    /// From an anyhow error: its whole chain on one line.
+    pub fn from_error(path: impl Into<String>, error: &anyhow::Error) -> Failure {
+        Failure::new(path, format!("{error:#}"))
+    }
+
+    /// The one line printed to stderr.
+    pub fn print(&self) {
+        eprintln!("musync: {}: {}", self.path, self.error);
+    }
+}
+
+/// The process exit codes, documented in `--help` and the README.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    /// Some files failed; the rest were done.
+    SomeFailed = 1,
+    /// Bad arguments or settings.
+    Usage = 2,
+    /// A safety guard refused to act (e.g. the library looks unmounted).
+    Refused = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// A progress bar over bytes of source audio, drawn on stderr only when it is a terminal.
+pub fn progress(total_bytes: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {msg} ({elapsed}, ETA {eta})")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real `musync` binary on real files, checked by independent readers
+//! (ffmpeg for audio, mutagen for tags).
+
+mod bad_input;
+mod convert;
+mod testbench;
+mod util;

@@ -1,0 +1,224 @@
+//! The test harness: temporary libraries made from the fixtures or from the reference `flac`
+//! tool, a runner for the real binary, and independent readers of what it wrote.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/library")
+}
+
+/// A library and a staging folder in a fresh temporary directory.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub library: PathBuf,
+    pub staging: PathBuf,
+}
+
+impl Env {
+    pub fn empty() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let library = dir.path().join("library");
+        let staging = dir.path().join("staging");
+        fs::create_dir(&library).unwrap();
+        Env {
+            dir,
+            library,
+            staging,
+        }
+    }
+
+    /// A copy of the demo library.
+    pub fn demo() -> Env {
+        let env = Env::empty();
+        copy_tree(&fixtures(), &env.library);
+        env
+    }
+
+    pub fn lib(&self, rel: &str) -> PathBuf {
+        self.library.join(rel)
+    }
+
+    pub fn staged(&self, rel: &str) -> PathBuf {
+        self.staging.join(rel)
+    }
+
+    pub fn command(&self, subcommand: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_musync"));
+        cmd.arg(subcommand)
+            .arg("--library")
+            .arg(&self.library)
+            .arg("--staging")
+            .arg(&self.staging)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run `musync convert ARGS`.
+    pub fn convert(&self, args: &[&str]) -> Output {
+        self.command("convert").args(args).output().unwrap()
+    }
+
+    /// Run `musync convert --json ARGS` and return its JSON and exit code.
+    pub fn convert_json(&self, args: &[&str]) -> (Value, i32) {
+        let out = self
+            .command("convert")
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "bad JSON ({e}): {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                stderr(&out)
+            )
+        });
+        (json, out.status.code().unwrap_or(-1))
+    }
+
+    /// Every file under staging except musync's own folder, relative and sorted.
+    pub fn staged_files(&self) -> Vec<String> {
+        files(&self.staging)
+            .into_iter()
+            .filter(|f| !f.starts_with(".musync/"))
+            .collect()
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&target).unwrap();
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Relative paths of the regular files under `dir`, sorted.
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Path → sha256 of every file, to prove a tree was not changed.
+pub fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
+    files(dir)
+        .into_iter()
+        .map(|f| {
+            let digest = Sha256::digest(fs::read(dir.join(&f)).unwrap());
+            (f, digest.iter().map(|b| format!("{b:02x}")).collect())
+        })
+        .collect()
+}
+
+pub fn mtimes(dir: &Path) -> BTreeMap<String, std::time::SystemTime> {
+    files(dir)
+        .into_iter()
+        .map(|f| {
+            let m = fs::metadata(dir.join(&f)).unwrap().modified().unwrap();
+            (f, m)
+        })
+        .collect()
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?}: {e} (is it installed? scripts/test installs it)")
+    });
+    assert!(out.status.success(), "{cmd:?} failed: {}", stderr(&out));
+    out
+}
+
+/// What ffmpeg decodes from a file: (frames per channel, sample rate, channels).
+pub fn decoded(path: &Path) -> (u64, u32, u32) {
+    let probe = run(Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=sample_rate,channels",
+            "-of",
+            "json",
+        ])
+        .arg(path));
+    let json: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let stream = &json["streams"][0];
+    let rate: u32 = stream["sample_rate"].as_str().unwrap().parse().unwrap();
+    let channels = u32::try_from(stream["channels"].as_u64().unwrap()).unwrap();
+    let pcm = run(Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-f", "s16le", "-acodec", "pcm_s16le", "-"]));
+    (
+        pcm.stdout.len() as u64 / 2 / u64::from(channels),
+        rate,
+        channels,
+    )
+}
+
+/// The MP3's tags as mutagen reads them: frame id (TXXX:desc, COMM::lang…) → text values.
+pub fn mutagen(path: &Path) -> BTreeMap<String, Value> {
+    const SCRIPT: &str = r#"
+import json, sys
+from mutagen.id3 import ID3
+tags = ID3(sys.argv[1])
+out = {"_version": "2.%d" % tags.version[1]}
+for key, frame in tags.items():
+    if frame.FrameID == "APIC":
+        out[key] = {"type": int(frame.type), "mime": frame.mime, "len": len(frame.data)}
+    elif frame.FrameID == "USLT":
+        out[key] = frame.text
+    elif frame.FrameID == "UFID":
+        out[key] = frame.data.decode()
+    elif hasattr(frame, "text"):
+        out[key] = [str(t) for t in frame.text]
+print(json.dumps(out))
+"#;
+    let out = run(Command::new("python3").args(["-c", SCRIPT]).arg(path));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Make a 16-bit 44.1 kHz stereo FLAC of `seconds` with the reference encoder.
+pub fn make_flac(path: &Path, seconds: f64, tags: &[&str]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let wav = path.with_extension("tmp.wav");
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:duration={seconds}"))
+        .args(["-ac", "2", "-c:a", "pcm_s16le"])
+        .arg(&wav));
+    let mut flac = Command::new("flac");
+    flac.args(["-s", "-f"]);
+    for t in tags {
+        flac.arg(format!("--tag={t}"));
+    }
+    run(flac.arg(&wav).arg("-o").arg(path));
+    fs::remove_file(&wav).unwrap();
+}
