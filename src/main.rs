@@ -35,17 +35,34 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(cli: &Cli) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
+
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => tracing::Level::ERROR,
         (false, 0) => tracing::Level::WARN,
         (false, 1) => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
+    // The decoding and tagging libraries log their own recoveries; only -vv shows them.
+    let others = if cli.verbose >= 2 {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::ERROR
+    };
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("musync", level)
+        .with_default(others);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(colour)
+                .without_time()
+                .with_target(false)
+                .with_filter(filter),
+        )
         .init();
 }
 

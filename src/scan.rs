@@ -66,7 +66,7 @@ pub fn scan(library: &Path) -> anyhow::Result<Scan> {
         bail!("library {} is not a folder", library.display());
     }
     let mut scan = Scan::default();
-    let mut cover_rank: BTreeMap<String, usize> = BTreeMap::new();
+    let mut cover_rank: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let mut walk = walkdir::WalkDir::new(&root).follow_links(true).into_iter();
     while let Some(entry) = walk.next() {
         let entry = match entry {
@@ -147,7 +147,10 @@ pub fn scan(library: &Path) -> anyhow::Result<Scan> {
             scan.sources.push(Source { rel, stamp, kind });
         } else if let Some(rank) = cover_rank_of(&rel) {
             let dir = parent_of(&rel).to_string();
-            if cover_rank.get(&dir).is_none_or(|&best| rank < best) {
+            // The exact name breaks ties (Cover.jpg, cover.jpg) so the choice does not depend
+            // on the order the folder is listed in.
+            let rank = (rank, rel.clone());
+            if cover_rank.get(&dir).is_none_or(|best| rank < *best) {
                 cover_rank.insert(dir.clone(), rank);
                 scan.covers.insert(dir, (rel, stamp));
             }

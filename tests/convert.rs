@@ -241,14 +241,15 @@ fn surround_is_downmixed_with_every_channel() {
         };
         (side(0), side(1))
     };
+    // ffmpeg's sine has an RMS of 2896; the normalised 5.1 matrix gives C and Ls 0.293 each.
     let (l, r) = rms("centre.mp3");
     assert!(
-        l > 1000.0 && (l - r).abs() < l * 0.05,
+        l > 800.0 && (l - r).abs() < l * 0.05,
         "centre should reach both sides equally: {l} {r}"
     );
     let (l, r) = rms("back-left.mp3");
     assert!(
-        l > 1000.0 && r < l * 0.05,
+        l > 800.0 && r < l * 0.05,
         "back-left should reach the left side only: {l} {r}"
     );
 }

@@ -65,6 +65,10 @@ pub fn execute(
     if stale > 0 {
         tracing::info!("removed {stale} temporary files left by an interrupted run");
     }
+    if plan.actions.is_empty() {
+        // Nothing to do writes nothing, not even the manifest.
+        return Ok(Done::default());
+    }
     let ctx = Ctx {
         settings,
         scan,
@@ -299,6 +303,19 @@ impl Ctx<'_> {
                 if t.audio_hash != w.audio_hash {
                     bail!("the file changed while it was being converted; run again");
                 }
+                if t.output_frames == 0 {
+                    // LAME's empty file is one silent frame that ffmpeg (and so Navidrome) rejects.
+                    bail!("the file holds no audio");
+                }
+                tracing::debug!(
+                    "{source}: {} Hz × {} ch, {} frames → {} Hz × {} ch, {} frames",
+                    t.source_rate,
+                    t.source_channels,
+                    t.source_frames,
+                    t.output_rate,
+                    t.output_channels,
+                    t.output_frames
+                );
                 t.source_frames as f64 / f64::from(t.source_rate.max(1))
             }
             SourceKind::Mp3 => {

@@ -219,18 +219,17 @@ pub fn plan(
                 .map(|r| r.output.clone()),
         )
         .collect();
-    let owned_elsewhere = |path: &str| manifest.owns(path);
 
     // Writing over a file musync did not make would lose it.
     let mut blocked = BTreeSet::new();
     for action in &work {
         if let Action::Convert { source, output, .. } | Action::Move { source, output, .. } = action
-            && !manifest
+            && manifest
                 .records
                 .get(source)
-                .is_some_and(|r| r.output == *output)
+                .is_none_or(|r| r.output != *output)
             && staging.present.contains(output)
-            && !owned_elsewhere(output)
+            && !manifest.owns(output)
         {
             plan.failures.push(Failure::new(
                 source.clone(),
