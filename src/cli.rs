@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::audio::Quality;
+use crate::tag::rules::GenreFrom;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -34,10 +35,14 @@ pub enum Command {
     /// Convert the library's lossless files into MP3s in the staging folder, mirroring its layout.
     #[command(after_help = EXIT_CODES)]
     Convert(ConvertArgs),
+    /// Set the staged files' genre from the library's folder names (and other tag changes).
+    #[command(after_help = EXIT_CODES)]
+    Tag(TagArgs),
 }
 
+/// Where to read and write, and how to report; shared by every stage.
 #[derive(Args, Debug)]
-pub struct ConvertArgs {
+pub struct Common {
     /// The music library (read only, never written to).
     #[arg(long, value_name = "DIR")]
     pub library: PathBuf,
@@ -46,15 +51,7 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "DIR")]
     pub staging: PathBuf,
 
-    /// LAME preset: V0 (best) … V9, CBR320, CBR256, CBR192, CBR128, or ABR<kbps>.
-    #[arg(long, default_value = "V2", value_name = "PRESET")]
-    pub quality: Quality,
-
-    /// Write ID3v2.3 tags (for old players) instead of ID3v2.4.
-    #[arg(long)]
-    pub id3v23: bool,
-
-    /// Files converted at once [default: the number of cores].
+    /// Files worked on at once [default: the number of cores].
     #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
 
@@ -65,8 +62,69 @@ pub struct ConvertArgs {
     /// Print one JSON object with the results on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The genre rules. Each one given is remembered for later runs of every stage.
+#[derive(Args, Debug)]
+pub struct GenreArgs {
+    /// Which folder names the genre: top (first folder under the library), parent (the
+    /// file's folder, disc folders skipped), path (the whole folder path) or level:N
+    /// [default: top].
+    #[arg(long, value_name = "RULE")]
+    pub genre_from: Option<GenreFrom>,
+
+    /// always: the folder is the truth; if-missing: keep a genre the file already has
+    /// [default: always].
+    #[arg(long, value_name = "POLICY", value_enum)]
+    pub genre_policy: Option<PolicyArg>,
+
+    /// FOLDER-GLOB=GENRE, wins over the rule (repeatable; matched against the folder path,
+    /// e.g. 'Soundtracks/**=Soundtrack'). Given once with an empty value ("") clears the table.
+    #[arg(long, value_name = "GLOB=GENRE")]
+    pub genre_map: Vec<String>,
+
+    /// Regex of disc folders the parent rule skips [default: (?i)^(cd|dis[ck])[ _.-]*\d+\b].
+    #[arg(long, value_name = "REGEX")]
+    pub disc_pattern: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum PolicyArg {
+    Always,
+    IfMissing,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// LAME preset: V0 (best) … V9, CBR320, CBR256, CBR192, CBR128, or ABR<kbps>
+    /// [default: V2, or what the last run used].
+    #[arg(long, value_name = "PRESET")]
+    pub quality: Option<Quality>,
+
+    /// Write ID3v2.3 tags (for old players) from now on.
+    #[arg(long, conflicts_with = "id3v24")]
+    pub id3v23: bool,
+
+    /// Write ID3v2.4 tags from now on (the default).
+    #[arg(long)]
+    pub id3v24: bool,
 
     /// Remove staged files even when the library seems to have lost most of its music.
     #[arg(long)]
     pub force: bool,
+
+    #[command(flatten)]
+    pub genre: GenreArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    #[command(flatten)]
+    pub genre: GenreArgs,
 }

@@ -9,21 +9,27 @@ mod manifest;
 mod metadata;
 mod report;
 mod scan;
+mod settings;
+mod tag;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ConvertArgs};
+use cli::{Cli, Command, Common, ConvertArgs, GenreArgs, PolicyArg, TagArgs};
+use convert::Mode;
 use metadata::Id3Version;
 use report::Exit;
+use settings::Overrides;
+use tag::rules::{self, Policy};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     let result = match cli.command {
         Command::Convert(args) => convert(args, cli.quiet),
+        Command::Tag(args) => tag(args, cli.quiet),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -66,24 +72,65 @@ fn init_logging(cli: &Cli) {
         .init();
 }
 
-fn convert(args: ConvertArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let settings = convert::Settings {
-        library: args.library,
-        staging: args.staging,
-        quality: args.quality,
-        id3: if args.id3v23 {
-            Id3Version::V23
-        } else {
-            Id3Version::V24
+fn settings(
+    common: Common,
+    genre: GenreArgs,
+    mode: Mode,
+    quiet: bool,
+) -> anyhow::Result<convert::Settings> {
+    let genre_map = match genre.genre_map.as_slice() {
+        [] => None,
+        [clear] if clear.is_empty() => Some(Vec::new()),
+        maps => Some(
+            maps.iter()
+                .map(|m| rules::parse_mapping(m))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+    };
+    Ok(convert::Settings {
+        library: common.library,
+        staging: common.staging,
+        overrides: Overrides {
+            genre_from: genre.genre_from,
+            genre_policy: genre.genre_policy.map(|p| match p {
+                PolicyArg::Always => Policy::Always,
+                PolicyArg::IfMissing => Policy::IfMissing,
+            }),
+            genre_map,
+            disc_pattern: genre.disc_pattern,
+            ..Overrides::default()
         },
-        jobs: args.jobs.map_or_else(
+        mode,
+        jobs: common.jobs.map_or_else(
             || std::thread::available_parallelism().map_or(1, usize::from),
             usize::from,
         ),
-        dry_run: args.dry_run,
-        force: args.force,
-        quiet: quiet || args.json,
+        dry_run: common.dry_run,
+        force: false,
+        quiet: quiet || common.json,
+    })
+}
+
+fn convert(args: ConvertArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let json = args.common.json;
+    let mut settings = settings(args.common, args.genre, Mode::Convert, quiet)?;
+    settings.overrides.quality = args.quality;
+    settings.overrides.id3 = match (args.id3v23, args.id3v24) {
+        (true, _) => Some(Id3Version::V23),
+        (_, true) => Some(Id3Version::V24),
+        _ => None,
     };
+    settings.force = args.force;
+    run_stage(&settings, json, quiet)
+}
+
+fn tag(args: TagArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let json = args.common.json;
+    let settings = settings(args.common, args.genre, Mode::TagOnly, quiet)?;
+    run_stage(&settings, json, quiet)
+}
+
+fn run_stage(settings: &convert::Settings, json: bool, quiet: bool) -> anyhow::Result<Exit> {
     if !settings.library.is_dir() {
         eprintln!(
             "musync: library {} is missing or not a folder; is the disk mounted? Nothing was changed",
@@ -92,14 +139,15 @@ fn convert(args: ConvertArgs, quiet: bool) -> anyhow::Result<Exit> {
         return Ok(Exit::Refused);
     }
     convert::check_staging(&settings.library, &settings.staging)?;
-    let summary = convert::run(&settings)?;
+    let summary = match settings.mode {
+        Mode::Convert => convert::run(settings)?,
+        Mode::TagOnly => tag::run(settings)?,
+    };
     let mut out = std::io::stdout().lock();
-    let printed = if args.json {
-        serde_json::to_writer(&mut out, &summary)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out))
-    } else {
-        print_summary(&mut out, &summary, quiet)
+    let printed = match (json, settings.mode) {
+        (true, Mode::Convert) => print_json(&mut out, &summary),
+        (true, Mode::TagOnly) => print_json(&mut out, &tag::TagSummary::from(&summary)),
+        (false, mode) => print_summary(&mut out, &summary, mode, quiet),
     };
     // A closed pipe (`musync … | head`) is not an error.
     if let Err(e) = printed
@@ -118,7 +166,17 @@ fn convert(args: ConvertArgs, quiet: bool) -> anyhow::Result<Exit> {
     })
 }
 
-fn print_summary(out: &mut impl Write, s: &convert::Summary, quiet: bool) -> std::io::Result<()> {
+fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)
+}
+
+fn print_summary(
+    out: &mut impl Write,
+    s: &convert::Summary,
+    mode: Mode,
+    quiet: bool,
+) -> std::io::Result<()> {
     if s.dry_run {
         for line in &s.plan_lines {
             writeln!(out, "{line}")?;
@@ -127,16 +185,30 @@ fn print_summary(out: &mut impl Write, s: &convert::Summary, quiet: bool) -> std
     if quiet {
         return Ok(());
     }
-    let verb = if s.dry_run {
-        "Would convert"
-    } else {
-        "Converted"
-    };
-    write!(
-        out,
-        "{verb} {}, retag {}, rename {}, remove {}; {} unchanged",
-        s.converted, s.retagged, s.renamed, s.removed, s.skipped
-    )?;
+    match (mode, s.dry_run) {
+        (Mode::Convert, dry) => write!(
+            out,
+            "{} {}, retag {}, rename {}, remove {}; {} unchanged",
+            if dry { "Would convert" } else { "Converted" },
+            s.converted,
+            s.retagged,
+            s.renamed,
+            s.removed,
+            s.skipped
+        )?,
+        (Mode::TagOnly, dry) => {
+            write!(
+                out,
+                "{} {}; {} unchanged",
+                if dry { "Would tag" } else { "Tagged" },
+                s.retagged,
+                s.skipped
+            )?;
+            if s.pending > 0 {
+                write!(out, "; {} need `musync convert` first", s.pending)?;
+            }
+        }
+    }
     if !s.dry_run {
         write!(
             out,

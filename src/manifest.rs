@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{self, Stamp};
 use crate::scan::SourceKind;
+use crate::settings::MirrorSettings;
 
 const FORMAT_VERSION: u32 = 1;
 /// The folder in staging that holds musync's own bookkeeping; never part of the mirror.
@@ -38,6 +39,11 @@ pub struct Record {
     pub output: String,
     pub output_stamp: Stamp,
     pub output_hash: String,
+    /// The source's own genre values, and the genre the staged file was given.
+    #[serde(default)]
+    pub own_genre: Vec<String>,
+    #[serde(default)]
+    pub genre: Vec<String>,
 }
 
 /// One journal change.
@@ -50,12 +56,17 @@ pub enum Change {
     /// the next run deletes it if it is still there.
     Orphan(String),
     Forget(String),
+    /// The settings this and later runs work with.
+    Settings(MirrorSettings),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub records: BTreeMap<String, Record>,
     pub orphans: BTreeSet<String>,
+    /// The settings the staged files were made with; `None` before the first run.
+    #[serde(default)]
+    pub settings: Option<MirrorSettings>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -80,6 +91,7 @@ impl Manifest {
             Change::Forget(output) => {
                 self.orphans.remove(&output);
             }
+            Change::Settings(settings) => self.settings = Some(settings),
         }
     }
 
@@ -228,6 +240,8 @@ mod tests {
                 mtime_ns: 4,
             },
             output_hash: "o".into(),
+            own_genre: vec![],
+            genre: vec![],
         }
     }
 

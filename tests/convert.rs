@@ -40,6 +40,16 @@ fn demo_library_mirrors_with_exact_lengths() {
         assert_eq!((mp3_frames, mp3_rate), (want_frames, want_rate), "{out}");
         assert_eq!(mp3_channels, channels.min(2), "{out}");
     }
+    for args in [
+        &["--dry-run"][..],
+        &[],
+        &["--id3v23"],
+        &["--quality", "V0"],
+        &["--force"],
+    ] {
+        let out = env.convert(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
     assert_eq!(
         tree_hashes(&env.library),
         library,
@@ -173,8 +183,9 @@ fn id3v23_is_written_when_asked() {
         tags.contains_key("TYER") || tags.contains_key("TDRC"),
         "{tags:?}"
     );
-    // Switching back to 2.4 rewrites tags only.
-    let (json, _) = env.convert_json(&[]);
+    // The choice is remembered; switching back to 2.4 rewrites tags only.
+    assert_eq!(env.convert_json(&[]).0["skipped"].as_u64(), Some(8));
+    let (json, _) = env.convert_json(&["--id3v24"]);
     assert_eq!(
         (json["converted"].as_u64(), json["retagged"].as_u64()),
         (Some(0), Some(8)),
@@ -462,12 +473,38 @@ fn staging_inside_the_library_is_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("overlap"), "{}", stderr(&out));
+    assert!(!env.lib("mirror").exists());
+    // A staging folder holding the library would let a mirrored path land inside it.
+    let out = Command::new(env!("CARGO_BIN_EXE_musync"))
+        .args(["convert", "--library"])
+        .arg(&env.library)
+        .arg("--staging")
+        .arg(env.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn user_file_in_the_way_is_kept_and_reported() {
+    let env = Env::demo();
+    converted(&env);
+    let mine = env.staged("Jazz/new.mp3");
+    fs::write(&mine, "mine").unwrap();
+    fs::copy(
+        env.lib(&format!("{OPENING}.flac")),
+        env.lib("Jazz/new.flac"),
+    )
+    .unwrap();
+    let out = env.convert(&[]);
+    assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("inside the library"),
+        stderr(&out).contains("musync: Jazz/new.flac: staging already has Jazz/new.mp3"),
         "{}",
         stderr(&out)
     );
-    assert!(!env.lib("mirror").exists());
+    assert_eq!(fs::read(&mine).unwrap(), b"mine");
 }
 
 /// kill -9 in the middle of a run, then run again: no truncated MP3 under a final name, ever.

@@ -6,18 +6,19 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, anyhow, bail};
 use rayon::prelude::*;
 
-use super::Settings;
 use super::plan::{Action, Plan, Wanted};
+use super::{Resolved, Settings};
 use crate::audio;
 use crate::fsutil::{self, Stamp};
 use crate::manifest::{self, Change, Journal, Manifest, Record};
-use crate::metadata::{self, TagSet};
+use crate::metadata;
 use crate::report::{self, Failure};
 use crate::scan::{Scan, SourceKind};
 
@@ -47,6 +48,7 @@ impl Ledger {
 
 struct Ctx<'a> {
     settings: &'a Settings,
+    resolved: &'a Resolved,
     scan: &'a Scan,
     sources: &'a BTreeMap<&'a str, &'a Wanted>,
     ledger: Mutex<Ledger>,
@@ -54,6 +56,7 @@ struct Ctx<'a> {
 
 pub fn execute(
     settings: &Settings,
+    resolved: &Resolved,
     scan: &Scan,
     sources: &BTreeMap<&str, &Wanted>,
     manifest: Manifest,
@@ -65,12 +68,14 @@ pub fn execute(
     if stale > 0 {
         tracing::info!("removed {stale} temporary files left by an interrupted run");
     }
-    if plan.actions.is_empty() {
+    let new_settings = manifest.settings.as_ref() != Some(&resolved.mirror);
+    if plan.actions.is_empty() && !new_settings {
         // Nothing to do writes nothing, not even the manifest.
         return Ok(Done::default());
     }
     let ctx = Ctx {
         settings,
+        resolved,
         scan,
         sources,
         ledger: Mutex::new(Ledger {
@@ -78,6 +83,9 @@ pub fn execute(
             journal: Journal::open(&settings.staging)?,
         }),
     };
+    if new_settings {
+        ctx.record(vec![Change::Settings(resolved.mirror.clone())])?;
+    }
     let mut done = Done::default();
     let (serial, parallel): (Vec<&Action>, Vec<&Action>) = plan.actions.iter().partition(|a| {
         matches!(
@@ -148,6 +156,20 @@ impl Ctx<'_> {
             .get(source)
             .cloned()
             .with_context(|| format!("no manifest record for {source}"))
+    }
+
+    /// Whether the staged file at `output` is musync's (its source's, or any other it made).
+    fn owns(&self, source: &str, output: &str) -> anyhow::Result<bool> {
+        let ledger = self
+            .ledger
+            .lock()
+            .map_err(|_| anyhow!("a worker panicked"))?;
+        let manifest = &ledger.manifest;
+        Ok(manifest
+            .records
+            .get(source)
+            .is_some_and(|r| r.output == output)
+            || manifest.owns(output))
     }
 
     fn wanted(&self, source: &str) -> anyhow::Result<&Wanted> {
@@ -299,7 +321,7 @@ impl Ctx<'_> {
         let mut temp = fsutil::temp_beside(&target)?;
         let seconds = match w.kind {
             SourceKind::Lossless => {
-                let t = audio::transcode(&src, temp.as_file_mut(), self.settings.quality)?;
+                let t = audio::transcode(&src, temp.as_file_mut(), self.resolved.mirror.quality)?;
                 if t.audio_hash != w.audio_hash {
                     bail!("the file changed while it was being converted; run again");
                 }
@@ -324,11 +346,13 @@ impl Ctx<'_> {
                 0.0
             }
         };
-        let tags = self.write_tags(source, temp.path())?;
+        let record = self.tag_into(w, output, temp.path())?;
         if Stamp::of(&src) != Some(w.stamp) {
             bail!("the file changed while it was being converted; run again");
         }
-        let record = self.finish_record(w, &tags, output, temp.path())?;
+        if target.exists() && !self.owns(source, output)? {
+            bail!("staging already has {output}, which musync did not create; move it away");
+        }
         self.record(vec![Change::Put(record)])?;
         fsutil::commit(temp, &target)?;
         Ok(seconds)
@@ -340,49 +364,44 @@ impl Ctx<'_> {
         let mut temp = fsutil::temp_beside(&target)?;
         let mut staged = fs::File::open(&target).with_context(|| format!("opening {output}"))?;
         io::copy(&mut staged, temp.as_file_mut()).with_context(|| format!("copying {output}"))?;
-        let tags = self.write_tags(source, temp.path())?;
-        let mut record = self.finish_record(w, &tags, output, temp.path())?;
+        let mut record = self.tag_into(w, output, temp.path())?;
         let old = self.existing(source)?;
         (record.audio_hash, record.encoder) = (old.audio_hash, old.encoder);
         self.record(vec![Change::Put(record)])?;
         fsutil::commit(temp, &target)
     }
 
-    /// Tag the temporary MP3 from its source (its own cover, else the folder's); returns the
-    /// source's own tags.
-    fn write_tags(&self, source: &str, mp3: &std::path::Path) -> anyhow::Result<TagSet> {
-        let src = self.settings.library.join(source);
+    /// Tag the temporary MP3 from its source: its tags, the genre the rules give it, its own
+    /// cover or else the folder's. Returns the record of the finished file.
+    fn tag_into(&self, w: &Wanted, output: &str, mp3: &Path) -> anyhow::Result<Record> {
+        let src = self.settings.library.join(&w.rel);
         let tags = metadata::read_tags(&src)?;
+        let own_genre = tags.get("genre").unwrap_or_default().to_vec();
+        let genre = self.resolved.rules.genre(&w.rel, &own_genre);
         let mut staged = tags.clone();
-        if staged.cover.is_none()
-            && let Some((cover, _)) = self.scan.folder_cover(source)
-        {
-            staged.cover = Some(metadata::load_cover(&self.settings.library.join(cover))?);
-        }
-        metadata::write_mp3_tags(mp3, &staged, self.settings.id3)?;
-        Ok(tags)
-    }
-
-    fn finish_record(
-        &self,
-        w: &Wanted,
-        tags: &TagSet,
-        output: &str,
-        mp3: &std::path::Path,
-    ) -> anyhow::Result<Record> {
-        let tag_hash = metadata::tag_hash(tags);
+        staged.set("genre", genre.clone());
         let cover = self.scan.folder_cover(&w.rel);
+        if staged.cover.is_none()
+            && let Some((path, _)) = cover
+        {
+            staged.cover = Some(metadata::load_cover(&self.settings.library.join(path))?);
+        }
+        let id3 = self.resolved.mirror.id3;
+        metadata::write_mp3_tags(mp3, &staged, id3)?;
+        let tag_hash = metadata::tag_hash(&tags);
         Ok(Record {
             source: w.rel.clone(),
             kind: w.kind,
             stamp: w.stamp,
             audio_hash: w.audio_hash.clone(),
-            tag_key: super::tag_key(&tag_hash, cover, self.settings.id3),
+            tag_key: super::tag_key(&tag_hash, &genre, cover, id3),
             tag_hash,
             encoder: w.encoder.clone(),
             output: output.to_string(),
             output_stamp: Stamp::of(mp3).context("the temporary file vanished")?,
             output_hash: fsutil::sha256_file(mp3)?,
+            own_genre,
+            genre,
         })
     }
 }

@@ -20,20 +20,37 @@ use crate::manifest::{self, Manifest};
 use crate::metadata::{self, Id3Version};
 use crate::report::Failure;
 use crate::scan::{self, Scan, SourceKind};
-use plan::{Action, Plan, Staging, Wanted};
+use crate::settings::{MirrorSettings, Overrides};
+use crate::tag::rules::GenreRules;
+use plan::{Action, Plan, Reason, Staging, Wanted};
 
 /// Bumped when a change to the decode/encode pipeline should re-encode existing outputs.
 const PIPELINE_REVISION: u32 = 1;
 
+/// What a run is asked to do.
 pub struct Settings {
     pub library: PathBuf,
     pub staging: PathBuf,
-    pub quality: Quality,
-    pub id3: Id3Version,
+    /// Changes to the remembered mirror settings.
+    pub overrides: Overrides,
+    pub mode: Mode,
     pub jobs: usize,
     pub dry_run: bool,
     pub force: bool,
     pub quiet: bool,
+}
+
+/// `convert` does everything; `tag` only rewrites tags of staged files that are otherwise right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Convert,
+    TagOnly,
+}
+
+/// The settings in force for this run, after the manifest's memory and the flags.
+pub struct Resolved {
+    pub mirror: MirrorSettings,
+    pub rules: GenreRules,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -43,6 +60,9 @@ pub struct Summary {
     pub renamed: usize,
     pub removed: usize,
     pub skipped: usize,
+    /// With `tag`: sources whose staged file needs `convert` first (new, changed audio, moved).
+    #[serde(skip)]
+    pub pending: usize,
     pub failed: Vec<Failure>,
     pub dry_run: bool,
     /// Minutes of audio encoded.
@@ -63,11 +83,17 @@ pub fn encoder_key(kind: SourceKind, quality: Quality) -> String {
     }
 }
 
-/// What the staged tags are derived from: the source's tags, the folder cover and the settings.
-pub fn tag_key(tag_hash: &str, cover: Option<&(String, Stamp)>, id3: Id3Version) -> String {
+/// What the staged tags are derived from: the source's tags, the genre the rules give it, the
+/// folder cover and the ID3 version. The one definition both `convert` and `tag` use.
+pub fn tag_key(
+    tag_hash: &str,
+    genre: &[String],
+    cover: Option<&(String, Stamp)>,
+    id3: Id3Version,
+) -> String {
     let mut h = Sha256::new();
     h.update(tag_hash.as_bytes());
-    h.update(format!("\0{id3:?}\0").as_bytes());
+    h.update(format!("\0{id3:?}\0{genre:?}\0").as_bytes());
     if let Some((path, stamp)) = cover {
         h.update(format!("{path}\0{}\0{}", stamp.size, stamp.mtime_ns).as_bytes());
     }
@@ -78,29 +104,42 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
     let scan = scan::scan(&settings.library)?;
     let manifest = manifest::load(&settings.staging)?;
+    let mirror = MirrorSettings::resolve(manifest.settings.as_ref(), settings.overrides.clone());
+    let resolved = Resolved {
+        rules: mirror.rules()?,
+        mirror,
+    };
     let staging = staging_state(&settings.staging, &manifest);
-    let (wanted, mut failures) = fingerprint(settings, &scan, &manifest);
+    let (wanted, mut failures) = fingerprint(settings, &resolved, &scan, &manifest);
     failures.extend(scan.errors.iter().cloned());
 
     let unreadable: Vec<String> = failures.iter().map(|f| f.path.clone()).collect();
     let mut plan = plan::plan(&wanted, &unreadable, &manifest, &staging);
     failures.append(&mut plan.failures);
-    failures.iter().for_each(Failure::print);
-
     let mut summary = Summary {
         dry_run: settings.dry_run,
         skipped: plan.unchanged,
-        plan_lines: plan.actions.iter().filter_map(plan::describe).collect(),
         ..Summary::default()
     };
+    let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
+    if settings.mode == Mode::TagOnly {
+        summary.pending = only_tags(&mut plan, &mut failures);
+        summary.plan_lines = plan
+            .actions
+            .iter()
+            .filter_map(|a| genre_change(a, &manifest, &sources))
+            .collect();
+    } else {
+        summary.plan_lines = plan.actions.iter().filter_map(plan::describe).collect();
+    }
+    failures.iter().for_each(Failure::print);
     count(&plan, &mut summary);
     summary.refused = guard(&plan, &manifest, &wanted, settings.force);
     if settings.dry_run || summary.refused.is_some() {
         summary.failed = failures;
         return Ok(summary);
     }
-    let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
-    let done = exec::execute(settings, &scan, &sources, manifest, &plan)?;
+    let done = exec::execute(settings, &resolved, &scan, &sources, manifest, &plan)?;
     summary.converted = done.converted;
     summary.retagged = done.retagged;
     summary.renamed = done.renamed;
@@ -112,12 +151,73 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
+/// Keep only what `tag` may do: rewrite tags. A staged file that is missing or damaged is an
+/// error (only `convert` can remake it); other work waits for `convert`. Returns how much waits.
+fn only_tags(plan: &mut Plan, failures: &mut Vec<Failure>) -> usize {
+    let mut pending = 0;
+    plan.actions.retain(|a| match a {
+        Action::Retag { .. } | Action::Refresh { .. } => true,
+        Action::Convert {
+            source,
+            output,
+            reason: reason @ (Reason::OutputMissing | Reason::OutputChanged),
+        } => {
+            failures.push(Failure::new(
+                source.clone(),
+                format!("{reason} ({output}); run musync convert"),
+            ));
+            false
+        }
+        Action::Remove { source: None, .. } => false,
+        _ => {
+            pending += 1;
+            false
+        }
+    });
+    pending
+}
+
+/// `path: old genre → new genre`, as `tag --dry-run` prints it.
+fn genre_change(
+    action: &Action,
+    manifest: &Manifest,
+    sources: &BTreeMap<&str, &Wanted>,
+) -> Option<String> {
+    let Action::Retag { source, output } = action else {
+        return None;
+    };
+    let show = |g: &[String]| {
+        if g.is_empty() {
+            "(none)".to_string()
+        } else {
+            g.join("; ")
+        }
+    };
+    let old = manifest
+        .records
+        .get(source)
+        .map(|r| show(&r.genre))
+        .unwrap_or_default();
+    let new = sources
+        .get(source.as_str())
+        .map(|w| show(&w.genre))
+        .unwrap_or_default();
+    Some(if old == new {
+        format!("{output}: {old} (other tags changed)")
+    } else {
+        format!("{output}: {old} → {new}")
+    })
+}
+
 /// Files under staging, and which recorded outputs no longer hold what musync wrote. An output
 /// whose size and mtime match its record is trusted without being read.
 fn staging_state(staging: &Path, manifest: &Manifest) -> Staging {
     let mut present = BTreeSet::new();
     let mut walk = walkdir::WalkDir::new(staging).into_iter();
-    while let Some(Ok(entry)) = walk.next() {
+    // An unreadable folder only hides files; the executor checks each target again before it
+    // writes, so a hidden user file is never overwritten.
+    while let Some(entry) = walk.next() {
+        let Ok(entry) = entry else { continue };
         let name = entry.file_name().to_string_lossy();
         if entry.depth() == 1 && name == manifest::STATE_DIR {
             walk.skip_current_dir();
@@ -147,6 +247,7 @@ fn staging_state(staging: &Path, manifest: &Manifest) -> Staging {
 /// otherwise read (audio packets and tags, never decoded), in parallel.
 fn fingerprint(
     settings: &Settings,
+    resolved: &Resolved,
     scan: &Scan,
     manifest: &Manifest,
 ) -> (Vec<Wanted>, Vec<Failure>) {
@@ -154,27 +255,34 @@ fn fingerprint(
         .sources
         .par_iter()
         .map(|s| {
-            let (audio_hash, tag_hash) = match manifest.records.get(&s.rel) {
-                Some(r) if r.stamp == s.stamp && r.kind == s.kind => {
-                    (r.audio_hash.clone(), r.tag_hash.clone())
-                }
+            let (audio_hash, tag_hash, own_genre) = match manifest.records.get(&s.rel) {
+                Some(r) if r.stamp == s.stamp && r.kind == s.kind => (
+                    r.audio_hash.clone(),
+                    r.tag_hash.clone(),
+                    r.own_genre.clone(),
+                ),
                 _ => {
                     let path = settings.library.join(&s.rel);
                     let audio = audio::audio_hash(&path)
                         .map_err(|e| Failure::from_error(s.rel.clone(), &e))?;
                     let tags = metadata::read_tags(&path)
                         .map_err(|e| Failure::from_error(s.rel.clone(), &e))?;
-                    (audio, metadata::tag_hash(&tags))
+                    let own = tags.get("genre").unwrap_or_default().to_vec();
+                    (audio, metadata::tag_hash(&tags), own)
                 }
             };
+            let genre = resolved.rules.genre(&s.rel, &own_genre);
+            let id3 = resolved.mirror.id3;
             Ok(Wanted {
-                tag_key: tag_key(&tag_hash, scan.folder_cover(&s.rel), settings.id3),
-                encoder: encoder_key(s.kind, settings.quality),
+                tag_key: tag_key(&tag_hash, &genre, scan.folder_cover(&s.rel), id3),
+                encoder: encoder_key(s.kind, resolved.mirror.quality),
                 rel: s.rel.clone(),
                 kind: s.kind,
                 stamp: s.stamp,
                 audio_hash,
                 tag_hash,
+                own_genre,
+                genre,
             })
         })
         .collect();
@@ -248,13 +356,15 @@ fn count(plan: &Plan, summary: &mut Summary) {
     }
 }
 
-/// Refuse a staging folder inside the library: the library is never written to.
+/// Refuse a staging folder inside the library, or one holding it: the library is never written to.
 pub fn check_staging(library: &Path, staging: &Path) -> anyhow::Result<()> {
     let library = fs::canonicalize(library)
         .with_context(|| format!("library {} cannot be opened", library.display()))?;
-    if resolve(staging).starts_with(&library) {
+    let staging_real = resolve(staging);
+    if staging_real.starts_with(&library) || library.starts_with(&staging_real) {
         anyhow::bail!(
-            "staging {} is inside the library {}; choose a folder outside it",
+            "staging {} and the library {} overlap; choose a staging folder outside the library \
+             and not above it",
             staging.display(),
             library.display()
         );

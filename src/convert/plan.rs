@@ -22,6 +22,9 @@ pub struct Wanted {
     pub tag_key: String,
     /// The encoder settings its output must have now.
     pub encoder: String,
+    /// The source's own genre values, and the genre its staged file must have.
+    pub own_genre: Vec<String>,
+    pub genre: Vec<String>,
 }
 
 /// What is in staging, as far as the planner needs to know.

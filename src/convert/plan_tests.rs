@@ -24,6 +24,8 @@ fn wanted(rel: &str, audio: &str, tags: &str) -> Wanted {
         tag_hash: tags.into(),
         tag_key: tags.into(),
         encoder: "V2".into(),
+        own_genre: vec![],
+        genre: vec![],
     }
 }
 
@@ -73,6 +75,8 @@ impl World {
                 mtime_ns: 0,
             },
             output_hash: content,
+            own_genre: vec![],
+            genre: vec![],
         }));
     }
 

@@ -59,11 +59,7 @@ impl TagSet {
             .ok()
             .map(|i| self.fields[i].1.as_slice())
     }
-}
 
-// The tag stage will set genres through this; until then only tests build tag sets by hand.
-#[cfg(test)]
-impl TagSet {
     /// Replace every value of `key` with `values`, keeping the fields sorted. An empty `values`
     /// removes the key, so a `TagSet` never carries a key without values.
     pub fn set(&mut self, key: &str, values: Vec<String>) {
