@@ -300,7 +300,10 @@ mod tests {
         ] {
             let n = block_size(from, to);
             let n_out = n as u64 * u64::from(to) / u64::from(from);
-            assert!(n % 2 == 0 && n_out % 2 == 0, "{from}->{to}: {n} -> {n_out}");
+            assert!(
+                n.is_multiple_of(2) && n_out.is_multiple_of(2),
+                "{from}->{to}: {n} -> {n_out}"
+            );
         }
     }
 }
