@@ -39,6 +39,10 @@ pub struct Record {
     pub output: String,
     pub output_stamp: Stamp,
     pub output_hash: String,
+    /// The output's hash before its last tag rewrite: a file still holding it has the right
+    /// audio and only needs its tags written again (the rewrite was journaled, then killed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retag_from: Option<String>,
     /// The source's own genre values, and the genre the staged file was given.
     #[serde(default)]
     pub own_genre: Vec<String>,
@@ -49,6 +53,7 @@ pub struct Record {
 /// One journal change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[expect(clippy::large_enum_variant, reason = "a few per journal line, never stored in bulk")]
 pub enum Change {
     Put(Record),
     Remove(String),
@@ -240,6 +245,7 @@ mod tests {
                 mtime_ns: 4,
             },
             output_hash: "o".into(),
+            retag_from: None,
             own_genre: vec![],
             genre: vec![],
         }

@@ -3,5 +3,7 @@
 
 mod bad_input;
 mod convert;
+mod subsonic;
+mod tag;
 mod testbench;
 mod util;

@@ -367,6 +367,7 @@ impl Ctx<'_> {
         let mut record = self.tag_into(w, output, temp.path())?;
         let old = self.existing(source)?;
         (record.audio_hash, record.encoder) = (old.audio_hash, old.encoder);
+        record.retag_from = Some(old.output_hash);
         self.record(vec![Change::Put(record)])?;
         fsutil::commit(temp, &target)
     }
@@ -400,6 +401,7 @@ impl Ctx<'_> {
             output: output.to_string(),
             output_stamp: Stamp::of(mp3).context("the temporary file vanished")?,
             output_hash: fsutil::sha256_file(mp3)?,
+            retag_from: None,
             own_genre,
             genre,
         })

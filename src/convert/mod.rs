@@ -229,18 +229,31 @@ fn staging_state(staging: &Path, manifest: &Manifest) -> Staging {
             present.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"));
         }
     }
-    let changed = manifest
+    let checked: Vec<(String, bool)> = manifest
         .records
         .par_iter()
         .filter(|(_, r)| present.contains(&r.output))
-        .filter(|(_, r)| {
+        .filter_map(|(_, r)| {
             let path = staging.join(&r.output);
-            Stamp::of(&path) != Some(r.output_stamp)
-                && fsutil::sha256_file(&path).ok().as_ref() != Some(&r.output_hash)
+            if Stamp::of(&path) == Some(r.output_stamp) {
+                return None;
+            }
+            let hash = fsutil::sha256_file(&path).ok();
+            if hash.as_ref() == Some(&r.output_hash) {
+                None
+            } else {
+                Some((r.output.clone(), hash.is_some() && hash == r.retag_from))
+            }
         })
-        .map(|(_, r)| r.output.clone())
         .collect();
-    Staging { present, changed }
+    let (stale, changed) = checked
+        .into_iter()
+        .partition::<Vec<_>, _>(|(_, stale)| *stale);
+    Staging {
+        present,
+        changed: changed.into_iter().map(|(o, _)| o).collect(),
+        stale: stale.into_iter().map(|(o, _)| o).collect(),
+    }
 }
 
 /// Fingerprint every source: reused from the manifest when path, size and mtime are unchanged,

@@ -34,6 +34,9 @@ pub struct Staging {
     pub present: BTreeSet<String>,
     /// Recorded outputs whose bytes no longer match the manifest.
     pub changed: BTreeSet<String>,
+    /// Recorded outputs that still hold what they held before a tag rewrite that a killed run
+    /// journaled but did not finish: the audio is right, only the tags need writing again.
+    pub stale: BTreeSet<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,10 +143,12 @@ pub fn plan(
             };
             work.push(match reason {
                 Some(reason) => convert(w, output, reason),
-                None if r.tag_key != w.tag_key => Action::Retag {
-                    source: w.rel.clone(),
-                    output: output.clone(),
-                },
+                None if r.tag_key != w.tag_key || staging.stale.contains(&r.output) => {
+                    Action::Retag {
+                        source: w.rel.clone(),
+                        output: output.clone(),
+                    }
+                }
                 None if r.stamp != w.stamp => Action::Refresh {
                     source: w.rel.clone(),
                 },
@@ -159,6 +164,7 @@ pub fn plan(
                 && r.audio_hash == w.audio_hash
                 && r.encoder == w.encoder
                 && state(r).is_none()
+                && !staging.stale.contains(&r.output)
         });
         match mover {
             Some(r) => {

@@ -1,7 +1,7 @@
 //! Planner tests: one per case of the convert issue, and a property test that runs random
 //! library histories through the planner and a model of the executor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
@@ -51,6 +51,7 @@ impl World {
                 })
                 .map(|r| r.output.clone())
                 .collect(),
+            stale: BTreeSet::new(),
         }
     }
 
@@ -75,6 +76,7 @@ impl World {
                 mtime_ns: 0,
             },
             output_hash: content,
+            retag_from: None,
             own_genre: vec![],
             genre: vec![],
         }));
@@ -277,6 +279,18 @@ fn missing_or_changed_output_is_reconverted() {
             }
         ]
     ));
+}
+
+#[test]
+fn output_left_stale_by_a_killed_retag_is_retagged_not_reconverted() {
+    let lib = [wanted("a.flac", "1", "t")];
+    let world = synced(&lib);
+    let mut staging = world.staging();
+    staging.stale.insert("a.mp3".into());
+    assert_eq!(
+        kinds(&plan(&lib, &[], &world.manifest, &staging)),
+        ["Retag"]
+    );
 }
 
 #[test]
