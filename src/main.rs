@@ -190,19 +190,19 @@ fn print_summary(
             out,
             "{} {}, retag {}, rename {}, remove {}; {} unchanged",
             if dry { "Would convert" } else { "Converted" },
-            s.converted,
-            s.retagged,
-            s.renamed,
-            s.removed,
-            s.skipped
+            s.counts.converted,
+            s.counts.retagged,
+            s.counts.renamed,
+            s.counts.removed,
+            s.counts.skipped
         )?,
         (Mode::TagOnly, dry) => {
             write!(
                 out,
                 "{} {}; {} unchanged",
                 if dry { "Would tag" } else { "Tagged" },
-                s.retagged,
-                s.skipped
+                s.counts.retagged,
+                s.counts.skipped
             )?;
             if s.pending > 0 {
                 write!(out, "; {} need `musync convert` first", s.pending)?;

@@ -53,7 +53,10 @@ pub struct Record {
 /// One journal change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[expect(clippy::large_enum_variant, reason = "a few per journal line, never stored in bulk")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a few per journal line, never stored in bulk"
+)]
 pub enum Change {
     Put(Record),
     Remove(String),

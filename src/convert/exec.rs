@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, anyhow, bail};
 use rayon::prelude::*;
 
-use super::plan::{Action, Plan, Wanted};
+use super::plan::{Action, Counts, Plan, Wanted};
 use super::{Resolved, Settings};
 use crate::audio;
 use crate::fsutil::{self, Stamp};
@@ -24,10 +24,7 @@ use crate::scan::{Scan, SourceKind};
 
 #[derive(Default)]
 pub struct Done {
-    pub converted: usize,
-    pub retagged: usize,
-    pub renamed: usize,
-    pub removed: usize,
+    pub counts: Counts,
     pub audio_seconds: f64,
     pub failures: Vec<Failure>,
 }
@@ -95,22 +92,7 @@ pub fn execute(
     });
     for action in serial {
         match ctx.serial(action) {
-            Ok(()) => match action {
-                Action::Move {
-                    old_output,
-                    output,
-                    retag,
-                    ..
-                } => {
-                    if old_output != output {
-                        done.renamed += 1;
-                    } else if *retag {
-                        done.retagged += 1;
-                    }
-                }
-                Action::Remove { delete: true, .. } => done.removed += 1,
-                _ => {}
-            },
+            Ok(()) => done.counts.add(action),
             Err(e) => {
                 let f = Failure::from_error(subject(action), &e);
                 f.print();
@@ -269,7 +251,7 @@ impl Ctx<'_> {
             .num_threads(self.settings.jobs)
             .build()
             .context("starting worker threads")?;
-        let results: Vec<(usize, Result<(), Failure>)> = pool.install(|| {
+        let results: Vec<(&Action, Result<(), Failure>)> = pool.install(|| {
             actions
                 .par_iter()
                 .map(|action| {
@@ -277,10 +259,9 @@ impl Ctx<'_> {
                         Action::Convert { source, output, .. } => {
                             self.convert(source, output).map(|secs| {
                                 audio_ms.fetch_add((secs * 1000.0) as usize, Ordering::Relaxed);
-                                0
                             })
                         }
-                        Action::Retag { source, output } => self.retag(source, output).map(|()| 1),
+                        Action::Retag { source, output } => self.retag(source, output),
                         _ => unreachable!("run one by one"),
                     };
                     let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
@@ -291,21 +272,20 @@ impl Ctx<'_> {
                         audio_ms.load(Ordering::Relaxed) as f64 / 60_000.0
                     ));
                     match result {
-                        Ok(kind) => (kind, Ok(())),
+                        Ok(()) => (*action, Ok(())),
                         Err(e) => {
                             let f = Failure::from_error(subject(action), &e);
                             bar.suspend(|| f.print());
-                            (0, Err(f))
+                            (*action, Err(f))
                         }
                     }
                 })
                 .collect()
         });
         bar.finish_and_clear();
-        for (kind, result) in results {
+        for (action, result) in results {
             match result {
-                Ok(()) if kind == 0 => done.converted += 1,
-                Ok(()) => done.retagged += 1,
+                Ok(()) => done.counts.add(action),
                 Err(f) => done.failures.push(f),
             }
         }

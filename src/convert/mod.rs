@@ -22,7 +22,7 @@ use crate::report::Failure;
 use crate::scan::{self, Scan, SourceKind};
 use crate::settings::{MirrorSettings, Overrides};
 use crate::tag::rules::GenreRules;
-use plan::{Action, Plan, Reason, Staging, Wanted};
+use plan::{Action, Counts, Plan, Reason, Staging, Wanted};
 
 /// Bumped when a change to the decode/encode pipeline should re-encode existing outputs.
 const PIPELINE_REVISION: u32 = 1;
@@ -55,11 +55,8 @@ pub struct Resolved {
 
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
-    pub converted: usize,
-    pub retagged: usize,
-    pub renamed: usize,
-    pub removed: usize,
-    pub skipped: usize,
+    #[serde(flatten)]
+    pub counts: Counts,
     /// With `tag`: sources whose staged file needs `convert` first (new, changed audio, moved).
     #[serde(skip)]
     pub pending: usize,
@@ -118,7 +115,6 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
     failures.append(&mut plan.failures);
     let mut summary = Summary {
         dry_run: settings.dry_run,
-        skipped: plan.unchanged,
         ..Summary::default()
     };
     let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
@@ -133,17 +129,19 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
         summary.plan_lines = plan.actions.iter().filter_map(plan::describe).collect();
     }
     failures.iter().for_each(Failure::print);
-    count(&plan, &mut summary);
+    summary.counts.skipped = plan.unchanged;
+    plan.actions.iter().for_each(|a| summary.counts.add(a));
     summary.refused = guard(&plan, &manifest, &wanted, settings.force);
     if settings.dry_run || summary.refused.is_some() {
         summary.failed = failures;
         return Ok(summary);
     }
     let done = exec::execute(settings, &resolved, &scan, &sources, manifest, &plan)?;
-    summary.converted = done.converted;
-    summary.retagged = done.retagged;
-    summary.renamed = done.renamed;
-    summary.removed = done.removed;
+    summary.counts = Counts {
+        skipped: plan.unchanged,
+        ..done.counts
+    };
+    summary.counts.skipped += done.counts.skipped;
     summary.audio_minutes = done.audio_seconds / 60.0;
     failures.extend(done.failures);
     summary.failed = failures;
@@ -341,32 +339,6 @@ fn guard(plan: &Plan, manifest: &Manifest, wanted: &[Wanted], force: bool) -> Op
              it complete? Nothing was changed (use --force if this is intended)"
         )
     })
-}
-
-fn count(plan: &Plan, summary: &mut Summary) {
-    for action in &plan.actions {
-        match action {
-            Action::Convert { .. } => summary.converted += 1,
-            Action::Retag { .. } => summary.retagged += 1,
-            Action::Move {
-                old_output,
-                output,
-                retag,
-                ..
-            } => {
-                if old_output != output {
-                    summary.renamed += 1;
-                } else if *retag {
-                    summary.retagged += 1;
-                } else {
-                    summary.skipped += 1;
-                }
-            }
-            Action::Remove { delete: true, .. } => summary.removed += 1,
-            Action::Refresh { .. } => summary.skipped += 1,
-            Action::Remove { .. } => {}
-        }
-    }
 }
 
 /// Refuse a staging folder inside the library, or one holding it: the library is never written to.

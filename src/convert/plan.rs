@@ -85,6 +85,32 @@ pub struct Plan {
     pub failures: Vec<Failure>,
 }
 
+/// How many actions of each kind: the figures of a run's summary, planned or done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub converted: usize,
+    pub retagged: usize,
+    pub renamed: usize,
+    pub removed: usize,
+    pub skipped: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, action: &Action) {
+        match action {
+            Action::Convert { .. } => self.converted += 1,
+            Action::Retag { .. } => self.retagged += 1,
+            Action::Move {
+                old_output, output, ..
+            } if old_output != output => self.renamed += 1,
+            Action::Move { retag: true, .. } => self.retagged += 1,
+            Action::Remove { delete: true, .. } => self.removed += 1,
+            Action::Move { .. } | Action::Refresh { .. } => self.skipped += 1,
+            Action::Remove { .. } => {}
+        }
+    }
+}
+
 /// The staged file a source becomes.
 pub fn output_path(source: &str) -> String {
     let stem_end = source

@@ -28,8 +28,8 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
 impl From<&Summary> for TagSummary {
     fn from(s: &Summary) -> TagSummary {
         TagSummary {
-            tagged: s.retagged,
-            unchanged: s.skipped,
+            tagged: s.counts.retagged,
+            unchanged: s.counts.skipped,
             pending_convert: s.pending,
             failed: s.failed.clone(),
             dry_run: s.dry_run,
