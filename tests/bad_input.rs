@@ -30,6 +30,7 @@ fn broken_files_fail_one_by_one_and_the_rest_converts() {
     symlink(&outside, env.lib("outside")).unwrap();
     let odd = std::ffi::OsStr::from_bytes(b"bad \xff name.flac");
     fs::copy(&good, env.library.join(odd)).unwrap();
+    fs::write(env.lib("garbage.mp3"), b"not an MP3 either\n".repeat(100)).unwrap();
     let long = format!("{}.flac", "x".repeat(250));
     fs::copy(&good, env.lib(&long)).unwrap();
 
@@ -64,6 +65,7 @@ fn broken_files_fail_one_by_one_and_the_rest_converts() {
         "loop",
         "outside",
         "bad \u{fffd} name.flac",
+        "garbage.mp3",
     ] {
         assert!(failed.contains(&name), "{name} not reported: {failed:?}");
         let lines = err
@@ -75,7 +77,7 @@ fn broken_files_fail_one_by_one_and_the_rest_converts() {
             "{name} should get exactly one line on stderr:\n{err}"
         );
     }
-    assert_eq!(failed.len(), 8, "{failed:?}");
+    assert_eq!(failed.len(), 9, "{failed:?}");
     assert_eq!(json["converted"].as_u64(), Some(2), "{json}");
     assert_eq!(
         env.staged_files(),

@@ -194,6 +194,34 @@ fn id3v23_is_written_when_asked() {
 }
 
 #[test]
+fn wav_aiff_and_alac_sources_convert_too() {
+    let env = Env::empty();
+    for (name, codec) in [
+        ("a.wav", "pcm_s24le"),
+        ("b.aiff", "pcm_s16be"),
+        ("c.m4a", "alac"),
+    ] {
+        run(Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=330:duration=1.3",
+            ])
+            .args(["-ac", "2", "-ar", "48000", "-c:a", codec])
+            .arg(env.lib(name)));
+    }
+    assert_eq!(converted(&env), ["a.mp3", "b.mp3", "c.mp3"]);
+    for (source, mp3) in [("a.wav", "a.mp3"), ("b.aiff", "b.mp3"), ("c.m4a", "c.mp3")] {
+        let (frames, rate, _) = decoded(&env.lib(source));
+        let (mp3_frames, mp3_rate, _) = decoded(&env.staged(mp3));
+        assert_eq!((mp3_frames, mp3_rate), (frames, rate), "{source}");
+    }
+}
+
+#[test]
 fn native_mp3_passes_through_without_reencoding() {
     let env = Env::demo();
     converted(&env);

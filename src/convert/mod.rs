@@ -137,11 +137,8 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
         return Ok(summary);
     }
     let done = exec::execute(settings, &resolved, &scan, &sources, manifest, &plan)?;
-    summary.counts = Counts {
-        skipped: plan.unchanged,
-        ..done.counts
-    };
-    summary.counts.skipped += done.counts.skipped;
+    summary.counts = done.counts;
+    summary.counts.skipped += plan.unchanged;
     summary.audio_minutes = done.audio_seconds / 60.0;
     failures.extend(done.failures);
     summary.failed = failures;
