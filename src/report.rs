@@ -1,6 +1,7 @@
 //! What a run tells the user: per-file failures, the progress bar, and exit codes. Output goes
 //! through here so parallel workers never interleave half-lines.
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,8 +31,29 @@ impl Failure {
 
     /// The one line printed to stderr.
     pub fn print(&self) {
-        eprintln!("musync: {}: {}", self.path, self.error);
+        eprintln!(
+            "musync: {}: {}",
+            escape_controls(&self.path),
+            escape_controls(&self.error)
+        );
     }
+}
+
+/// `text` with its control characters (newline, tab, escape...) written as escapes (`\n`,
+/// `\u{1b}`), so a file name can neither break a message in two nor drive the terminal.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The process exit codes, documented in `--help` and the README.
@@ -44,6 +66,8 @@ pub enum Exit {
     Usage = 2,
     /// A safety guard refused to act (e.g. the library looks unmounted).
     Refused = 3,
+    /// rclone or the remote failed.
+    Remote = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -64,4 +88,18 @@ pub fn progress(total_bytes: u64, quiet: bool) -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(escape_controls("a/b c.flac"), "a/b c.flac");
+        assert_eq!(
+            escape_controls("new\nline\t\u{1b}[2J\u{7f}é\\<>.flac"),
+            "new\\nline\\t\\u{1b}[2J\\u{7f}é\\<>.flac"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -19,6 +20,8 @@ const PASS_THROUGH: &[&str] = &["mp3"];
 /// Navidrome look for.
 const COVER_STEMS: &[&str] = &["cover", "folder", "front"];
 const COVER_EXTS: &[&str] = &["jpg", "jpeg", "png"];
+/// Linux's errno for "too many levels of symbolic links" (std has no stable `ErrorKind` for it).
+const ELOOP: i32 = 40;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SourceKind {
@@ -77,7 +80,7 @@ pub fn scan(library: &Path) -> anyhow::Result<Scan> {
                     "symlink loop".to_string()
                 } else {
                     e.io_error()
-                        .map_or_else(|| e.to_string(), ToString::to_string)
+                        .map_or_else(|| e.to_string(), |io| cause_of(&path, io))
                 };
                 scan.errors
                     .push(Failure::new(display_rel(&root, &path), cause));
@@ -133,7 +136,10 @@ pub fn scan(library: &Path) -> anyhow::Result<Scan> {
         let meta = match entry.metadata() {
             Ok(m) => m,
             Err(e) => {
-                scan.errors.push(Failure::new(rel, e.to_string()));
+                let cause = e
+                    .io_error()
+                    .map_or_else(|| e.to_string(), |io| cause_of(path, io));
+                scan.errors.push(Failure::new(rel, cause));
                 continue;
             }
         };
@@ -183,6 +189,23 @@ fn cover_rank_of(rel: &str) -> Option<usize> {
     Some(stem * COVER_EXTS.len() + ext)
 }
 
+/// Why `path` could not be read, in words for the errors a library's own shape causes.
+fn cause_of(path: &Path, error: &io::Error) -> String {
+    let dangling = || fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match error.kind() {
+        _ if error.raw_os_error() == Some(ELOOP) => {
+            "symlink loop (or a chain of more than 40 symlinks)".to_string()
+        }
+        io::ErrorKind::InvalidFilename => {
+            "path too long for the system (over 4096 bytes); shorten the folder names".to_string()
+        }
+        io::ErrorKind::NotFound if dangling() => {
+            "broken symlink: what it points to does not exist".to_string()
+        }
+        _ => error.to_string(),
+    }
+}
+
 fn inside(root: &Path, path: &Path) -> bool {
     fs::canonicalize(path).is_ok_and(|p| p.starts_with(root))
 }
@@ -221,6 +244,28 @@ mod tests {
     fn parent_of_root_file_is_empty() {
         assert_eq!(parent_of("song.flac"), "");
         assert_eq!(parent_of("a/b/song.flac"), "a/b");
+    }
+
+    #[test]
+    fn broken_symlinks_are_named_for_what_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path();
+        std::os::unix::fs::symlink("self.flac", lib.join("self.flac")).unwrap();
+        std::os::unix::fs::symlink("gone.flac", lib.join("dangling.flac")).unwrap();
+        let scan = scan(lib).unwrap();
+        let errors: BTreeMap<&str, &str> = scan
+            .errors
+            .iter()
+            .map(|f| (f.path.as_str(), f.error.as_str()))
+            .collect();
+        assert!(
+            errors["self.flac"].starts_with("symlink loop"),
+            "{errors:?}"
+        );
+        assert!(
+            errors["dangling.flac"].starts_with("broken symlink"),
+            "{errors:?}"
+        );
     }
 
     #[test]

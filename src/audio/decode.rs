@@ -19,7 +19,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
-use super::flac_quirks::{FlacHeader, PatchedFlac};
+use super::flac_quirks::{FlacHeader, View, stream_len};
 
 /// Codecs that are bit-exact; transcoding a lossy source to MP3 would stack two lossy codecs.
 /// A-law and mu-law are left out on purpose: they are lossy companding.
@@ -76,10 +76,14 @@ pub(super) struct Source {
     channel_count: usize,
     /// What the container says the length is, if it says.
     expected_frames: Option<u64>,
-    /// Packet timestamps come out multiplied by this (see [`PatchedFlac`]), else 1.
+    /// Packet timestamps come out multiplied by this (see [`View::patched`]), else 1.
     pts_scale: i64,
     /// Where the next packet must start, to notice packets the demuxer dropped.
     next_pts: Option<i64>,
+    /// Packets read, the first one's length, and whether a later one had another length.
+    packets: i64,
+    first_block: i64,
+    uneven: bool,
     /// Lossless streams are checked for continuity and length; a lossy one (a native MP3,
     /// only ever hashed) has priming and padding that make its timestamps irregular.
     strict: bool,
@@ -92,32 +96,39 @@ impl Source {
     /// Probe `path` by content (the extension is only a hint) and set up its audio track.
     /// With `decode` false only packets are read: enough for the hash, and much cheaper.
     pub(super) fn open(path: &Path, decode: bool) -> anyhow::Result<Self> {
-        let file = File::open(path).context("opening the source")?;
+        let mut file = File::open(path).context("opening the source")?;
         let len = file.metadata().context("reading the source's size")?.len();
         if len == 0 {
             bail!("the file is empty (0 bytes)");
         }
+        let len = stream_len(&mut file, len).context("reading the source")?;
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let (reader, pts_scale) = match probe(Box::new(file), &hint) {
+        let view = View::new(file, len).context("reading the source")?;
+        let (reader, pts_scale) = match probe(Box::new(view), &hint) {
             Ok(reader) => (reader, 1),
             Err(err) => {
                 let mut retry = File::open(path).context("opening the source")?;
-                let header = FlacHeader::read(&mut retry).context("reading the source")?;
-                let Some(header) = header else {
+                let Some(header) = FlacHeader::read(&mut retry, len)? else {
+                    if let SymError::Unsupported(_) = err {
+                        bail!("not a recognised audio file");
+                    }
                     return Err(err).context("not a recognised audio file");
                 };
                 if header.audio_start >= len {
                     return Source::without_frames(&header, decode);
                 }
-                let patched = PatchedFlac::new(retry, &header).context("reading the source")?;
-                match probe(Box::new(patched), &hint) {
+                let view = View::new(retry.try_clone()?, len).context("reading the source")?;
+                match probe(Box::new(view.patched(&header)), &hint) {
                     Ok(reader) if header.min_block != header.max_block && header.max_block > 0 => {
                         (reader, i64::from(header.max_block))
                     }
-                    _ => return Err(err).context("unreadable FLAC file"),
+                    _ => match header.explain(&mut retry, len)? {
+                        Some(why) => bail!(why),
+                        None => return Err(err).context("unreadable FLAC file"),
+                    },
                 }
             }
         };
@@ -171,6 +182,9 @@ impl Source {
             channel_count,
             pts_scale,
             next_pts: None,
+            packets: 0,
+            first_block: 0,
+            uneven: false,
             strict: LOSSLESS.contains(&params.codec),
             hasher: Sha256::new(),
             frames: 0,
@@ -200,6 +214,9 @@ impl Source {
             expected_frames: Some(0),
             pts_scale: 1,
             next_pts: None,
+            packets: 0,
+            first_block: 0,
+            uneven: false,
             strict: true,
             hasher: Sha256::new(),
             frames: 0,
@@ -239,9 +256,13 @@ impl Source {
                     bail!("the stream changes format part-way (chained streams are not supported)")
                 }
                 Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(e).with_context(|| {
-                        format!("the file is truncated (after {} frames)", self.frames)
-                    });
+                    let promised = self
+                        .expected_frames
+                        .map_or_else(String::new, |n| format!(" of the {n} its header promises"));
+                    bail!(
+                        "the file is truncated: it ends after {} frames{promised}",
+                        self.frames
+                    );
                 }
                 Err(e) => {
                     return Err(e).with_context(|| {
@@ -252,22 +273,27 @@ impl Source {
             if packet.track_id != self.track_id {
                 continue;
             }
-            let pts = packet.pts.get();
-            if pts % self.pts_scale != 0 {
-                bail!(
-                    "corrupt audio data: a packet is misplaced after {} frames",
-                    self.frames
-                );
-            }
-            let pts = pts / self.pts_scale;
+            let dur = i64::try_from(packet.block_dur().get()).unwrap_or(i64::MAX);
+            let pts = self.position(packet.pts.get())?;
             if let Some(expected) = self.next_pts
                 && pts != expected
                 && self.strict
             {
+                if pts < expected {
+                    bail!(
+                        "corrupt audio data: after {} frames the stream starts again at frame \
+                         {pts} (two files joined into one?)",
+                        self.frames
+                    );
+                }
                 bail!("corrupt audio data: frames {expected}..{pts} are missing or unreadable");
             }
-            let dur = i64::try_from(packet.block_dur().get()).unwrap_or(i64::MAX);
             self.next_pts = pts.checked_add(dur);
+            self.uneven |= self.packets > 0 && dur != self.first_block;
+            if self.packets == 0 {
+                self.first_block = dur;
+            }
+            self.packets += 1;
             self.hasher.update(&packet.data);
 
             let Some(decoder) = self.decoder.as_mut() else {
@@ -301,6 +327,31 @@ impl Source {
         }
     }
 
+    /// Where a packet starts, in frames. Through a patched header (see [`View::patched`]) a
+    /// timestamp is the frame header's number times `pts_scale`: a sample number (the Flake
+    /// quirk) or, when STREAMINFO only lied about its block sizes, the number of a frame in a
+    /// stream of equal blocks.
+    fn position(&self, pts: i64) -> anyhow::Result<i64> {
+        if pts % self.pts_scale != 0 {
+            bail!(
+                "corrupt audio data: a packet is misplaced after {} frames",
+                self.frames
+            );
+        }
+        let number = pts / self.pts_scale;
+        Ok(match self.next_pts {
+            Some(expected)
+                if self.pts_scale > 1
+                    && number != expected
+                    && number == self.packets
+                    && !self.uneven =>
+            {
+                number.saturating_mul(self.first_block)
+            }
+            _ => number,
+        })
+    }
+
     /// After the last block: the hash, and the number of frames (decoded, or when not decoding,
     /// as the packets declare them). Fails if the stream came up short of what the header says.
     pub(super) fn finish(self) -> anyhow::Result<(String, u64)> {
@@ -308,10 +359,17 @@ impl Source {
             && expected != self.frames
             && self.strict
         {
+            let holds = if self.decoding { "decodes to" } else { "holds" };
+            if self.frames > expected {
+                bail!(
+                    "the header is wrong or the file is corrupt: the header promises {expected} \
+                     frames but the stream {holds} {}",
+                    self.frames
+                );
+            }
             bail!(
                 "the file is truncated or corrupt: the header promises {expected} frames \
-                 but the stream {} {}",
-                if self.decoding { "decodes to" } else { "holds" },
+                 but the stream {holds} {}",
                 self.frames
             );
         }

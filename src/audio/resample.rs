@@ -39,6 +39,10 @@ pub(super) fn output_frames(frames: u64, in_rate: u32, out_rate: u32) -> u64 {
 /// Target FFT block on the input side: at ~1024 frames the anti-aliasing filter's cutoff sits
 /// at ~98.7% of Nyquist while the working set stays around 100 kB.
 const TARGET_BLOCK: usize = 1024;
+/// The most output frames one FFT block may make. Only absurd upsampling ratios reach it (a
+/// 1 Hz source would otherwise need a 45-million-point FFT and gigabytes); they get a smaller
+/// input block instead.
+const MAX_OUT_BLOCK: usize = 1 << 18;
 
 /// Receives resampled audio: the planes and the valid frame range within them.
 pub(super) type Sink<'a> = dyn FnMut(&[Vec<f32>], Range<usize>) -> anyhow::Result<()> + 'a;
@@ -168,7 +172,9 @@ fn block_size(in_rate: u32, out_rate: u32) -> usize {
         (a, b) = (b, a % b);
     }
     let (min_in, min_out) = ((in_rate / a) as usize, (out_rate / a) as usize);
-    let mut blocks = TARGET_BLOCK.div_ceil(min_in);
+    let mut blocks = TARGET_BLOCK
+        .div_ceil(min_in)
+        .min((MAX_OUT_BLOCK / min_out).max(1));
     if blocks % 2 == 1 && (min_in % 2 == 1 || min_out % 2 == 1) {
         blocks += 1;
     }
@@ -287,6 +293,18 @@ mod tests {
                     "{from}->{to} frame {i}: {v} vs {expected}"
                 );
             }
+        }
+    }
+
+    /// Regression: a 1 Hz FLAC took 45 s and 2.5 GB, for a 45-million-frame FFT block.
+    #[test]
+    fn absurd_upsampling_stays_small_and_exact() {
+        for (from, frames) in [(1, 10), (7, 50), (300, 1000)] {
+            let n_out = block_size(from, 44_100) as u64 * 44_100 / u64::from(from);
+            assert!(n_out <= 2 * MAX_OUT_BLOCK as u64, "{from} Hz: {n_out}");
+            let out = run(from, 44_100, frames, 0.1);
+            let want = output_frames(frames as u64, from, 44_100) as usize;
+            assert_eq!(out[0].len(), want, "{from} Hz");
         }
     }
 

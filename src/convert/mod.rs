@@ -3,8 +3,10 @@
 //! the guard, and hands the plan to the executor. The library is only ever read.
 
 mod exec;
+mod outputs;
 pub mod plan;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,11 +20,12 @@ use crate::audio::{self, Quality};
 use crate::fsutil::{self, Stamp};
 use crate::manifest::{self, Manifest};
 use crate::metadata::{self, Id3Version};
-use crate::report::Failure;
+use crate::report::{self, Failure};
 use crate::scan::{self, Scan, SourceKind};
 use crate::settings::{MirrorSettings, Overrides};
 use crate::tag::rules::GenreRules;
-use plan::{Action, Counts, Plan, Reason, Staging, Wanted};
+pub use plan::Counts;
+use plan::{Action, Plan, Reason, Staging, Wanted};
 
 /// Bumped when a change to the decode/encode pipeline should re-encode existing outputs.
 const PIPELINE_REVISION: u32 = 1;
@@ -127,6 +130,12 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
             .collect();
     } else {
         summary.plan_lines = plan.actions.iter().filter_map(plan::describe).collect();
+    }
+    // One line per action, whatever the names hold.
+    for line in &mut summary.plan_lines {
+        if let Cow::Owned(escaped) = report::escape_controls(line) {
+            *line = escaped;
+        }
     }
     failures.iter().for_each(Failure::print);
     summary.counts.skipped = plan.unchanged;

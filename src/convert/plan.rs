@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use super::outputs::assign_outputs;
 use crate::fsutil::Stamp;
 use crate::manifest::{Manifest, Record};
 use crate::report::Failure;
@@ -109,15 +110,6 @@ impl Counts {
             Action::Remove { .. } => {}
         }
     }
-}
-
-/// The staged file a source becomes.
-pub fn output_path(source: &str) -> String {
-    let stem_end = source
-        .rfind('.')
-        .filter(|&i| source.rfind('/').is_none_or(|s| i > s + 1))
-        .unwrap_or(source.len());
-    format!("{}.mp3", &source[..stem_end])
 }
 
 /// Plan the convert stage. `unreadable` names library files and folders that exist but could
@@ -321,39 +313,6 @@ fn convert(w: &Wanted, output: &str, reason: Reason) -> Action {
         output: output.to_string(),
         reason,
     }
-}
-
-/// Give each source its output path. When two sources want the same one (`Song.flac` and
-/// `Song.mp3` side by side), the one that already has it keeps it, then lossless before MP3,
-/// then by name; the others fail with a message naming both.
-fn assign_outputs<'a>(
-    wanted: &'a [Wanted],
-    manifest: &Manifest,
-    failures: &mut Vec<Failure>,
-) -> BTreeMap<&'a str, String> {
-    let mut order: Vec<&Wanted> = wanted.iter().collect();
-    order.sort_by_key(|w| {
-        let keeps = manifest
-            .records
-            .get(&w.rel)
-            .is_some_and(|r| r.output == output_path(&w.rel));
-        (!keeps, w.kind != SourceKind::Lossless, w.rel.as_str())
-    });
-    let mut taken: BTreeMap<String, &str> = BTreeMap::new();
-    let mut outputs = BTreeMap::new();
-    for w in order {
-        let output = output_path(&w.rel);
-        if let Some(first) = taken.get(&output) {
-            failures.push(Failure::new(
-                w.rel.clone(),
-                format!("its MP3 {output} would collide with the one made from {first}; rename one of them"),
-            ));
-            continue;
-        }
-        taken.insert(output.clone(), &w.rel);
-        outputs.insert(w.rel.as_str(), output);
-    }
-    outputs
 }
 
 impl fmt::Display for Reason {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 
 use super::*;
+use crate::convert::outputs::output_path;
 use crate::manifest::Change;
 
 fn wanted(rel: &str, audio: &str, tags: &str) -> Wanted {
@@ -325,6 +326,48 @@ fn lossless_wins_a_name_collision_with_a_native_mp3() {
         World::default().plan(&[wanted("Song.flac", "1", "t"), wanted("Song.mp3", "2", "t")]);
     assert_eq!(kinds(&plan), ["Convert"]);
     assert_eq!(plan.failures[0].path, "Song.mp3");
+}
+
+#[test]
+fn names_one_remote_file_apart_fail_all_but_one() {
+    let nfc = "Caf\u{e9}/x.flac";
+    let nfd = "Cafe\u{301}/x.flac";
+    let plan = World::default().plan(&[
+        wanted("Song.flac", "1", "t"),
+        wanted("song.flac", "2", "t"),
+        wanted("SONG.mp3", "3", "t"),
+        wanted(nfc, "4", "t"),
+        wanted(nfd, "5", "t"),
+        wanted("\u{c9}t\u{e9}.flac", "6", "t"),
+        wanted("\u{e9}t\u{e9}.flac", "7", "t"),
+    ]);
+    let failed: Vec<&str> = plan.failures.iter().map(|f| f.path.as_str()).collect();
+    // Lossless first, then by name: byte order puts NFD before NFC.
+    assert_eq!(failed, [nfc, "song.flac", "\u{e9}t\u{e9}.flac", "SONG.mp3"]);
+    let song = &plan.failures[1].error;
+    assert!(
+        song.contains("Song.mp3") && song.contains("letter case"),
+        "{song}"
+    );
+    assert!(plan.failures[0].error.contains("Unicode forms"));
+    assert_eq!(kinds(&plan), ["Convert"; 3]);
+}
+
+#[test]
+fn a_file_where_a_folder_must_be_fails() {
+    let plan = World::default().plan(&[
+        wanted("x.flac", "1", "t"),
+        wanted("X.mp3/y.flac", "2", "t"),
+        wanted("z.flac", "3", "t"),
+    ]);
+    assert_eq!(plan.failures.len(), 1, "{:?}", plan.failures);
+    assert_eq!(plan.failures[0].path, "x.flac");
+    assert!(
+        plan.failures[0]
+            .error
+            .contains("X.mp3/y.mp3 needs a folder")
+    );
+    assert_eq!(kinds(&plan), ["Convert"; 2]);
 }
 
 #[test]
