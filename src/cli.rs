@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::audio::Quality;
+use crate::push::plan::DeleteCap;
 use crate::tag::rules::GenreFrom;
 
 const EXIT_CODES: &str = "\
@@ -12,7 +13,8 @@ Exit codes:
   0  everything done
   1  some files failed (each named on stderr); the rest were done
   2  bad arguments, settings or manifest
-  3  refused by a safety guard (e.g. the library looks unmounted); nothing was changed";
+  3  refused by a safety guard (e.g. the library looks unmounted); nothing was changed
+  4  rclone or the remote failed (rclone missing or too old, host unreachable, auth, disk full)";
 
 /// Keep a lossy MP3 mirror of a lossless music library, without ever losing a file.
 #[derive(Parser, Debug)]
@@ -38,6 +40,95 @@ pub enum Command {
     /// Set the staged files' genre from the library's folder names (and other tag changes).
     #[command(after_help = EXIT_CODES)]
     Tag(TagArgs),
+    /// Bring a remote (anything rclone reaches) to the staged mirror, with the real rclone.
+    #[command(after_help = EXIT_CODES)]
+    Push(PushArgs),
+    /// Convert, tag and push in one go: the command to run after ripping CDs.
+    #[command(after_help = EXIT_CODES)]
+    Sync(SyncArgs),
+    /// Delete the remote's backup folders older than an age.
+    #[command(after_help = EXIT_CODES)]
+    PruneBackups(PruneArgs),
+}
+
+/// Where and how to push.
+#[derive(Args, Debug)]
+pub struct RemoteArgs {
+    /// The remote, as rclone names it: `nas:music` (from your rclone config), `/mnt/usb/music`,
+    /// an sftp/smb/webdav remote.
+    #[arg(long, value_name = "REMOTE")]
+    pub remote: String,
+
+    /// Refuse a push that would delete more than N files, or N% of the files musync manages on
+    /// the remote [default: 50%].
+    #[arg(long, value_name = "N|N%", default_value = "50%")]
+    pub max_delete: DeleteCap,
+
+    /// Overwrite and delete without moving the old files into the remote's .musync-backups/.
+    #[arg(long)]
+    pub no_backup: bool,
+
+    /// Also delete remote files musync did not put there (playlists, other people's files).
+    #[arg(long)]
+    pub delete_foreign: bool,
+
+    /// Take over the push lock even if another musync seems to hold it.
+    #[arg(long)]
+    pub break_lock: bool,
+
+    #[command(flatten)]
+    pub subsonic: SubsonicArgs,
+}
+
+/// The Subsonic server to ask for a rescan after the push.
+#[derive(Args, Debug)]
+pub struct SubsonicArgs {
+    /// After the push, ask this Subsonic server (Navidrome, gonic, supysonic…) to rescan, e.g.
+    /// http://nas:4533; the password comes from MUSYNC_SUBSONIC_PASSWORD or
+    /// --subsonic-password-file, never from the command line.
+    #[arg(long, value_name = "URL", requires = "subsonic_user")]
+    pub subsonic_url: Option<String>,
+
+    /// The Subsonic user that asks for the rescan (an admin: starting a scan needs one).
+    #[arg(long, value_name = "USER", requires = "subsonic_url")]
+    pub subsonic_user: Option<String>,
+
+    /// A file whose first line is the Subsonic password (MUSYNC_SUBSONIC_PASSWORD wins).
+    #[arg(long, value_name = "FILE", requires = "subsonic_url")]
+    pub subsonic_password_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub convert: ConvertArgs,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// The remote whose backups to prune.
+    #[arg(long, value_name = "REMOTE")]
+    pub remote: String,
+
+    /// Age of the backups to delete: a number with m, h, d or w (e.g. 30d).
+    #[arg(long, value_name = "AGE")]
+    pub older_than: String,
+
+    /// Print what would be deleted and delete nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 /// Where to read and write, and how to report; shared by every stage.

@@ -7,17 +7,24 @@ mod convert;
 mod fsutil;
 mod manifest;
 mod metadata;
+mod push;
+mod rclone;
 mod report;
 mod scan;
 mod settings;
+mod subsonic;
 mod tag;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, Common, ConvertArgs, GenreArgs, PolicyArg, TagArgs};
+use cli::{
+    Cli, Command, Common, ConvertArgs, GenreArgs, PolicyArg, PruneArgs, PushArgs, RemoteArgs,
+    SyncArgs, TagArgs,
+};
 use convert::Mode;
 use metadata::Id3Version;
 use report::Exit;
@@ -30,18 +37,26 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Convert(args) => convert(args, cli.quiet),
         Command::Tag(args) => tag(args, cli.quiet),
+        Command::Push(args) => push(args, cli.quiet),
+        Command::Sync(args) => sync(args, cli.quiet),
+        Command::PruneBackups(args) => prune_backups(args),
     };
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("musync: {e:#}");
-            Exit::Usage.into()
+            if e.downcast_ref::<rclone::RcloneError>().is_some() {
+                Exit::Remote.into()
+            } else {
+                Exit::Usage.into()
+            }
         }
     }
 }
 
 fn init_logging(cli: &Cli) {
     use std::io::IsTerminal;
+    use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::prelude::*;
 
     let level = match (cli.quiet, cli.verbose) {
@@ -50,11 +65,12 @@ fn init_logging(cli: &Cli) {
         (false, 1) => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    // The decoding and tagging libraries log their own recoveries; only -vv shows them.
+    // The decoding and tagging libraries log their own recoveries and errors, without the
+    // file's name; musync reports each failure itself, so only -vv shows theirs.
     let others = if cli.verbose >= 2 {
-        tracing::Level::DEBUG
+        LevelFilter::DEBUG
     } else {
-        tracing::Level::ERROR
+        LevelFilter::OFF
     };
     let filter = tracing_subscriber::filter::Targets::new()
         .with_target("musync", level)
@@ -111,8 +127,7 @@ fn settings(
     })
 }
 
-fn convert(args: ConvertArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let json = args.common.json;
+fn convert_settings(args: ConvertArgs, quiet: bool) -> anyhow::Result<convert::Settings> {
     let mut settings = settings(args.common, args.genre, Mode::Convert, quiet)?;
     settings.overrides.quality = args.quality;
     settings.overrides.id3 = match (args.id3v23, args.id3v24) {
@@ -121,7 +136,12 @@ fn convert(args: ConvertArgs, quiet: bool) -> anyhow::Result<Exit> {
         _ => None,
     };
     settings.force = args.force;
-    run_stage(&settings, json, quiet)
+    Ok(settings)
+}
+
+fn convert(args: ConvertArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let json = args.common.json;
+    run_stage(&convert_settings(args, quiet)?, json, quiet)
 }
 
 fn tag(args: TagArgs, quiet: bool) -> anyhow::Result<Exit> {
@@ -130,13 +150,229 @@ fn tag(args: TagArgs, quiet: bool) -> anyhow::Result<Exit> {
     run_stage(&settings, json, quiet)
 }
 
-fn run_stage(settings: &convert::Settings, json: bool, quiet: bool) -> anyhow::Result<Exit> {
-    if !settings.library.is_dir() {
+fn push_settings(staging: PathBuf, dry_run: bool, args: RemoteArgs) -> push::Settings {
+    push::Settings {
+        staging,
+        remote: args.remote,
+        dry_run,
+        backup: !args.no_backup,
+        delete_foreign: args.delete_foreign,
+        max_delete: args.max_delete,
+        break_lock: args.break_lock,
+    }
+}
+
+fn push(args: PushArgs, quiet: bool) -> anyhow::Result<Exit> {
+    if let Some(exit) = library_missing(&args.common.library) {
+        return Ok(exit);
+    }
+    convert::check_staging(&args.common.library, &args.common.staging)?;
+    let rclone = find_rclone(&args.common.staging, args.common.dry_run)?;
+    let json = args.common.json;
+    let server = subsonic_server(&args.remote.subsonic)?;
+    let settings = push_settings(args.common.staging, args.common.dry_run, args.remote);
+    let summary = push::run(&settings, &rclone)?;
+    summary.failed.iter().for_each(report::Failure::print);
+    let printed = if json {
+        print_json(&mut std::io::stdout(), &summary)
+    } else {
+        print_push(&summary, quiet)
+    };
+    finish_output(printed)?;
+    Ok(rescan(server.as_ref(), &summary, push_exit(&summary)))
+}
+
+fn subsonic_server(args: &cli::SubsonicArgs) -> anyhow::Result<Option<subsonic::Server>> {
+    match (&args.subsonic_url, &args.subsonic_user) {
+        (Some(url), Some(user)) => Ok(Some(subsonic::Server::new(
+            url,
+            user,
+            args.subsonic_password_file.as_deref(),
+        )?)),
+        _ => Ok(None),
+    }
+}
+
+fn rescan(server: Option<&subsonic::Server>, summary: &push::Summary, exit: Exit) -> Exit {
+    let Some(server) = server else { return exit };
+    if summary.dry_run || summary.refused.is_some() || summary.remote_failed {
+        return exit;
+    }
+    match server.start_scan() {
+        Ok(status) => {
+            tracing::info!("subsonic scan started: {status:?}");
+            exit
+        }
+        Err(e) => {
+            eprintln!("musync: {e:#}");
+            Exit::Remote
+        }
+    }
+}
+
+fn push_exit(s: &push::Summary) -> Exit {
+    if let Some(why) = &s.refused {
+        eprintln!("musync: refused: {why}");
+        Exit::Refused
+    } else if s.remote_failed {
+        Exit::Remote
+    } else if !s.failed.is_empty() {
+        Exit::SomeFailed
+    } else {
+        Exit::Ok
+    }
+}
+
+fn print_push(s: &push::Summary, quiet: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if s.dry_run {
+        for line in &s.plan_lines {
+            writeln!(out, "{line}")?;
+        }
+    }
+    if quiet {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} {} files ({} bytes), moved {}, deleted {}, backed up {}; {} unchanged{}.",
+        if s.dry_run {
+            "Would upload"
+        } else {
+            "Uploaded"
+        },
+        s.uploaded,
+        s.bytes_uploaded,
+        s.moved,
+        s.deleted,
+        s.backed_up,
+        s.unchanged,
+        if s.restored > 0 {
+            format!("; {} restored after changes on the server", s.restored)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// `sync --json` prints one object with a key per stage.
+#[derive(serde::Serialize)]
+struct SyncSummary<'a> {
+    convert: &'a convert::Summary,
+    tag: tag::TagSummary,
+    push: Option<&'a push::Summary>,
+}
+
+fn sync(args: SyncArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let json = args.convert.common.json;
+    let dry_run = args.convert.common.dry_run;
+    if let Some(exit) = library_missing(&args.convert.common.library) {
+        return Ok(exit);
+    }
+    convert::check_staging(&args.convert.common.library, &args.convert.common.staging)?;
+    let rclone = find_rclone(&args.convert.common.staging, dry_run)?;
+    let server = subsonic_server(&args.remote.subsonic)?;
+    let mut settings = convert_settings(args.convert, quiet)?;
+    let converted = convert::run(&settings)?;
+    settings.mode = Mode::TagOnly;
+    settings.overrides = Overrides::default();
+    let tagged = tag::run(&settings)?;
+    // A dry run can plan the push exactly only when the mirror is already current; otherwise the
+    // plan would describe a mirror that the real run changes first.
+    let current = converted.counts == convert::Counts::default() && tagged.counts.retagged == 0;
+    let pushed = if converted.refused.is_none() && (!dry_run || current) {
+        Some(push::run(
+            &push_settings(settings.staging.clone(), dry_run, args.remote),
+            &rclone,
+        )?)
+    } else {
+        None
+    };
+    if let Some(p) = &pushed {
+        p.failed.iter().for_each(report::Failure::print);
+    }
+    let printed = if json {
+        let all = SyncSummary {
+            convert: &converted,
+            tag: tag::TagSummary::from(&tagged),
+            push: pushed.as_ref(),
+        };
+        print_json(&mut std::io::stdout(), &all)
+    } else {
+        let mut out = std::io::stdout().lock();
+        print_summary(&mut out, &converted, Mode::Convert, quiet).and_then(|()| match &pushed {
+            Some(p) => print_push(p, quiet),
+            None if dry_run && converted.refused.is_none() => writeln!(
+                out,
+                "The push is planned once the mirror is up to date: run `musync convert`, \
+                     then `musync push --dry-run`."
+            ),
+            None => Ok(()),
+        })
+    };
+    finish_output(printed)?;
+    if let Some(why) = &converted.refused {
+        eprintln!("musync: refused: {why}");
+        return Ok(Exit::Refused);
+    }
+    let push_exit = match &pushed {
+        Some(p) => rescan(server.as_ref(), p, push_exit(p)),
+        None => Exit::Ok,
+    };
+    Ok(if push_exit != Exit::Ok {
+        push_exit
+    } else if converted.failed.is_empty() && tagged.failed.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::SomeFailed
+    })
+}
+
+fn prune_backups(args: PruneArgs) -> anyhow::Result<Exit> {
+    let age = push::backups_age(&args.older_than)?;
+    let rclone = rclone::Rclone::find(None, false)?;
+    for dir in push::prune(&rclone, &args.remote, age, args.dry_run)? {
+        println!(
+            "{} {dir}",
+            if args.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            }
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// rclone, its version check remembered in the staging folder (not written by a dry run).
+fn find_rclone(staging: &std::path::Path, dry_run: bool) -> anyhow::Result<rclone::Rclone> {
+    let cache = manifest::state_dir(staging).join("rclone-version");
+    let rclone = rclone::Rclone::find(Some(&cache), !dry_run)?;
+    tracing::debug!("rclone {}", rclone.version());
+    Ok(rclone)
+}
+
+fn library_missing(library: &std::path::Path) -> Option<Exit> {
+    (!library.is_dir()).then(|| {
         eprintln!(
             "musync: library {} is missing or not a folder; is the disk mounted? Nothing was changed",
-            settings.library.display()
+            library.display()
         );
-        return Ok(Exit::Refused);
+        Exit::Refused
+    })
+}
+
+/// A closed pipe (`musync … | head`) is not an error.
+fn finish_output(printed: std::io::Result<()>) -> anyhow::Result<()> {
+    match printed {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn run_stage(settings: &convert::Settings, json: bool, quiet: bool) -> anyhow::Result<Exit> {
+    if let Some(exit) = library_missing(&settings.library) {
+        return Ok(exit);
     }
     convert::check_staging(&settings.library, &settings.staging)?;
     let summary = match settings.mode {
@@ -149,12 +385,7 @@ fn run_stage(settings: &convert::Settings, json: bool, quiet: bool) -> anyhow::R
         (true, Mode::TagOnly) => print_json(&mut out, &tag::TagSummary::from(&summary)),
         (false, mode) => print_summary(&mut out, &summary, mode, quiet),
     };
-    // A closed pipe (`musync … | head`) is not an error.
-    if let Err(e) = printed
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        return Err(e.into());
-    }
+    finish_output(printed)?;
     if let Some(why) = &summary.refused {
         eprintln!("musync: refused: {why}");
         return Ok(Exit::Refused);

@@ -113,6 +113,18 @@ pub fn state_dir(staging: &Path) -> PathBuf {
     staging.join(STATE_DIR)
 }
 
+/// Identifies the manifest's content without reading it: the size and mtime of its two files,
+/// which every change rewrites or appends to.
+pub fn fingerprint(staging: &Path) -> String {
+    let stamp = |p: PathBuf| Stamp::of(&p).map(|s| format!("{}:{}", s.size, s.mtime_ns));
+    let (snapshot, journal) = (stamp(snapshot_path(staging)), stamp(journal_path(staging)));
+    format!(
+        "{}/{}",
+        snapshot.unwrap_or_default(),
+        journal.unwrap_or_default()
+    )
+}
+
 fn snapshot_path(staging: &Path) -> PathBuf {
     state_dir(staging).join("manifest.json")
 }

@@ -3,6 +3,10 @@
 
 mod bad_input;
 mod convert;
+mod hostile;
+mod push;
+mod remotes;
+mod scan;
 mod subsonic;
 mod tag;
 mod testbench;

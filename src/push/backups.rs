@@ -1,0 +1,132 @@
+//! The backup folder on the remote: every file a push overwrites or deletes is first moved into
+//! `.musync-backups/<UTC time>/`, keeping its path. Media servers skip hidden folders. Here:
+//! the folder names, and pruning old ones.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::bail;
+
+use crate::rclone::Rclone;
+
+pub const BACKUP_DIR: &str = ".musync-backups";
+
+/// `.musync-backups/2026-11-22T10-00-00` for a push started at that UTC time.
+pub fn dir_name(at: SystemTime) -> String {
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let (y, m, d) = civil_from_days(days);
+    let t = secs % 86_400;
+    format!(
+        "{BACKUP_DIR}/{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
+/// Seconds since the epoch of a backup folder's name, `None` for any other name.
+fn parse(name: &str) -> Option<u64> {
+    let b = name.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b'-'
+        || b[16] != b'-'
+    {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| name.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (h, min, s) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || min > 59 || s > 59 {
+        return None;
+    }
+    u64::try_from(days_from_civil(y, m, d) * 86_400 + h * 3600 + min * 60 + s).ok()
+}
+
+/// Parse `30d`, `12h`, `2w`, `90m`.
+pub fn parse_age(s: &str) -> anyhow::Result<Duration> {
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let secs = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => bail!("`{s}` is not an age: use a number with m, h, d or w, e.g. 30d"),
+    };
+    match n.parse::<u64>() {
+        Ok(n) => Ok(Duration::from_secs(n * secs)),
+        Err(_) => bail!("`{s}` is not an age: use a number with m, h, d or w, e.g. 30d"),
+    }
+}
+
+/// Delete the backup folders older than `age`; returns the ones deleted (or that would be).
+pub fn prune(
+    rclone: &Rclone,
+    remote: &str,
+    age: Duration,
+    dry_run: bool,
+) -> anyhow::Result<Vec<String>> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut old = Vec::new();
+    for name in rclone.list_dirs(remote, BACKUP_DIR)? {
+        if parse(&name).is_some_and(|t| t + age.as_secs() < now) {
+            let dir = format!("{BACKUP_DIR}/{name}");
+            if !dry_run {
+                rclone.purge(remote, &dir)?;
+            }
+            old.push(dir);
+        }
+    }
+    Ok(old)
+}
+
+/// Howard Hinnant's civil calendar algorithms (days since 1970-01-01 ↔ proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_795_341_600); // 2026-11-22T10:00:00Z
+        let name = dir_name(at);
+        assert_eq!(name, ".musync-backups/2026-11-22T10-00-00");
+        assert_eq!(parse(&name[BACKUP_DIR.len() + 1..]), Some(1_795_341_600));
+        for secs in [0, 951_782_400, 4_107_542_399] {
+            let name = dir_name(UNIX_EPOCH + Duration::from_secs(secs));
+            assert_eq!(parse(&name[BACKUP_DIR.len() + 1..]), Some(secs), "{name}");
+        }
+        assert_eq!(parse("notes"), None);
+        assert_eq!(parse("2026-13-22T10-00-00"), None);
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(parse_age("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
+        assert!(parse_age("30").is_err() && parse_age("d").is_err() && parse_age("").is_err());
+    }
+}

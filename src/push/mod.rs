@@ -1,0 +1,318 @@
+//! The push stage: make the remote equal the staged mirror with the real rclone. It lists the
+//! remote once, plans from the manifest, the listing and the push state (pure, in `plan`), checks
+//! the guards, then runs a handful of rclone calls, saving the state after each so it never
+//! claims more than happened. Files musync did not push are never deleted (unless asked).
+
+mod backups;
+pub mod plan;
+mod state;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+pub use backups::{BACKUP_DIR, parse_age as backups_age, prune};
+use plan::{DeleteCap, Local, MoveStep, Options};
+use state::{Busy, Lock, State};
+
+use crate::fsutil::Stamp;
+use crate::manifest;
+use crate::rclone::{self, Rclone};
+use crate::report::Failure;
+
+pub struct Settings {
+    pub staging: PathBuf,
+    pub remote: String,
+    pub dry_run: bool,
+    pub backup: bool,
+    pub delete_foreign: bool,
+    pub max_delete: DeleteCap,
+    pub break_lock: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub uploaded: usize,
+    pub moved: usize,
+    pub deleted: usize,
+    pub backed_up: usize,
+    pub bytes_uploaded: u64,
+    /// Files deleted or changed on the server since the last push, and put back.
+    pub restored: usize,
+    pub unchanged: usize,
+    pub failed: Vec<Failure>,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    #[serde(skip)]
+    pub plan_lines: Vec<String>,
+    /// An rclone call failed (as opposed to a staged file).
+    #[serde(skip)]
+    pub remote_failed: bool,
+}
+
+/// What the staging folder says: the mirror, the stamp each staged file had when musync made
+/// it (`None` when the mirror came from the push state), and the push state.
+struct LocalSide {
+    manifest_empty: bool,
+    mirror: BTreeMap<String, Local>,
+    stamps: Option<BTreeMap<String, Stamp>>,
+    fingerprint: String,
+    state: State,
+}
+
+fn local_side(staging: &Path, remote: &str) -> anyhow::Result<LocalSide> {
+    let state = State::load(staging, remote)?;
+    let fingerprint = manifest::fingerprint(staging);
+    // The manifest has not changed since a push made the remote equal to it: the push state
+    // holds the mirror, and the manifest (the larger file by far) need not be read.
+    if state.complete_for.as_ref() == Some(&fingerprint) && !state.files.is_empty() {
+        let mirror = state.files.iter().map(|(p, f)| {
+            (
+                p.clone(),
+                Local {
+                    size: f.size,
+                    hash: f.hash.clone(),
+                },
+            )
+        });
+        return Ok(LocalSide {
+            manifest_empty: false,
+            mirror: mirror.collect(),
+            stamps: None,
+            fingerprint,
+            state,
+        });
+    }
+    let manifest = manifest::load(staging)?;
+    let mirror = manifest.records.values().map(|r| {
+        (
+            r.output.clone(),
+            Local {
+                size: r.output_stamp.size,
+                hash: r.output_hash.clone(),
+            },
+        )
+    });
+    Ok(LocalSide {
+        manifest_empty: manifest.records.is_empty(),
+        mirror: mirror.collect(),
+        stamps: Some(output_stamps(&manifest)),
+        fingerprint,
+        state,
+    })
+}
+
+fn output_stamps(manifest: &manifest::Manifest) -> BTreeMap<String, Stamp> {
+    manifest
+        .records
+        .values()
+        .map(|r| (r.output.clone(), r.output_stamp))
+        .collect()
+}
+
+pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
+    let staging = &settings.staging;
+    let _lock = match settings.dry_run {
+        true => None,
+        false => match Lock::take(staging, &settings.remote, settings.break_lock) {
+            Ok(lock) => Some(lock),
+            Err(e) => match e.downcast::<Busy>() {
+                Ok(Busy(why)) => {
+                    let refused = Some(why);
+                    return Ok(Summary {
+                        refused,
+                        ..Summary::default()
+                    });
+                }
+                Err(e) => return Err(e),
+            },
+        },
+    };
+    // The listing (rclone's time) and the local bookkeeping (ours) overlap.
+    let (listing, local) = std::thread::scope(|s| {
+        let listing = s.spawn(|| rclone.list(&settings.remote));
+        let local = local_side(staging, &settings.remote);
+        (
+            listing.join().expect("the listing thread does not panic"),
+            local,
+        )
+    });
+    let LocalSide {
+        manifest_empty,
+        mut mirror,
+        stamps,
+        fingerprint,
+        mut state,
+    } = local?;
+    let mut summary = Summary {
+        dry_run: settings.dry_run,
+        ..Summary::default()
+    };
+    if manifest_empty {
+        summary.refused = Some(format!(
+            "staging {} holds no converted music; run musync convert first. Nothing was pushed",
+            staging.display()
+        ));
+        return Ok(summary);
+    }
+    let mut listing: BTreeMap<String, u64> = listing?
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(&format!("{BACKUP_DIR}/")))
+        .map(|(p, f)| (p, f.size))
+        .collect();
+    let opts = Options {
+        backup: settings.backup,
+        delete_foreign: settings.delete_foreign,
+    };
+    let mut pushed = state.files.clone();
+    let mut plan = plan::plan(&mirror, &listing, &pushed, opts);
+    // A staged file to upload must be what musync made. One that is not is left out of the
+    // push, here and on the remote (neither uploaded nor deleted), and the push planned again.
+    let stamps = match stamps {
+        None if !plan.uploads.is_empty() => output_stamps(&manifest::load(staging)?),
+        stamps => stamps.unwrap_or_default(),
+    };
+    let bad: Vec<&String> = plan
+        .uploads
+        .iter()
+        .filter(|p| Stamp::of(&staging.join(p)) != stamps.get(*p).copied())
+        .collect();
+    if !bad.is_empty() {
+        for p in bad {
+            let why = "staged file missing or changed; run musync convert";
+            summary.failed.push(Failure::new(p, why));
+            mirror.remove(p);
+            listing.remove(p);
+            pushed.remove(p);
+        }
+        plan = plan::plan(&mirror, &listing, &pushed, opts);
+    }
+    summary.plan_lines = plan.lines(&mirror);
+    summary.unchanged = plan.unchanged;
+    summary.restored = plan.restored.len();
+    let managed = state.files.len();
+    if !settings.max_delete.allows(plan.removed.len(), managed) {
+        summary.refused = Some(format!(
+            "the push would delete {} of the {managed} files musync manages on {}, over the cap of \
+             {}; nothing was changed (raise it with --max-delete)",
+            plan.removed.len(),
+            settings.remote,
+            settings.max_delete
+        ));
+    }
+    if settings.dry_run || summary.refused.is_some() || plan.is_empty() {
+        summary.uploaded = plan.uploads.len();
+        summary.moved = plan.moves.len();
+        summary.deleted = plan.removed.len();
+        summary.backed_up = plan.backups.len();
+        summary.bytes_uploaded = plan.bytes;
+        let complete = plan.is_empty() && summary.failed.is_empty();
+        if !settings.dry_run && complete && state.complete_for.as_ref() != Some(&fingerprint) {
+            state.complete_for = Some(fingerprint);
+            state.save(staging)?;
+        }
+        return Ok(summary);
+    }
+    // Until every step has succeeded, the state's files are not the mirror.
+    state.complete_for = None;
+    for p in &plan.forgotten {
+        state.files.remove(p);
+    }
+
+    let remote = &settings.remote;
+    let mut failed = |op: &str, e: anyhow::Error| {
+        summary.remote_failed = true;
+        summary
+            .failed
+            .push(Failure::from_error(format!("{remote} ({op})"), &e));
+    };
+    if !plan.backups.is_empty() {
+        let dir = backups::dir_name(std::time::SystemTime::now());
+        match rclone.move_into(remote, &dir, &plan.backups) {
+            Ok(()) => plan.backups.iter().for_each(|p| {
+                state.files.remove(p);
+            }),
+            Err(e) => {
+                // Nothing that was to be backed up may be overwritten or deleted now.
+                failed("backup", e.into());
+                state.save(staging)?;
+                return Ok(summary);
+            }
+        }
+        state.save(staging)?;
+    }
+    let mut moved = 0;
+    for step in plan::move_steps(&plan.moves) {
+        let (done, result) = match &step {
+            MoveStep::Folder {
+                from_dir,
+                to_dir,
+                files,
+            } => {
+                let pairs = files
+                    .iter()
+                    .map(|f| (rclone::join(from_dir, f), rclone::join(to_dir, f)))
+                    .collect();
+                (pairs, rclone.move_between(remote, from_dir, to_dir, files))
+            }
+            MoveStep::File { from, to } => (
+                vec![(from.clone(), to.clone())],
+                rclone.rename(remote, from, to),
+            ),
+        };
+        match result {
+            Ok(()) => {
+                for (from, to) in done {
+                    let pushed = state
+                        .files
+                        .remove(&from)
+                        .context("a moved file was not in the push state")?;
+                    state.files.insert(to, pushed);
+                    moved += 1;
+                }
+                state.save(staging)?;
+            }
+            Err(e) => failed("move", e.into()),
+        }
+    }
+    let mut uploaded = 0;
+    match rclone.upload(staging, remote, &plan.uploads) {
+        Ok(()) => uploaded = plan.uploads.len(),
+        Err(e) => failed("upload", e.into()),
+    }
+    let done = if uploaded > 0 { &plan.uploads[..] } else { &[] };
+    for p in done.iter().chain(&plan.adopted) {
+        let l = &mirror[p];
+        state.files.insert(
+            p.clone(),
+            plan::Pushed {
+                size: l.size,
+                hash: l.hash.clone(),
+            },
+        );
+    }
+    state.save(staging)?;
+    let mut deleted = plan.removed.len() - plan.deletes.len();
+    match rclone.delete(remote, &plan.deletes) {
+        Ok(()) => {
+            plan.deletes.iter().for_each(|p| {
+                state.files.remove(p);
+            });
+            deleted += plan.deletes.len();
+        }
+        Err(e) => failed("delete", e.into()),
+    }
+    if summary.failed.is_empty() {
+        state.complete_for = Some(fingerprint);
+    }
+    state.save(staging)?;
+    summary.uploaded = uploaded;
+    summary.bytes_uploaded = if uploaded > 0 { plan.bytes } else { 0 };
+    summary.moved = moved;
+    summary.deleted = deleted;
+    summary.backed_up = plan.backups.len();
+    Ok(summary)
+}

@@ -1,0 +1,105 @@
+//! The push state: which files musync put on a remote (so it deletes no others), and the lock
+//! that keeps two pushes to one remote apart. Both live in `<staging>/.musync/push/`, one pair
+//! per remote, keyed by a hash of the remote's name.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::plan::Pushed;
+use crate::fsutil;
+use crate::manifest;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    pub remote: String,
+    pub files: BTreeMap<String, Pushed>,
+    /// The manifest fingerprint of the mirror that the last push made the remote equal to,
+    /// in full: `files` then is that mirror, and a push can plan without reading the manifest.
+    #[serde(default)]
+    pub complete_for: Option<String>,
+}
+
+fn base(staging: &Path, remote: &str) -> PathBuf {
+    let key = fsutil::hex(&Sha256::digest(remote.as_bytes()));
+    manifest::state_dir(staging).join("push").join(&key[..16])
+}
+
+impl State {
+    pub fn load(staging: &Path, remote: &str) -> anyhow::Result<State> {
+        let path = base(staging, remote).with_extension("json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "push state {} is damaged; move it away to start over",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
+                remote: remote.to_string(),
+                ..State::default()
+            }),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Saved after every step, so the state never claims more than happened.
+    pub fn save(&self, staging: &Path) -> anyhow::Result<()> {
+        let path = base(staging, &self.remote).with_extension("json");
+        fsutil::write_atomic(&path, &serde_json::to_vec(self)?)
+    }
+}
+
+/// Another push holds the lock: a guard's refusal, not a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Busy(pub String);
+
+/// Held for the length of a push; removed on drop.
+pub struct Lock {
+    path: PathBuf,
+}
+
+impl Lock {
+    /// Take the lock for `remote`. A lock left by a process that no longer runs is taken over;
+    /// `break_lock` takes over any.
+    pub fn take(staging: &Path, remote: &str, break_lock: bool) -> anyhow::Result<Lock> {
+        let path = base(staging, remote).with_extension("lock");
+        fs::create_dir_all(path.parent().expect("lock has a folder"))?;
+        loop {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    writeln!(f, "{}", std::process::id())?;
+                    return Ok(Lock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(&path).unwrap_or_default();
+                    let pid = holder.trim();
+                    let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+                    if alive && !break_lock {
+                        return Err(Busy(format!(
+                            "another push to {remote} is running (pid {pid}); if it is not, \
+                             run again with --break-lock"
+                        ))
+                        .into());
+                    }
+                    tracing::warn!("taking over a stale push lock (pid {pid})");
+                    fs::remove_file(&path)
+                        .with_context(|| format!("removing {}", path.display()))?;
+                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+            }
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,890 @@
+//! The one place musync runs the real `rclone` binary: list, upload, server-side move and rename,
+//! delete and purge on a remote. Nothing else in musync starts rclone or talks to a remote.
+//!
+//! rclone runs through `std::process::Command` with an argument vector, never a shell. File names
+//! never appear on its command line: lists go through a temp file (`--files-from-raw`), and every
+//! positional argument starts with the remote and follows `--`, so none can be read as a flag.
+//! The user's rclone config and `RCLONE_*` environment pass through untouched; extra global flags
+//! come from `MUSYNC_RCLONE_FLAGS`. Secrets in connection strings are redacted from logs and errors.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+use serde::Deserialize;
+
+const MIN_VERSION: (u32, u32) = (1, 60);
+/// rclone's documented exit code for "directory not found".
+const EXIT_DIR_NOT_FOUND: i32 = 3;
+const TAIL_MAX_LINES: usize = 3;
+const TAIL_MAX_CHARS: usize = 300;
+
+/// A checked rclone binary: found, version ≥ 1.60, plus the user's extra global flags.
+#[derive(Clone, Debug)]
+pub struct Rclone {
+    bin: PathBuf,
+    version: String,
+    extra_flags: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RcloneError {
+    #[error("rclone is not installed (or not on PATH): install it, e.g. apt-get install rclone")]
+    NotFound,
+    #[error("rclone {found} is too old: musync needs 1.60 or newer")]
+    TooOld { found: String },
+    #[error("rclone {op} failed ({}): {stderr_tail}", exit_text(.code))]
+    Failed {
+        op: String,
+        code: Option<i32>,
+        stderr_tail: String,
+    },
+    #[error("running rclone: {0}")]
+    Io(#[from] io::Error),
+}
+
+fn exit_text(code: &Option<i32>) -> String {
+    code.map_or_else(
+        || "killed by a signal".to_owned(),
+        |code| format!("exit {code}"),
+    )
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteFile {
+    pub size: u64,
+}
+
+/// One entry of `rclone lsjson` output; the other fields are not needed.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Entry {
+    path: String,
+    name: String,
+    size: i64,
+}
+
+impl Rclone {
+    /// `MUSYNC_RCLONE` if set, else `rclone` on PATH, checked to be 1.60 or newer by running
+    /// `rclone version`. With `cache` (a file), the version of a binary seen before (same path,
+    /// size and mtime) is read from there instead: rclone takes about 0.1 s to start, as long
+    /// as musync's whole no-op push otherwise. `write_cache` allows saving a fresh check there.
+    pub fn find(cache: Option<&Path>, write_cache: bool) -> Result<Rclone, RcloneError> {
+        let bin = match std::env::var_os("MUSYNC_RCLONE") {
+            Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+            _ => on_path("rclone").ok_or(RcloneError::NotFound)?,
+        };
+        let flags = std::env::var("MUSYNC_RCLONE_FLAGS").unwrap_or_default();
+        let key = identity(&bin);
+        let cached = cache
+            .zip(key.as_deref())
+            .and_then(|(cache, key)| cached_version(cache, key));
+        let version = match cached {
+            Some(version) => version,
+            None => {
+                tracing::debug!("running {} version", bin.display());
+                let output = output("version", Command::new(&bin).arg("version"), &[])?;
+                let version = supported_version(&String::from_utf8_lossy(&output.stdout))?;
+                if let (Some(cache), Some(key), true) = (cache, &key, write_cache) {
+                    // Only a shortcut: a failure to save it costs the next run 0.1 s.
+                    let _ = crate::fsutil::write_atomic(
+                        cache,
+                        format!("{key}\n{version}\n").as_bytes(),
+                    );
+                }
+                version
+            }
+        };
+        Ok(Rclone {
+            version,
+            bin,
+            extra_flags: flags.split_whitespace().map(str::to_owned).collect(),
+        })
+    }
+
+    /// As rclone prints it, e.g. `v1.60.1-DEV`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Every file under `remote`, recursively: path relative to `remote` ('/'-separated) → size.
+    /// A folder that does not exist yet lists as empty. An unknown size (rclone's -1) reads as 0,
+    /// which never matches a real file, so the caller re-uploads rather than trusts it.
+    pub fn list(&self, remote: &str) -> Result<BTreeMap<String, RemoteFile>, RcloneError> {
+        let flags = ["-R", "--files-only", "--no-mimetype", "--no-modtime"];
+        let entries = self.lsjson(&flags, remote)?.unwrap_or_default();
+        let files = entries.into_iter().map(|e| {
+            let size = e.size.try_into().unwrap_or(0);
+            (e.path, RemoteFile { size })
+        });
+        Ok(files.collect())
+    }
+
+    /// Uploads `files` (relative to `local_root`) to the same relative paths under `remote`, in
+    /// one call, overwriting what is there. Each must be a regular file (not a symlink).
+    pub fn upload(
+        &self,
+        local_root: &Path,
+        remote: &str,
+        files: &[String],
+    ) -> Result<(), RcloneError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        // Absolute, so rclone can never read it as a flag or as "remote:path".
+        let local_root = std::path::absolute(local_root)?;
+        for file in files {
+            let path = local_root.join(file);
+            // rclone skips symlinks and missing files with a mere NOTICE and exits 0.
+            if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+                return Err(invalid(format!(
+                    "{}: not a regular file, cannot upload",
+                    path.display()
+                )));
+            }
+        }
+        let flags = ["--ignore-times", "--no-traverse"];
+        let args = [local_root.as_os_str(), remote.as_ref()];
+        self.run("copy", &flags, Some(files), &args, &[], None)?;
+        Ok(())
+    }
+
+    /// Moves `files` (relative to `remote`) into `remote`/`dest_dir`, keeping their relative
+    /// paths, in one call. Same remote on both sides, so rclone moves server-side where the
+    /// backend can. Missing files are skipped; emptied source folders stay.
+    pub fn move_into(
+        &self,
+        remote: &str,
+        dest_dir: &str,
+        files: &[String],
+    ) -> Result<(), RcloneError> {
+        self.move_between(remote, "", dest_dir, files)
+    }
+
+    /// Moves `files` (relative to `remote`/`from_dir`; "" is the remote itself) to the same
+    /// relative paths under `remote`/`to_dir`, in one call, server-side where the backend can.
+    pub fn move_between(
+        &self,
+        remote: &str,
+        from_dir: &str,
+        to_dir: &str,
+        files: &[String],
+    ) -> Result<(), RcloneError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let from = match from_dir {
+            "" => remote.to_owned(),
+            dir => join(remote, checked_rel(dir)?),
+        };
+        let to = join(remote, checked_rel(to_dir)?);
+        let args = [from.as_ref(), to.as_ref()];
+        self.run("move", &["--no-traverse"], Some(files), &args, &[], None)?;
+        Ok(())
+    }
+
+    /// Server-side rename of one file, overwriting `to` if it exists.
+    pub fn rename(&self, remote: &str, from: &str, to: &str) -> Result<(), RcloneError> {
+        let from = join(remote, checked_rel(from)?);
+        let to = join(remote, checked_rel(to)?);
+        self.run(
+            "moveto",
+            &[],
+            None,
+            &[from.as_ref(), to.as_ref()],
+            &[],
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Deletes `files` (relative to `remote`) in one call; missing files, or a missing `remote`,
+    /// count as deleted.
+    pub fn delete(&self, remote: &str, files: &[String]) -> Result<(), RcloneError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let ok = [EXIT_DIR_NOT_FOUND];
+        self.run("delete", &[], Some(files), &[remote.as_ref()], &ok, None)?;
+        Ok(())
+    }
+
+    /// Sorted names of the immediate sub-folders of `remote`/`dir` (`dir` may be ""); missing → empty.
+    pub fn list_dirs(&self, remote: &str, dir: &str) -> Result<Vec<String>, RcloneError> {
+        let flags = ["--dirs-only", "--no-mimetype", "--no-modtime"];
+        let entries = self.lsjson(&flags, &join(remote, dir))?.unwrap_or_default();
+        let mut names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes `remote`/`dir` and everything in it. `dir` must name a sub-folder: purging the
+    /// remote itself is refused. A missing `dir` is an error (rclone exits 3 or 1 by version).
+    pub fn purge(&self, remote: &str, dir: &str) -> Result<(), RcloneError> {
+        let target = join(remote, checked_rel(dir)?);
+        self.run("purge", &[], None, &[target.as_ref()], &[], None)?;
+        Ok(())
+    }
+
+    /// `lsjson` of `target`; `None` when it does not exist.
+    fn lsjson(&self, flags: &[&str], target: &str) -> Result<Option<Vec<Entry>>, RcloneError> {
+        let ok = [EXIT_DIR_NOT_FOUND];
+        // Into a file, not a pipe: rclone writes each entry with a syscall of its own, and a
+        // pipe would wake musync for every one (about 15% of a no-op push).
+        let mut listing = tempfile::tempfile()?;
+        let stdout = listing.try_clone()?;
+        let output = self.run("lsjson", flags, None, &[target.as_ref()], &ok, Some(stdout))?;
+        if output.status.code() == Some(EXIT_DIR_NOT_FOUND) {
+            return Ok(None);
+        }
+        let mut json = Vec::new();
+        listing.seek(io::SeekFrom::Start(0))?;
+        listing.read_to_end(&mut json)?;
+        let entries = serde_json::from_slice(&json);
+        entries
+            .map(Some)
+            .map_err(|e| invalid(format!("reading rclone lsjson output: {e}")))
+    }
+
+    /// Runs `rclone OP FLAGS [--files-from-raw=LIST] EXTRA_FLAGS -- ARGS`, where LIST is a temp
+    /// file naming `files`; exit codes in `ok` count as success. Its stdout goes to `stdout`
+    /// if given, else into the `Output`.
+    fn run(
+        &self,
+        op: &str,
+        flags: &[&str],
+        files: Option<&[String]>,
+        args: &[&OsStr],
+        ok: &[i32],
+        stdout: Option<std::fs::File>,
+    ) -> Result<Output, RcloneError> {
+        if let Some(arg) = args.iter().find(|a| a.to_string_lossy().starts_with('-')) {
+            let arg = redact(&arg.to_string_lossy());
+            return Err(invalid(format!(
+                "refusing to pass {arg:?}: rclone would read it as a flag"
+            )));
+        }
+        let list = files.map(list_file).transpose()?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg(op).args(flags);
+        if let Some(list) = &list {
+            let mut flag = OsString::from("--files-from-raw=");
+            flag.push(list.path());
+            cmd.arg(flag);
+        }
+        cmd.args(&self.extra_flags).arg("--").args(args);
+        let mut shown = format!("running {}", self.bin.display());
+        let mut hide_next = false;
+        for arg in cmd.get_args().map(|a| a.to_string_lossy()) {
+            shown.push(' ');
+            shown.push_str(&if hide_next {
+                "***".to_owned()
+            } else {
+                redact(&arg)
+            });
+            // `--sftp-pass VALUE` as two words, e.g. from MUSYNC_RCLONE_FLAGS.
+            hide_next = arg.starts_with("--") && !arg.contains('=') && is_secret_key(&arg);
+        }
+        tracing::debug!("{shown}");
+        if let Some(file) = stdout {
+            cmd.stdout(file);
+        }
+        output(op, &mut cmd, ok)
+    }
+}
+
+/// Joins a remote (`nas:music`, `nas:`, `/mnt/usb/music`, `:sftp,host=h:path`) and a relative
+/// path with exactly one '/' between them, and none after a bare `name:`.
+pub fn join(remote: &str, rel: &str) -> String {
+    let rel = rel.trim_matches('/');
+    if rel.is_empty() {
+        remote.to_owned()
+    } else if remote.is_empty() || remote.ends_with('/') || remote.ends_with(':') {
+        format!("{remote}{rel}")
+    } else {
+        format!("{remote}/{rel}")
+    }
+}
+
+/// Runs `cmd` without stdin (an encrypted config then fails instead of waiting for a password),
+/// capturing its output; a non-zero exit not in `ok` is `Failed`.
+fn output(op: &str, cmd: &mut Command, ok: &[i32]) -> Result<Output, RcloneError> {
+    let start = Instant::now();
+    let output = match cmd.stdin(Stdio::null()).output() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RcloneError::NotFound),
+        result => result?,
+    };
+    tracing::debug!(
+        "rclone {op}: {} after {:.2?}",
+        output.status,
+        start.elapsed()
+    );
+    match output.status.code() {
+        Some(code) if code == 0 || ok.contains(&code) => Ok(output),
+        code => Err(RcloneError::Failed {
+            op: op.to_owned(),
+            code,
+            stderr_tail: stderr_tail(&redact(&String::from_utf8_lossy(&output.stderr))),
+        }),
+    }
+}
+
+/// A relative path that stays inside the remote: not empty, no `..`, no line breaks.
+fn checked_rel(rel: &str) -> Result<&str, RcloneError> {
+    let bad_char = rel.contains(['\n', '\r', '\0']);
+    if bad_char || rel.trim_matches('/').is_empty() || rel.split('/').any(|c| c == "..") {
+        return Err(invalid(format!(
+            "{rel:?} is not a usable relative path on a remote"
+        )));
+    }
+    Ok(rel)
+}
+
+/// The temp file for `--files-from-raw`: one name a line, read verbatim by rclone.
+fn list_file(files: &[String]) -> Result<tempfile::NamedTempFile, RcloneError> {
+    let mut list = tempfile::Builder::new()
+        .prefix("musync-rclone-")
+        .tempfile()?;
+    for file in files {
+        writeln!(list, "{}", checked_rel(file)?)?;
+    }
+    list.flush()?;
+    Ok(list)
+}
+
+fn invalid(msg: String) -> RcloneError {
+    io::Error::new(io::ErrorKind::InvalidInput, msg).into()
+}
+
+/// The first executable file called `name` in a folder of `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|bin| {
+            std::fs::metadata(bin).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// What identifies a binary for the version cache: its real path, size and mtime.
+fn identity(bin: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(bin).ok()?;
+    let stamp = crate::fsutil::Stamp::of(&real)?;
+    Some(format!(
+        "{}\t{}\t{}",
+        real.display(),
+        stamp.size,
+        stamp.mtime_ns
+    ))
+}
+
+/// The version saved in `cache` for the binary `key`, if it still qualifies.
+fn cached_version(cache: &Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(cache).ok()?;
+    let (saved, version) = text.trim_end().split_once('\n')?;
+    (saved == key).then(|| supported_version(&format!("rclone {version}")).ok())?
+}
+
+/// The version from `rclone version` output if it is one musync supports.
+fn supported_version(stdout: &str) -> Result<String, RcloneError> {
+    match parse_version(stdout) {
+        Some((version, major, minor)) if (major, minor) >= MIN_VERSION => Ok(version),
+        Some((found, ..)) => Err(RcloneError::TooOld { found }),
+        None => Err(RcloneError::Failed {
+            op: "version".to_owned(),
+            code: Some(0),
+            stderr_tail: format!(
+                "unrecognised output {:?}",
+                stdout.lines().next().unwrap_or("")
+            ),
+        }),
+    }
+}
+
+/// `rclone v1.60.1-DEV` → ("v1.60.1-DEV", 1, 60), from the first line of `rclone version`.
+fn parse_version(stdout: &str) -> Option<(String, u32, u32)> {
+    let line = stdout.lines().next()?.trim().strip_prefix("rclone ")?;
+    let token = line.split_whitespace().next()?;
+    let mut parts = token.strip_prefix('v').unwrap_or(token).split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((token.to_owned(), major, minor))
+}
+
+/// The last few meaningful stderr lines, without timestamps or levels, joined with " / ".
+/// NOTICE/INFO/DEBUG lines are noise unless they report a failure (rclone ≥ 1.6x logs its final
+/// "Failed to …" at NOTICE); "Attempt n/m failed" only repeats what the last line says.
+fn stderr_tail(stderr: &str) -> String {
+    let lines: Vec<(Option<&str>, &str)> = stderr
+        .lines()
+        .map(|l| split_level(strip_timestamp(l)))
+        .filter(|(_, msg)| !msg.is_empty())
+        .collect();
+    let meaningful = |(level, msg): &&(Option<&str>, &str)| match level {
+        Some("NOTICE" | "INFO" | "DEBUG") => {
+            let lower = msg.to_lowercase();
+            lower.contains("fail") || lower.contains("error")
+        }
+        _ => !(msg.starts_with("Attempt ") && msg.contains(" failed with ")),
+    };
+    let mut pool: Vec<&str> = lines.iter().filter(meaningful).map(|(_, m)| *m).collect();
+    if pool.is_empty() {
+        pool = lines.iter().map(|(_, m)| *m).collect();
+    }
+    let (mut picked, mut chars) = (Vec::new(), 0);
+    for msg in pool.into_iter().rev() {
+        if picked.contains(&msg) {
+            continue;
+        }
+        let len = msg.chars().count() + " / ".len();
+        if !picked.is_empty() && (picked.len() == TAIL_MAX_LINES || chars + len > TAIL_MAX_CHARS) {
+            break;
+        }
+        picked.push(msg);
+        chars += len;
+    }
+    picked.reverse();
+    let joined = picked.join(" / ");
+    match joined.char_indices().nth(TAIL_MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
+    }
+}
+
+/// Drops rclone's `2024/01/31 12:00:00[.000000]` log prefix.
+fn strip_timestamp(line: &str) -> &str {
+    let mut rest = line.trim();
+    for _ in 0..2 {
+        let Some((word, after)) = rest.split_once(' ') else {
+            break;
+        };
+        if !word.starts_with(|c: char| c.is_ascii_digit())
+            || !word
+                .chars()
+                .all(|c| c.is_ascii_digit() || "/:.".contains(c))
+        {
+            break;
+        }
+        rest = after.trim_start();
+    }
+    rest
+}
+
+/// `ERROR : msg` → (Some("ERROR"), "msg"); a line without a level → (None, line).
+fn split_level(msg: &str) -> (Option<&str>, &str) {
+    match msg.split_once(':') {
+        Some((level, rest))
+            if !level.trim_end().is_empty()
+                && level.trim_end().chars().all(|c| c.is_ascii_uppercase()) =>
+        {
+            (Some(level.trim_end()), rest.trim_start())
+        }
+        _ => (None, msg),
+    }
+}
+
+/// Replaces secret values in connection strings and flags (`pass=…`, `password=…`,
+/// `--sftp-pass=…`, `client_secret=…`, `token='…'`) with `***`, up to ',', ':', a quote or space.
+fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let (head, tail) = (&rest[..eq], &rest[eq + 1..]);
+        out.push_str(head);
+        out.push('=');
+        let key_start = head
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(0, |i| i + 1);
+        rest = tail;
+        if is_secret_key(&head[key_start..]) {
+            let end = match tail.chars().next() {
+                Some(q @ ('"' | '\'')) => tail[1..].find(q).map_or(tail.len(), |i| i + 2),
+                _ => tail
+                    .find([',', ':', '"', '\'', ' ', '\t', '\n'])
+                    .unwrap_or(tail.len()),
+            };
+            out.push_str("***");
+            rest = &tail[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A connection-string key or flag name whose value is a secret.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.trim_start_matches('-').to_ascii_lowercase();
+    let words = ["pass", "secret", "token", "credentials"];
+    words.iter().any(|w| key.contains(w)) || key == "key" || key.ends_with("_key")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn join_puts_exactly_one_slash() {
+        assert_eq!(join("nas:", "a/b"), "nas:a/b");
+        assert_eq!(join("nas:music", "a"), "nas:music/a");
+        assert_eq!(join("nas:music/", "/a/"), "nas:music/a");
+        assert_eq!(join("/x/", "a"), "/x/a");
+        assert_eq!(join("/x", "a b/c.mp3"), "/x/a b/c.mp3");
+        assert_eq!(join(":sftp,host=h,user=u:", "a"), ":sftp,host=h,user=u:a");
+        assert_eq!(join(":sftp,host=h:music", "a"), ":sftp,host=h:music/a");
+        assert_eq!(join("nas:music", ""), "nas:music");
+    }
+
+    #[test]
+    fn version_parsing() {
+        let debian = "rclone v1.60.1-DEV\n- os/version: debian 12.11 (64 bit)\n";
+        assert_eq!(
+            parse_version(debian),
+            Some(("v1.60.1-DEV".to_owned(), 1, 60))
+        );
+        assert_eq!(
+            parse_version("rclone v1.75.2\n"),
+            Some(("v1.75.2".to_owned(), 1, 75))
+        );
+        assert_eq!(
+            parse_version("rclone 1.61.0\n"),
+            Some(("1.61.0".to_owned(), 1, 61))
+        );
+        assert_eq!(supported_version("rclone v1.60.0\n").unwrap(), "v1.60.0");
+        assert_eq!(supported_version("rclone v2.0.0\n").unwrap(), "v2.0.0");
+        let old = supported_version("rclone v1.59.9\n").unwrap_err();
+        assert!(
+            matches!(&old, RcloneError::TooOld { found } if found == "v1.59.9"),
+            "{old}"
+        );
+        let err = supported_version("hello\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rclone version failed (exit 0): unrecognised output \"hello\""
+        );
+        for garbage in [
+            "",
+            "hello",
+            "rclone",
+            "rclone vX.Y",
+            "rsync version 3.2.7",
+            "v1.60.1",
+        ] {
+            assert_eq!(parse_version(garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn errors_read_as_one_line() {
+        let e = RcloneError::Failed {
+            op: "copy".into(),
+            code: Some(1),
+            stderr_tail: "boom".into(),
+        };
+        assert_eq!(e.to_string(), "rclone copy failed (exit 1): boom");
+        let e = RcloneError::TooOld {
+            found: "v1.59.9".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "rclone v1.59.9 is too old: musync needs 1.60 or newer"
+        );
+    }
+
+    #[test]
+    fn stderr_tail_keeps_the_failure_and_drops_the_noise() {
+        // rclone 1.60.1: unleveled final line, three identical attempts.
+        let old = "2026/11/22 04:36:20 NOTICE: Config file \"/root/.config/rclone/rclone.conf\" not found - using defaults
+2026/11/22 04:36:20 ERROR : top.mp3: Failed to copy: mkdir /r/afile: not a directory
+2026/11/22 04:36:20 ERROR : Attempt 1/3 failed with 1 errors and: mkdir /r/afile: not a directory
+2026/11/22 04:36:20 ERROR : top.mp3: Failed to copy: mkdir /r/afile: not a directory
+2026/11/22 04:36:20 ERROR : Attempt 2/3 failed with 1 errors and: mkdir /r/afile: not a directory
+
+2026/11/22 04:36:20 Failed to copy with 1 errors: last error was: mkdir /r/afile: not a directory
+";
+        assert_eq!(
+            stderr_tail(old),
+            "top.mp3: Failed to copy: mkdir /r/afile: not a directory / \
+             Failed to copy with 1 errors: last error was: mkdir /r/afile: not a directory"
+        );
+        // rclone 1.75: the final line is a NOTICE.
+        let new = "2026/11/22 04:37:40 ERROR : error listing: directory not found
+2026/11/22 04:37:40 NOTICE: Failed to lsjson with 2 errors: last error was: error in ListJSON: directory not found
+";
+        assert_eq!(
+            stderr_tail(new),
+            "error listing: directory not found / \
+             Failed to lsjson with 2 errors: last error was: error in ListJSON: directory not found"
+        );
+        let critical = "2026/11/22 04:37:40 CRITICAL: Failed to create file system for \"x:\": didn't find section";
+        assert_eq!(
+            stderr_tail(critical),
+            "Failed to create file system for \"x:\": didn't find section"
+        );
+        // Only noise: better the noise than nothing.
+        assert_eq!(
+            stderr_tail("2026/11/22 04:37:40.123456 INFO  : hello\n\n"),
+            "hello"
+        );
+        assert_eq!(stderr_tail(""), "");
+        // At most three lines and about 300 characters; the last line is always kept.
+        let many: String = (0..10).map(|i| format!("ERROR : error {i}\n")).collect();
+        assert_eq!(stderr_tail(&many), "error 7 / error 8 / error 9");
+        let long = format!("ERROR : {}\nERROR : {}\n", "a".repeat(200), "b".repeat(400));
+        let tail = stderr_tail(&long);
+        assert!(tail.starts_with("bbb") && tail.ends_with('…'), "{tail}");
+        assert_eq!(tail.chars().count(), TAIL_MAX_CHARS + 1);
+    }
+
+    #[test]
+    fn redaction_hides_secrets_only() {
+        assert_eq!(
+            redact(":sftp,host=127.0.0.1,port=22,user=u,pass=Xy-z_9:music/a"),
+            ":sftp,host=127.0.0.1,port=22,user=u,pass=***:music/a"
+        );
+        assert_eq!(
+            redact(":webdav,url='http://h:1/',password=abc,user=u:"),
+            ":webdav,url='http://h:1/',password=***,user=u:"
+        );
+        assert_eq!(
+            redact("--sftp-pass=abc --retries=1"),
+            "--sftp-pass=*** --retries=1"
+        );
+        assert_eq!(
+            redact(":s3,secret_access_key=\"a,b:c\",region=x:b"),
+            ":s3,secret_access_key=***,region=x:b"
+        );
+        assert_eq!(
+            redact("Failed for \":sftp,pass=abc\": boom"),
+            "Failed for \":sftp,pass=***\": boom"
+        );
+        assert_eq!(redact("nas:music/a=b.mp3"), "nas:music/a=b.mp3");
+        assert_eq!(redact("no secrets"), "no secrets");
+    }
+
+    #[test]
+    fn bad_relative_paths_are_refused() {
+        for bad in ["", "/", "../x", "a/../../b", "a\nb", "a\r"] {
+            assert!(checked_rel(bad).is_err(), "{bad:?}");
+        }
+        assert!(checked_rel("-a #1/b;c é.mp3").is_ok());
+    }
+
+    #[test]
+    fn version_check_is_remembered_per_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("rclone-version");
+        let checked = Rclone::find(Some(&cache), true).unwrap();
+        let saved = fs::read_to_string(&cache).unwrap();
+        assert!(
+            saved.ends_with(&format!("\n{}\n", checked.version())),
+            "{saved}"
+        );
+        // A remembered version is trusted only for the same binary, and only if supported.
+        let key = saved.lines().next().unwrap();
+        assert_eq!(
+            cached_version(&cache, key).as_deref(),
+            Some(checked.version())
+        );
+        assert_eq!(cached_version(&cache, "/other/rclone\t1\t2"), None);
+        fs::write(&cache, format!("{key}\nv1.59.0\n")).unwrap();
+        assert_eq!(cached_version(&cache, key), None);
+    }
+
+    #[test]
+    fn empty_lists_make_no_call() {
+        let rc = Rclone {
+            bin: "/nonexistent/rclone".into(),
+            version: "v1.60.0".into(),
+            extra_flags: vec![],
+        };
+        assert!(rc.upload(Path::new("/nonexistent"), "nas:", &[]).is_ok());
+        assert!(rc.move_into("nas:", "backup", &[]).is_ok());
+        assert!(rc.delete("nas:", &[]).is_ok());
+        assert!(matches!(rc.list("nas:"), Err(RcloneError::NotFound)));
+    }
+
+    // The tests below run the real rclone on a local-folder remote.
+
+    fn rclone() -> Rclone {
+        match Rclone::find(None, false) {
+            Ok(rc) => rc,
+            Err(e) => {
+                panic!("these tests need rclone >= 1.60 on PATH (scripts/test installs it): {e}")
+            }
+        }
+    }
+
+    /// A staging folder with `files` (each containing its own name) and an empty remote folder.
+    fn setup(files: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("staging");
+        for file in files {
+            let path = local.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, file).unwrap();
+        }
+        let remote = dir.path().join("remote").to_str().unwrap().to_owned();
+        (dir, local, remote)
+    }
+
+    fn names(files: &[&str]) -> Vec<String> {
+        files.iter().map(|f| f.to_string()).collect()
+    }
+
+    fn sizes(rc: &Rclone, remote: &str) -> Vec<(String, u64)> {
+        rc.list(remote)
+            .unwrap()
+            .into_iter()
+            .map(|(p, f)| (p, f.size))
+            .collect()
+    }
+
+    const AWKWARD: [&str; 5] = [
+        "-lead.mp3",
+        "a #1/b;c é.mp3",
+        "Ünïcødé/日本 語/x.mp3",
+        "top.mp3",
+        "a #1/--dry-run",
+    ];
+
+    #[test]
+    fn upload_then_list_awkward_names() {
+        let rc = rclone();
+        let (_dir, local, remote) = setup(&AWKWARD);
+        assert!(
+            rc.list(&remote).unwrap().is_empty(),
+            "a missing folder lists as empty"
+        );
+        rc.upload(&local, &remote, &names(&AWKWARD[..4])).unwrap();
+        let mut want: Vec<(String, u64)> = AWKWARD[..4]
+            .iter()
+            .map(|f| (f.to_string(), f.len() as u64))
+            .collect();
+        want.sort();
+        assert_eq!(sizes(&rc, &remote), want);
+        assert_eq!(
+            rc.list(&join(&remote, "a #1"))
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["b;c é.mp3"]
+        );
+        // Uploading again overwrites whatever is there.
+        fs::write(local.join("top.mp3"), "changed!!").unwrap();
+        rc.upload(&local, &remote, &names(&["top.mp3"])).unwrap();
+        assert_eq!(rc.list(&remote).unwrap()["top.mp3"], RemoteFile { size: 9 });
+    }
+
+    #[test]
+    fn upload_refuses_missing_local_files() {
+        let rc = rclone();
+        let (_dir, local, remote) = setup(&["a.mp3"]);
+        let err = rc
+            .upload(&local, &remote, &names(&["a.mp3", "gone.mp3"]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("gone.mp3: not a regular file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn move_rename_delete_list_dirs_purge() {
+        let rc = rclone();
+        let (_dir, local, remote) = setup(&AWKWARD);
+        rc.upload(&local, &remote, &names(&AWKWARD)).unwrap();
+
+        rc.move_into(
+            &remote,
+            "backup/2024-01-01",
+            &names(&[
+                "-lead.mp3",
+                "a #1/b;c é.mp3",
+                "absent.mp3",
+                "nodir/absent.mp3",
+            ]),
+        )
+        .unwrap();
+        let listed = rc.list(&remote).unwrap();
+        assert!(listed.contains_key("backup/2024-01-01/-lead.mp3"));
+        assert!(listed.contains_key("backup/2024-01-01/a #1/b;c é.mp3"));
+        assert!(!listed.contains_key("-lead.mp3") && listed.contains_key("top.mp3"));
+
+        rc.rename(&remote, "backup/2024-01-01/-lead.mp3", "-renamed #2.mp3")
+            .unwrap();
+        let listed = rc.list(&remote).unwrap();
+        assert!(
+            listed.contains_key("-renamed #2.mp3")
+                && !listed.contains_key("backup/2024-01-01/-lead.mp3")
+        );
+
+        rc.delete(
+            &remote,
+            &names(&[
+                "-renamed #2.mp3",
+                "a #1/--dry-run",
+                "absent.mp3",
+                "nodir/absent.mp3",
+            ]),
+        )
+        .unwrap();
+        let listed = rc.list(&remote).unwrap();
+        assert!(!listed.contains_key("-renamed #2.mp3") && !listed.contains_key("a #1/--dry-run"));
+        assert!(listed.contains_key("top.mp3") && listed.contains_key("Ünïcødé/日本 語/x.mp3"));
+        rc.delete(&join(&remote, "nowhere"), &names(&["x.mp3"]))
+            .unwrap();
+
+        assert_eq!(
+            rc.list_dirs(&remote, "").unwrap(),
+            ["a #1", "backup", "Ünïcødé"]
+        );
+        assert_eq!(rc.list_dirs(&remote, "backup").unwrap(), ["2024-01-01"]);
+        assert!(rc.list_dirs(&remote, "nowhere").unwrap().is_empty());
+
+        assert!(
+            rc.purge(&remote, "").is_err(),
+            "purging the whole remote is refused"
+        );
+        rc.purge(&remote, "backup/2024-01-01").unwrap();
+        assert!(rc.list_dirs(&remote, "backup").unwrap().is_empty());
+        assert!(rc.list(&remote).unwrap().contains_key("top.mp3"));
+    }
+
+    #[test]
+    fn failures_carry_the_exit_code_and_cause() {
+        let mut rc = rclone();
+        rc.extra_flags
+            .extend(["--retries", "1", "--low-level-retries", "1"].map(String::from));
+        let (dir, local, _) = setup(&["a.mp3"]);
+        let file = dir.path().join("a-file");
+        fs::write(&file, "not a folder").unwrap();
+        let err = rc
+            .upload(&local, file.to_str().unwrap(), &names(&["a.mp3"]))
+            .unwrap_err();
+        let RcloneError::Failed {
+            op,
+            code,
+            stderr_tail,
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        assert_eq!((op.as_str(), *code), ("copy", Some(1)));
+        assert!(stderr_tail.contains("not a directory"), "{err}");
+
+        let err = rc.list("nosuchremote:music").unwrap_err();
+        assert!(
+            matches!(err, RcloneError::Failed { code: Some(1), .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("nosuchremote"), "{err}");
+
+        let err = rc.rename("-x", "a", "b").unwrap_err();
+        assert!(err.to_string().contains("read it as a flag"), "{err}");
+    }
+}
