@@ -10,11 +10,12 @@ use crate::tag::rules::GenreFrom;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  everything done
-  1  some files failed (each named on stderr); the rest were done
-  2  bad arguments, settings or manifest
-  3  refused by a safety guard (e.g. the library looks unmounted); nothing was changed
-  4  rclone or the remote failed (rclone missing or too old, host unreachable, auth, disk full)";
+  0    everything done
+  1    some files failed (each named on stderr); the rest were done
+  2    bad arguments, settings or manifest
+  3    refused by a safety guard (e.g. the library looks unmounted); nothing was changed
+  4    rclone or the remote failed (rclone missing or too old, host unreachable, auth, disk full)
+  130  interrupted (Ctrl-C): the files in flight were finished and saved; run again to continue";
 
 /// Keep a lossy MP3 mirror of a lossless music library, without ever losing a file.
 #[derive(Parser, Debug)]
@@ -30,6 +31,57 @@ pub struct Cli {
     /// Log more (-v: each action, -vv: debugging detail) to stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Also append a timestamped line per action, failure and run summary to FILE (plain
+    /// text, whatever -q or -v say).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// Colour in stderr's messages: auto (when stderr is a terminal and NO_COLOR is unset),
+    /// always or never.
+    #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+
+    /// The config file whose settings are the flags' defaults
+    /// [default: $XDG_CONFIG_HOME/musync/config.toml, if it exists].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Use the settings of `[profile.NAME]` in the config file over its top level.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Parse `args` with the config file's values as the flags' defaults: a flag given wins.
+pub fn parse(args: Vec<std::ffi::OsString>, defaults: &crate::config::Defaults) -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = with_defaults(Cli::command(), defaults);
+    let matches = command.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `command` and its subcommands, each argument whose id has a config value defaulting to it.
+fn with_defaults(mut command: clap::Command, defaults: &crate::config::Defaults) -> clap::Command {
+    for (id, values) in &defaults.args {
+        if command.get_arguments().any(|a| a.get_id() == *id) {
+            command = command.mut_arg(*id, |a| a.default_values(values.clone()).required(false));
+        }
+    }
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, |c| with_defaults(c, defaults));
+    }
+    command
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,9 +98,47 @@ pub enum Command {
     /// Convert, tag and push in one go: the command to run after ripping CDs.
     #[command(after_help = EXIT_CODES)]
     Sync(SyncArgs),
+    /// Write a commented config file from the flags given, and check the library, rclone and
+    /// the remote it names.
+    #[command(after_help = EXIT_CODES)]
+    Init(InitArgs),
     /// Delete the remote's backup folders older than an age.
     #[command(after_help = EXIT_CODES)]
     PruneBackups(PruneArgs),
+    /// Check the staged mirror (and a remote) against musync's records: every staged file is
+    /// hashed again; missing, changed and unknown files are named. Writes nothing.
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyArgs),
+    /// Show what convert, tag and push would do now, without doing or writing anything.
+    #[command(after_help = EXIT_CODES)]
+    Status(StatusArgs),
+    /// Print a shell completion script on stdout, e.g. `musync completions bash >
+    /// ~/.local/share/bash-completion/completions/musync`.
+    #[command(after_help = EXIT_CODES)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout, e.g. `musync man | man -l -`; with --dir, write
+    /// musync.1 and a page per subcommand (musync-convert.1…) there.
+    #[command(after_help = EXIT_CODES)]
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The music library to write into the config.
+    #[arg(long, value_name = "DIR")]
+    pub library: Option<PathBuf>,
+
+    /// The staging folder to write into the config.
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
+
+    /// The remote to write into the config (and check).
+    #[arg(long, value_name = "REMOTE")]
+    pub remote: Option<String>,
+
+    /// Replace an existing config file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where and how to push.
@@ -60,7 +150,7 @@ pub struct RemoteArgs {
     pub remote: String,
 
     /// Refuse a push that would delete more than N files, or N% of the files musync manages on
-    /// the remote [default: 50%].
+    /// the remote.
     #[arg(long, value_name = "N|N%", default_value = "50%")]
     pub max_delete: DeleteCap,
 
@@ -179,6 +269,30 @@ pub struct GenreArgs {
     pub disc_pattern: Option<String>,
 }
 
+/// Which part of the library to mirror.
+#[derive(Args, Debug)]
+pub struct SelectArgs {
+    /// Mirror only what matches GLOB, a path relative to the library or one of its folders
+    /// (repeatable; e.g. 'Jazz' or 'Classical/**/*.flac').
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Leave out what matches GLOB, matched like --include (repeatable; wins over --include).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Lossy formats copied into the mirror as they are: mp3, or none to mirror only converted
+    /// files [default: mp3].
+    #[arg(long, value_name = "FORMATS", value_delimiter = ',', value_enum)]
+    pub pass_through: Vec<PassThrough>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassThrough {
+    Mp3,
+    None,
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum PolicyArg {
     Always,
@@ -209,6 +323,9 @@ pub struct ConvertArgs {
 
     #[command(flatten)]
     pub genre: GenreArgs,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
 }
 
 #[derive(Args, Debug)]
@@ -218,4 +335,104 @@ pub struct TagArgs {
 
     #[command(flatten)]
     pub genre: GenreArgs,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The music library (not read: verify checks the staging folder and the remote only).
+    #[arg(long, value_name = "DIR")]
+    pub library: Option<PathBuf>,
+
+    /// The staging folder to check (with its manifest in DIR/.musync).
+    #[arg(long, value_name = "DIR")]
+    pub staging: PathBuf,
+
+    /// Also check this remote against what musync pushed there (one listing; sizes only).
+    #[arg(long, value_name = "REMOTE")]
+    pub remote: Option<String>,
+
+    /// Files hashed at once [default: the number of cores].
+    #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    /// Print one JSON object with the results on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `status` takes the flags of `sync` that change a plan, so that it shows what `sync` with the
+/// same flags (or config file) would do.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The music library (read only, never written to).
+    #[arg(long, value_name = "DIR")]
+    pub library: PathBuf,
+
+    /// Where the MP3 mirror is built (musync keeps its manifest in DIR/.musync).
+    #[arg(long, value_name = "DIR")]
+    pub staging: PathBuf,
+
+    /// Also show what a push to this remote would do (one listing).
+    #[arg(long, value_name = "REMOTE")]
+    pub remote: Option<String>,
+
+    /// Files read at once [default: the number of cores].
+    #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    /// Print one JSON object with a key per stage on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Plan with this LAME preset, as `convert --quality` [default: what the last run used].
+    #[arg(long, value_name = "PRESET")]
+    pub quality: Option<Quality>,
+
+    /// Plan for ID3v2.3 tags, as `convert --id3v23`.
+    #[arg(long, conflicts_with = "id3v24")]
+    pub id3v23: bool,
+
+    /// Plan for ID3v2.4 tags, as `convert --id3v24`.
+    #[arg(long)]
+    pub id3v24: bool,
+
+    /// Plan as `convert --force`: past the guard against a library that lost most of its music.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub genre: GenreArgs,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Plan with this delete cap, as `push --max-delete`.
+    #[arg(long, value_name = "N|N%", default_value = "50%")]
+    pub max_delete: DeleteCap,
+
+    /// Plan without backups, as `push --no-backup`.
+    #[arg(long)]
+    pub no_backup: bool,
+
+    /// Plan as `push --delete-foreign`.
+    #[arg(long)]
+    pub delete_foreign: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write musync.1 and musync-SUBCOMMAND.1 into DIR (made if missing) instead of printing
+    /// musync.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

@@ -3,27 +3,31 @@
 
 mod audio;
 mod cli;
+mod config;
 mod convert;
 mod fsutil;
+mod init;
+mod interrupt;
 mod manifest;
+mod manual;
 mod metadata;
 mod push;
 mod rclone;
 mod report;
 mod scan;
 mod settings;
+mod status;
 mod subsonic;
 mod tag;
+mod verify;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use cli::{
-    Cli, Command, Common, ConvertArgs, GenreArgs, PolicyArg, PruneArgs, PushArgs, RemoteArgs,
-    SyncArgs, TagArgs,
+    Cli, Command, Common, ConvertArgs, GenreArgs, InitArgs, PassThrough, PolicyArg, PruneArgs,
+    PushArgs, RemoteArgs, SelectArgs, SyncArgs, TagArgs,
 };
 use convert::Mode;
 use metadata::Id3Version;
@@ -32,31 +36,74 @@ use settings::Overrides;
 use tag::rules::{self, Policy};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(&cli);
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let early = config::early_flags(&args);
+    // `init` writes the config file; it and the generated help read none.
+    let load = match early.command.as_deref() {
+        Some("init" | "completions" | "man") => Ok(config::Defaults::default()),
+        _ => config::load(early.config, early.profile.as_deref()),
+    };
+    let defaults = match load {
+        Ok(defaults) => defaults,
+        Err(e) => {
+            eprintln!("musync: {e:#}");
+            return Exit::Usage.into();
+        }
+    };
+    let cli = cli::parse(args, &defaults);
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("musync: {e:#}");
+        return Exit::Usage.into();
+    }
+    if let Err(e) = interrupt::install() {
+        tracing::warn!("cannot catch Ctrl-C ({e}); it will stop musync at once");
+    }
     let result = match cli.command {
         Command::Convert(args) => convert(args, cli.quiet),
         Command::Tag(args) => tag(args, cli.quiet),
         Command::Push(args) => push(args, cli.quiet),
         Command::Sync(args) => sync(args, cli.quiet),
         Command::PruneBackups(args) => prune_backups(args),
+        Command::Init(args) => init(args, cli.config),
+        Command::Verify(args) => verify(args, cli.quiet),
+        Command::Status(args) => status(args),
+        Command::Completions(args) => completions(&args),
+        Command::Man(args) => man(args),
     };
-    match result {
-        Ok(exit) => exit.into(),
+    let exit = match result {
+        Ok(exit) => exit,
+        // rclone got the terminal's Ctrl-C too: its failure is the interruption, not an error.
+        Err(e)
+            if interrupt::interrupted()
+                && (e.is::<interrupt::Interrupted>() || e.is::<rclone::RcloneError>()) =>
+        {
+            tracing::info!("{e:#}");
+            Exit::Interrupted
+        }
         Err(e) => {
             eprintln!("musync: {e:#}");
+            tracing::error!(target: report::LOG_ONLY, "{e:#}");
             if e.downcast_ref::<rclone::RcloneError>().is_some() {
-                Exit::Remote.into()
+                Exit::Remote
             } else {
-                Exit::Usage.into()
+                Exit::Usage
             }
         }
+    };
+    if interrupt::interrupted() {
+        eprintln!("musync: interrupted; what was finished is saved, run again to continue");
+        tracing::warn!(target: report::LOG_ONLY, "interrupted");
+        return Exit::Interrupted.into();
     }
+    exit.into()
 }
 
-fn init_logging(cli: &Cli) {
+/// Logs go to stderr at the -q/-v level, and with `--log-file` also to that file: every action,
+/// failure and run summary, timestamped, without colour.
+fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    use anyhow::Context;
     use std::io::IsTerminal;
-    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
 
     let level = match (cli.quiet, cli.verbose) {
@@ -72,10 +119,34 @@ fn init_logging(cli: &Cli) {
     } else {
         LevelFilter::OFF
     };
-    let filter = tracing_subscriber::filter::Targets::new()
+    let filter = Targets::new()
         .with_target("musync", level)
+        .with_target(report::LOG_ONLY, LevelFilter::OFF)
         .with_default(others);
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour = match cli.color {
+        cli::ColorArg::Always => true,
+        cli::ColorArg::Never => false,
+        cli::ColorArg::Auto => {
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let file = match &cli.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log file {}", path.display()))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::sync::Arc::new(file))
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_filter(Targets::new().with_target("musync", tracing::Level::INFO)),
+            )
+        }
+        None => None,
+    };
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
@@ -85,15 +156,20 @@ fn init_logging(cli: &Cli) {
                 .with_target(false)
                 .with_filter(filter),
         )
+        .with(file)
         .init();
+    Ok(())
 }
 
 fn settings(
     common: Common,
     genre: GenreArgs,
+    select: SelectArgs,
     mode: Mode,
     quiet: bool,
 ) -> anyhow::Result<convert::Settings> {
+    let native_mp3 = !select.pass_through.contains(&PassThrough::None);
+    let selection = scan::Selection::new(&select.include, &select.exclude, native_mp3)?;
     let genre_map = match genre.genre_map.as_slice() {
         [] => None,
         [clear] if clear.is_empty() => Some(Vec::new()),
@@ -124,11 +200,12 @@ fn settings(
         dry_run: common.dry_run,
         force: false,
         quiet: quiet || common.json,
+        selection,
     })
 }
 
 fn convert_settings(args: ConvertArgs, quiet: bool) -> anyhow::Result<convert::Settings> {
-    let mut settings = settings(args.common, args.genre, Mode::Convert, quiet)?;
+    let mut settings = settings(args.common, args.genre, args.select, Mode::Convert, quiet)?;
     settings.overrides.quality = args.quality;
     settings.overrides.id3 = match (args.id3v23, args.id3v24) {
         (true, _) => Some(Id3Version::V23),
@@ -146,7 +223,7 @@ fn convert(args: ConvertArgs, quiet: bool) -> anyhow::Result<Exit> {
 
 fn tag(args: TagArgs, quiet: bool) -> anyhow::Result<Exit> {
     let json = args.common.json;
-    let settings = settings(args.common, args.genre, Mode::TagOnly, quiet)?;
+    let settings = settings(args.common, args.genre, args.select, Mode::TagOnly, quiet)?;
     run_stage(&settings, json, quiet)
 }
 
@@ -276,18 +353,28 @@ fn sync(args: SyncArgs, quiet: bool) -> anyhow::Result<Exit> {
     let converted = convert::run(&settings)?;
     settings.mode = Mode::TagOnly;
     settings.overrides = Overrides::default();
-    let tagged = tag::run(&settings)?;
+    // After Ctrl-C, no stage starts.
+    let tagged = if interrupt::interrupted() {
+        convert::Summary::default()
+    } else {
+        tag::run(&settings)?
+    };
     // A dry run can plan the push exactly only when the mirror is already current; otherwise the
     // plan would describe a mirror that the real run changes first.
-    let current = converted.counts == convert::Counts::default() && tagged.counts.retagged == 0;
-    let pushed = if converted.refused.is_none() && (!dry_run || current) {
-        Some(push::run(
-            &push_settings(settings.staging.clone(), dry_run, args.remote),
-            &rclone,
-        )?)
-    } else {
-        None
+    let to_do = convert::Counts {
+        skipped: 0,
+        ..converted.counts
     };
+    let current = to_do == convert::Counts::default() && tagged.counts.retagged == 0;
+    let pushed =
+        if converted.refused.is_none() && (!dry_run || current) && !interrupt::interrupted() {
+            Some(push::run(
+                &push_settings(settings.staging.clone(), dry_run, args.remote),
+                &rclone,
+            )?)
+        } else {
+            None
+        };
     if let Some(p) = &pushed {
         p.failed.iter().for_each(report::Failure::print);
     }
@@ -456,4 +543,138 @@ fn print_summary(
         )?;
     }
     Ok(())
+}
+
+fn jobs(jobs: Option<u16>) -> usize {
+    jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    )
+}
+
+fn verify(args: cli::VerifyArgs, quiet: bool) -> anyhow::Result<Exit> {
+    // A dry run's rclone: the version check is not saved, since verify writes nothing.
+    let rclone = match &args.remote {
+        Some(_) => Some(find_rclone(&args.staging, true)?),
+        None => None,
+    };
+    let settings = verify::Settings {
+        staging: args.staging,
+        remote: args.remote,
+        jobs: jobs(args.jobs),
+    };
+    let report = verify::run(&settings, rclone.as_ref())?;
+    report.failures().iter().for_each(report::Failure::print);
+    let printed = if args.json {
+        print_json(&mut std::io::stdout(), &report)
+    } else if quiet {
+        Ok(())
+    } else {
+        let mut out = std::io::stdout().lock();
+        (report.summary(settings.remote.as_deref()).iter()).try_for_each(|l| writeln!(out, "{l}"))
+    };
+    finish_output(printed)?;
+    Ok(if report.is_clean() {
+        Exit::Ok
+    } else {
+        Exit::SomeFailed
+    })
+}
+
+/// `-q` has no effect: the status is the result.
+fn status(args: cli::StatusArgs) -> anyhow::Result<Exit> {
+    if let Some(exit) = library_missing(&args.library) {
+        return Ok(exit);
+    }
+    convert::check_staging(&args.library, &args.staging)?;
+    let json = args.json;
+    let push = args.remote.map(|remote| push::Settings {
+        staging: args.staging.clone(),
+        remote,
+        dry_run: true,
+        backup: !args.no_backup,
+        delete_foreign: args.delete_foreign,
+        max_delete: args.max_delete,
+        break_lock: false,
+    });
+    // Dry run: the rclone version check is not saved.
+    let rclone = match &push {
+        Some(_) => Some(find_rclone(&args.staging, true)?),
+        None => None,
+    };
+    let common = Common {
+        library: args.library,
+        staging: args.staging,
+        jobs: args.jobs,
+        dry_run: true,
+        json,
+    };
+    let convert = convert_settings(
+        ConvertArgs {
+            common,
+            quality: args.quality,
+            id3v23: args.id3v23,
+            id3v24: args.id3v24,
+            force: args.force,
+            genre: args.genre,
+            select: args.select,
+        },
+        true,
+    )?;
+    let status = status::run(&status::Settings { convert, push }, rclone.as_ref())?;
+    let printed = if json {
+        print_json(&mut std::io::stdout(), &status)
+    } else {
+        status.print(&mut std::io::stdout().lock())
+    };
+    finish_output(printed)?;
+    Ok(if status.refused().is_some() {
+        Exit::Refused
+    } else if status.failed() > 0 {
+        Exit::SomeFailed
+    } else {
+        Exit::Ok
+    })
+}
+
+fn init(args: InitArgs, config: Option<PathBuf>) -> anyhow::Result<Exit> {
+    let Some((config, _)) = config::path(config) else {
+        anyhow::bail!("no config location: set HOME or XDG_CONFIG_HOME, or give --config FILE");
+    };
+    let settings = init::Settings {
+        config,
+        library: args.library,
+        staging: args.staging,
+        remote: args.remote,
+        force: args.force,
+    };
+    for line in init::run(&settings)? {
+        println!("{line}");
+    }
+    Ok(Exit::Ok)
+}
+
+/// `musync completions SHELL`: the script on stdout.
+fn completions(args: &cli::CompletionsArgs) -> anyhow::Result<Exit> {
+    finish_output(std::io::stdout().write_all(&manual::completions(args.shell)))?;
+    Ok(Exit::Ok)
+}
+
+/// `musync man`: musync.1 on stdout, or with `--dir` every page written there and its path
+/// printed.
+fn man(args: cli::ManArgs) -> anyhow::Result<Exit> {
+    use anyhow::Context;
+    let mut pages = manual::pages();
+    let Some(dir) = args.dir else {
+        let (_, top) = pages.swap_remove(0);
+        finish_output(std::io::stdout().write_all(&top))?;
+        return Ok(Exit::Ok);
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, page) in pages {
+        let path = dir.join(name);
+        fsutil::write_atomic(&path, &page)?;
+        finish_output(writeln!(std::io::stdout(), "{}", path.display()))?;
+    }
+    Ok(Exit::Ok)
 }

@@ -313,6 +313,7 @@ pub fn join(remote: &str, rel: &str) -> String {
 /// capturing its output; a non-zero exit not in `ok` is `Failed`.
 fn output(op: &str, cmd: &mut Command, ok: &[i32]) -> Result<Output, RcloneError> {
     let start = Instant::now();
+    die_with_musync(cmd);
     let output = match cmd.stdin(Stdio::null()).output() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RcloneError::NotFound),
         result => result?,
@@ -331,6 +332,34 @@ fn output(op: &str, cmd: &mut Command, ok: &[i32]) -> Result<Output, RcloneError
         }),
     }
 }
+
+/// Has the kernel kill rclone when musync dies. Otherwise a musync killed on its own (`kill -9`,
+/// the OOM killer) leaves its rclone writing to the remote while the next push, finding the
+/// lock's process gone, uploads the same files: the orphan's late writes (a truncated file, an
+/// old version) then replace what the push recorded. The signal follows the spawning thread, so
+/// that thread must wait for rclone, as `output` does.
+#[cfg(target_os = "linux")]
+fn die_with_musync(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let musync = libc::pid_t::try_from(std::process::id()).expect("a pid fits in pid_t");
+    // SAFETY: between fork and exec the closure makes only async-signal-safe system calls and
+    // does not allocate.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // musync died before the prctl took effect: rclone must not start at all.
+            if libc::getppid() != musync {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_musync(_cmd: &mut Command) {}
 
 /// A relative path that stays inside the remote: not empty, no `..`, no line breaks.
 fn checked_rel(rel: &str) -> Result<&str, RcloneError> {

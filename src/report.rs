@@ -29,15 +29,17 @@ impl Failure {
         Failure::new(path, format!("{error:#}"))
     }
 
-    /// The one line printed to stderr.
+    /// The one line printed to stderr, and logged to `--log-file`.
     pub fn print(&self) {
-        eprintln!(
-            "musync: {}: {}",
-            escape_controls(&self.path),
-            escape_controls(&self.error)
-        );
+        let (path, error) = (escape_controls(&self.path), escape_controls(&self.error));
+        eprintln!("musync: {path}: {error}");
+        tracing::warn!(target: LOG_ONLY, "failed {path}: {error}");
     }
 }
+
+/// The tracing target of lines meant for `--log-file` only (failures, the run's summary), which
+/// the terminal already shows in its own way.
+pub const LOG_ONLY: &str = "musync::log";
 
 /// `text` with its control characters (newline, tab, escape...) written as escapes (`\n`,
 /// `\u{1b}`), so a file name can neither break a message in two nor drive the terminal.
@@ -68,6 +70,8 @@ pub enum Exit {
     Refused = 3,
     /// rclone or the remote failed.
     Remote = 4,
+    /// Stopped by Ctrl-C (or SIGTERM) after finishing and saving the work in flight.
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {

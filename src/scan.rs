@@ -8,6 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::fsutil::Stamp;
 use crate::report::Failure;
@@ -61,8 +62,68 @@ pub fn parent_of(rel: &str) -> &str {
     rel.rfind('/').map_or("", |i| &rel[..i])
 }
 
+/// Which part of the library is mirrored: `--include` and `--exclude` globs (matched against a
+/// path relative to the library and each of its folders, so `Jazz` and `Jazz/**` both select
+/// everything under Jazz; exclude wins), and whether native MP3s pass through.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+    pub native_mp3: bool,
+}
+
+impl Default for Selection {
+    fn default() -> Selection {
+        Selection {
+            include: None,
+            exclude: None,
+            native_mp3: true,
+        }
+    }
+}
+
+impl Selection {
+    pub fn new(
+        include: &[String],
+        exclude: &[String],
+        native_mp3: bool,
+    ) -> anyhow::Result<Selection> {
+        let set = |globs: &[String]| -> anyhow::Result<Option<GlobSet>> {
+            if globs.is_empty() {
+                return Ok(None);
+            }
+            let mut set = GlobSetBuilder::new();
+            for g in globs {
+                set.add(Glob::new(g).with_context(|| format!("`{g}` is not a glob"))?);
+            }
+            Ok(Some(set.build()?))
+        };
+        Ok(Selection {
+            include: set(include)?,
+            exclude: set(exclude)?,
+            native_mp3,
+        })
+    }
+
+    /// A folder whose whole content is left out, so the walk need not enter it.
+    fn skips_folder(&self, rel: &str) -> bool {
+        self.exclude.as_ref().is_some_and(|set| matches(set, rel))
+    }
+
+    fn selects(&self, rel: &str, kind: SourceKind) -> bool {
+        (kind == SourceKind::Lossless || self.native_mp3)
+            && self.include.as_ref().is_none_or(|set| matches(set, rel))
+            && !self.skips_folder(rel)
+    }
+}
+
+/// `rel` or one of its folders matches.
+fn matches(set: &GlobSet, rel: &str) -> bool {
+    set.is_match(rel) || rel.match_indices('/').any(|(i, _)| set.is_match(&rel[..i]))
+}
+
 /// Walk `library`. Fails as a whole only when the library itself cannot be read.
-pub fn scan(library: &Path) -> anyhow::Result<Scan> {
+pub fn scan(library: &Path, selection: &Selection) -> anyhow::Result<Scan> {
     let root = fs::canonicalize(library)
         .with_context(|| format!("library {} cannot be opened", library.display()))?;
     if !root.is_dir() {
@@ -111,6 +172,9 @@ pub fn scan(library: &Path) -> anyhow::Result<Scan> {
             continue;
         }
         if entry.file_type().is_dir() {
+            if relative_utf8(&root, path).is_some_and(|rel| selection.skips_folder(&rel)) {
+                walk.skip_current_dir();
+            }
             continue;
         }
         let Some(rel) = relative_utf8(&root, path) else {
@@ -150,7 +214,11 @@ pub fn scan(library: &Path) -> anyhow::Result<Scan> {
             } else {
                 SourceKind::Lossless
             };
-            scan.sources.push(Source { rel, stamp, kind });
+            if selection.selects(&rel, kind) {
+                scan.sources.push(Source { rel, stamp, kind });
+            } else {
+                scan.ignored += 1;
+            }
         } else if let Some(rank) = cover_rank_of(&rel) {
             let dir = parent_of(&rel).to_string();
             // The exact name breaks ties (Cover.jpg, cover.jpg) so the choice does not depend
@@ -252,7 +320,7 @@ mod tests {
         let lib = dir.path();
         std::os::unix::fs::symlink("self.flac", lib.join("self.flac")).unwrap();
         std::os::unix::fs::symlink("gone.flac", lib.join("dangling.flac")).unwrap();
-        let scan = scan(lib).unwrap();
+        let scan = scan(lib, &Selection::default()).unwrap();
         let errors: BTreeMap<&str, &str> = scan
             .errors
             .iter()
@@ -285,7 +353,7 @@ mod tests {
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(p, b"x").unwrap();
         }
-        let scan = scan(lib).unwrap();
+        let scan = scan(lib, &Selection::default()).unwrap();
         let rels: Vec<_> = scan.sources.iter().map(|s| s.rel.as_str()).collect();
         assert_eq!(rels, ["b/1.FLAC", "b/2.flac", "b/x.mp3"]);
         assert_eq!(scan.sources[2].kind, SourceKind::Mp3);

@@ -342,7 +342,34 @@ fn sync_runs_every_stage_into_a_local_folder() {
         !remote.dir.join(".musync").exists(),
         "musync's bookkeeping was uploaded"
     );
+
+    // On a current mirror, a dry run plans the push too: here, putting back a deleted file.
+    fs::remove_file(remote.dir.join(OPENING)).unwrap();
+    let sync = |args: &[&str]| -> Value {
+        let out = env
+            .command("sync")
+            .args(["--json", "--remote", &remote.spec])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let dry = sync(&["--dry-run"]);
+    assert_eq!(
+        (
+            dry["push"]["uploaded"].as_u64(),
+            dry["push"]["dry_run"].as_bool()
+        ),
+        (Some(1), Some(true)),
+        "{dry}"
+    );
+    assert!(!remote.dir.join(OPENING).exists());
+    assert_eq!(sync(&[])["push"]["uploaded"], 1);
+    assert_eq!(remote_tree(&remote), mirror_tree(&env));
 }
+
+const OPENING: &str = "Jazz/Miles Quartet/Blue Session/01 - Opening.mp3";
 
 #[test]
 fn missing_rclone_is_a_clear_error() {

@@ -2,8 +2,12 @@
 //! (ffmpeg for audio, mutagen for tags).
 
 mod bad_input;
+mod cli;
+mod config;
 mod convert;
+mod everyday;
 mod hostile;
+mod interrupt;
 mod push;
 mod remotes;
 mod scan;

@@ -2,6 +2,7 @@
 //! by one; converts and retags run in parallel, largest source first. Every staged file is
 //! written under a temporary name and renamed into place, and its manifest change is journaled
 //! before the rename, so whatever moment a run is killed at, the next run finishes the job.
+//! After Ctrl-C it starts nothing new: what is in flight finishes and is saved.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,6 +18,7 @@ use super::plan::{Action, Counts, Plan, Wanted};
 use super::{Resolved, Settings};
 use crate::audio;
 use crate::fsutil::{self, Stamp};
+use crate::interrupt;
 use crate::manifest::{self, Change, Journal, Manifest, Record};
 use crate::metadata;
 use crate::report::{self, Failure};
@@ -27,6 +29,8 @@ pub struct Done {
     pub counts: Counts,
     pub audio_seconds: f64,
     pub failures: Vec<Failure>,
+    /// Ctrl-C stopped the run before every action had started.
+    pub interrupted: bool,
 }
 
 /// The manifest and its journal, updated together.
@@ -91,8 +95,15 @@ pub fn execute(
         )
     });
     for action in serial {
+        if interrupt::interrupted() {
+            done.interrupted = true;
+            break;
+        }
         match ctx.serial(action) {
-            Ok(()) => done.counts.add(action),
+            Ok(()) => {
+                log_done(action);
+                done.counts.add(action);
+            }
             Err(e) => {
                 let f = Failure::from_error(subject(action), &e);
                 f.print();
@@ -100,13 +111,51 @@ pub fn execute(
             }
         }
     }
-    ctx.parallel(&parallel, &mut done)?;
+    if !done.interrupted {
+        ctx.parallel(&parallel, &mut done)?;
+    }
     let ledger = ctx
         .ledger
         .into_inner()
         .map_err(|_| anyhow!("a worker panicked"))?;
     manifest::save(&settings.staging, &ledger.manifest)?;
     Ok(done)
+}
+
+/// The `-v` and `--log-file` line of a finished action, one line whatever the names hold.
+fn log_done(action: &Action) {
+    let e = report::escape_controls;
+    match action {
+        Action::Convert { source, output, .. } => {
+            tracing::info!("converted {} -> {}", e(source), e(output));
+        }
+        Action::Retag { output, .. } => tracing::info!("retagged {}", e(output)),
+        Action::Move {
+            old_output,
+            output,
+            retag,
+            ..
+        } if old_output != output => tracing::info!(
+            "renamed {} -> {}{}",
+            e(old_output),
+            e(output),
+            if *retag { " (and retagged)" } else { "" }
+        ),
+        Action::Move {
+            output,
+            retag: true,
+            ..
+        } => tracing::info!("retagged {}", e(output)),
+        Action::Remove {
+            output,
+            delete: true,
+            ..
+        } => tracing::info!("removed {}", e(output)),
+        Action::Remove { output, .. } => tracing::info!("forgot {} (left in place)", e(output)),
+        Action::Move { source, .. } | Action::Refresh { source } => {
+            tracing::debug!("recorded the new path or time of {}", e(source));
+        }
+    }
 }
 
 fn subject(action: &Action) -> String {
@@ -251,10 +300,14 @@ impl Ctx<'_> {
             .num_threads(self.settings.jobs)
             .build()
             .context("starting worker threads")?;
-        let results: Vec<(&Action, Result<(), Failure>)> = pool.install(|| {
+        // `None`: not started, because of Ctrl-C.
+        let results: Vec<(&Action, Option<Result<(), Failure>>)> = pool.install(|| {
             actions
                 .par_iter()
                 .map(|action| {
+                    if interrupt::interrupted() {
+                        return (*action, None);
+                    }
                     let result = match action {
                         Action::Convert { source, output, .. } => {
                             self.convert(source, output).map(|secs| {
@@ -272,11 +325,14 @@ impl Ctx<'_> {
                         audio_ms.load(Ordering::Relaxed) as f64 / 60_000.0
                     ));
                     match result {
-                        Ok(()) => (*action, Ok(())),
+                        Ok(()) => {
+                            bar.suspend(|| log_done(action));
+                            (*action, Some(Ok(())))
+                        }
                         Err(e) => {
                             let f = Failure::from_error(subject(action), &e);
                             bar.suspend(|| f.print());
-                            (*action, Err(f))
+                            (*action, Some(Err(f)))
                         }
                     }
                 })
@@ -285,8 +341,9 @@ impl Ctx<'_> {
         bar.finish_and_clear();
         for (action, result) in results {
             match result {
-                Ok(()) => done.counts.add(action),
-                Err(f) => done.failures.push(f),
+                Some(Ok(())) => done.counts.add(action),
+                Some(Err(f)) => done.failures.push(f),
+                None => done.interrupted = true,
             }
         }
         done.audio_seconds = audio_ms.into_inner() as f64 / 1000.0;

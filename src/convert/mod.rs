@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audio::{self, Quality};
 use crate::fsutil::{self, Stamp};
+use crate::interrupt;
 use crate::manifest::{self, Manifest};
 use crate::metadata::{self, Id3Version};
 use crate::report::{self, Failure};
@@ -41,6 +42,8 @@ pub struct Settings {
     pub dry_run: bool,
     pub force: bool,
     pub quiet: bool,
+    /// Which part of the library is mirrored.
+    pub selection: scan::Selection,
 }
 
 /// `convert` does everything; `tag` only rewrites tags of staged files that are otherwise right.
@@ -73,6 +76,9 @@ pub struct Summary {
     pub refused: Option<String>,
     #[serde(skip)]
     pub plan_lines: Vec<String>,
+    /// Ctrl-C stopped the run before all the work had started; what was done is saved.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// The encoder settings an output of `kind` must have.
@@ -102,7 +108,121 @@ pub fn tag_key(
 
 pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
-    let scan = scan::scan(&settings.library)?;
+    let Facts {
+        scan,
+        manifest,
+        resolved,
+        wanted,
+        mut failures,
+        mut plan,
+    } = gather(settings)?;
+    let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
+    let mut summary = summarise(settings.mode, &mut plan, &mut failures, &manifest, &sources);
+    summary.dry_run = settings.dry_run;
+    summary.refused = guard(&plan, &manifest, &wanted, settings.force);
+    failures.iter().for_each(Failure::print);
+    if settings.dry_run || summary.refused.is_some() {
+        summary.failed = failures;
+        log_summary(settings.mode, &summary, started.elapsed());
+        return Ok(summary);
+    }
+    let done = exec::execute(settings, &resolved, &scan, &sources, manifest, &plan)?;
+    summary.counts = done.counts;
+    summary.counts.skipped += plan.unchanged;
+    summary.audio_minutes = done.audio_seconds / 60.0;
+    summary.interrupted = done.interrupted;
+    failures.extend(done.failures);
+    summary.failed = failures;
+    summary.seconds = started.elapsed().as_secs_f64();
+    log_summary(settings.mode, &summary, started.elapsed());
+    Ok(summary)
+}
+
+/// The run's summary as one line of `--log-file`.
+fn log_summary(mode: Mode, s: &Summary, elapsed: std::time::Duration) {
+    let c = &s.counts;
+    let mut line = match mode {
+        Mode::Convert => format!(
+            "convert: converted {}, retagged {}, renamed {}, removed {}, unchanged {}, failed {}",
+            c.converted,
+            c.retagged,
+            c.renamed,
+            c.removed,
+            c.skipped,
+            s.failed.len()
+        ),
+        Mode::TagOnly => format!(
+            "tag: tagged {}, unchanged {}, pending convert {}, failed {}",
+            c.retagged,
+            c.skipped,
+            s.pending,
+            s.failed.len()
+        ),
+    };
+    if s.dry_run {
+        line.push_str(" (dry run: nothing was done)");
+    }
+    if let Some(why) = &s.refused {
+        line.push_str(&format!(" (refused: {why})"));
+    }
+    if s.interrupted {
+        line.push_str(" (interrupted)");
+    }
+    tracing::info!(
+        target: report::LOG_ONLY,
+        "{line}; {:.1} min of audio in {:.1} s",
+        s.audio_minutes,
+        elapsed.as_secs_f64()
+    );
+}
+
+/// What `convert --dry-run` and `tag --dry-run` would report, from one scan and one plan, each
+/// failure printed once: what `status` shows. Writes nothing.
+pub fn preview(settings: &Settings) -> anyhow::Result<(Summary, Summary)> {
+    let Facts {
+        manifest,
+        wanted,
+        mut failures,
+        mut plan,
+        ..
+    } = gather(settings)?;
+    let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
+    let mut tag_plan = Plan {
+        actions: plan.actions.clone(),
+        unchanged: plan.unchanged,
+        failures: Vec::new(),
+    };
+    let mut tag_failures = failures.clone();
+    let mut convert = summarise(Mode::Convert, &mut plan, &mut failures, &manifest, &sources);
+    convert.refused = guard(&plan, &manifest, &wanted, settings.force);
+    // The tag stage's own failures are staged files that `convert` remakes: in its plan already.
+    let mut tag = summarise(
+        Mode::TagOnly,
+        &mut tag_plan,
+        &mut tag_failures,
+        &manifest,
+        &sources,
+    );
+    failures.iter().for_each(Failure::print);
+    (convert.dry_run, tag.dry_run) = (true, true);
+    convert.failed = failures;
+    tag.failed = tag_failures;
+    Ok((convert, tag))
+}
+
+/// Everything a run plans from: the library scan, the manifest, the settings in force, each
+/// source's fingerprint, and the plan.
+struct Facts {
+    scan: Scan,
+    manifest: Manifest,
+    resolved: Resolved,
+    wanted: Vec<Wanted>,
+    failures: Vec<Failure>,
+    plan: Plan,
+}
+
+fn gather(settings: &Settings) -> anyhow::Result<Facts> {
+    let scan = scan::scan(&settings.library, &settings.selection)?;
     let manifest = manifest::load(&settings.staging)?;
     let mirror = MirrorSettings::resolve(manifest.settings.as_ref(), settings.overrides.clone());
     let resolved = Resolved {
@@ -111,22 +231,40 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
     };
     let staging = staging_state(&settings.staging, &manifest);
     let (wanted, mut failures) = fingerprint(settings, &resolved, &scan, &manifest);
+    if interrupt::interrupted() {
+        // The fingerprints stopped half-way: no plan can be made from them.
+        return Err(interrupt::Interrupted.into());
+    }
     failures.extend(scan.errors.iter().cloned());
 
     let unreadable: Vec<String> = failures.iter().map(|f| f.path.clone()).collect();
     let mut plan = plan::plan(&wanted, &unreadable, &manifest, &staging);
     failures.append(&mut plan.failures);
-    let mut summary = Summary {
-        dry_run: settings.dry_run,
-        ..Summary::default()
-    };
-    let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
-    if settings.mode == Mode::TagOnly {
-        summary.pending = only_tags(&mut plan, &mut failures);
+    Ok(Facts {
+        scan,
+        manifest,
+        resolved,
+        wanted,
+        failures,
+        plan,
+    })
+}
+
+/// The counts and plan lines of `mode`, its plan cut down to what that stage does.
+fn summarise(
+    mode: Mode,
+    plan: &mut Plan,
+    failures: &mut Vec<Failure>,
+    manifest: &Manifest,
+    sources: &BTreeMap<&str, &Wanted>,
+) -> Summary {
+    let mut summary = Summary::default();
+    if mode == Mode::TagOnly {
+        summary.pending = only_tags(plan, failures);
         summary.plan_lines = plan
             .actions
             .iter()
-            .filter_map(|a| genre_change(a, &manifest, &sources))
+            .filter_map(|a| genre_change(a, manifest, sources))
             .collect();
     } else {
         summary.plan_lines = plan.actions.iter().filter_map(plan::describe).collect();
@@ -137,22 +275,9 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
             *line = escaped;
         }
     }
-    failures.iter().for_each(Failure::print);
     summary.counts.skipped = plan.unchanged;
     plan.actions.iter().for_each(|a| summary.counts.add(a));
-    summary.refused = guard(&plan, &manifest, &wanted, settings.force);
-    if settings.dry_run || summary.refused.is_some() {
-        summary.failed = failures;
-        return Ok(summary);
-    }
-    let done = exec::execute(settings, &resolved, &scan, &sources, manifest, &plan)?;
-    summary.counts = done.counts;
-    summary.counts.skipped += plan.unchanged;
-    summary.audio_minutes = done.audio_seconds / 60.0;
-    failures.extend(done.failures);
-    summary.failed = failures;
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    summary
 }
 
 /// Keep only what `tag` may do: rewrite tags. A staged file that is missing or damaged is an
@@ -278,6 +403,10 @@ fn fingerprint(
                     r.tag_hash.clone(),
                     r.own_genre.clone(),
                 ),
+                // Reading every new file can take minutes; Ctrl-C should not wait for it.
+                _ if interrupt::interrupted() => {
+                    return Err(Failure::new(s.rel.clone(), "interrupted"));
+                }
                 _ => {
                     let path = settings.library.join(&s.rel);
                     let audio = audio::audio_hash(&path)
@@ -316,17 +445,21 @@ fn fingerprint(
 
 /// Refuse to delete when the library looks unmounted or has lost most of its files.
 fn guard(plan: &Plan, manifest: &Manifest, wanted: &[Wanted], force: bool) -> Option<String> {
+    // A source whose audio is still in the library was moved, not lost: with a new quality its
+    // output cannot just be renamed, so the plan removes and converts it again.
+    let audio: BTreeSet<&str> = wanted.iter().map(|w| w.audio_hash.as_str()).collect();
     let removals = plan
         .actions
         .iter()
-        .filter(|a| {
-            matches!(
-                a,
-                Action::Remove {
-                    source: Some(_),
-                    ..
-                }
-            )
+        .filter(|a| match a {
+            Action::Remove {
+                source: Some(source),
+                ..
+            } => manifest
+                .records
+                .get(source)
+                .is_none_or(|r| !audio.contains(r.audio_hash.as_str())),
+            _ => false,
         })
         .count();
     let records = manifest.records.len();

@@ -5,7 +5,7 @@
 
 mod backups;
 pub mod plan;
-mod state;
+pub(crate) mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,9 +18,10 @@ use plan::{DeleteCap, Local, MoveStep, Options};
 use state::{Busy, Lock, State};
 
 use crate::fsutil::Stamp;
+use crate::interrupt;
 use crate::manifest;
 use crate::rclone::{self, Rclone};
-use crate::report::Failure;
+use crate::report::{self, Failure, escape_controls};
 
 pub struct Settings {
     pub staging: PathBuf,
@@ -51,6 +52,9 @@ pub struct Summary {
     /// An rclone call failed (as opposed to a staged file).
     #[serde(skip)]
     pub remote_failed: bool,
+    /// Ctrl-C stopped the push between rclone calls; the push state holds what was done.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// What the staging folder says: the mirror, the stamp each staged file had when musync made
@@ -114,6 +118,29 @@ fn output_stamps(manifest: &manifest::Manifest) -> BTreeMap<String, Stamp> {
 }
 
 pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
+    let started = std::time::Instant::now();
+    let s = push(settings, rclone)?;
+    tracing::info!(
+        target: report::LOG_ONLY,
+        "push: uploaded {} ({} bytes), moved {}, deleted {}, backed up {}, restored {}, \
+         unchanged {}, failed {}{}{}{} in {:.1} s",
+        s.uploaded,
+        s.bytes_uploaded,
+        s.moved,
+        s.deleted,
+        s.backed_up,
+        s.restored,
+        s.unchanged,
+        s.failed.len(),
+        if s.dry_run { " (dry run: nothing was done)" } else { "" },
+        s.refused.as_ref().map_or(String::new(), |why| format!(" (refused: {why})")),
+        if s.interrupted { " (interrupted)" } else { "" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(s)
+}
+
+fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let staging = &settings.staging;
     let _lock = match settings.dry_run {
         true => None,
@@ -223,89 +250,111 @@ pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     }
 
     let remote = &settings.remote;
-    let mut failed = |op: &str, e: anyhow::Error| {
-        summary.remote_failed = true;
-        summary
-            .failed
-            .push(Failure::from_error(format!("{remote} ({op})"), &e));
-    };
-    if !plan.backups.is_empty() {
-        let dir = backups::dir_name(std::time::SystemTime::now());
-        match rclone.move_into(remote, &dir, &plan.backups) {
-            Ok(()) => plan.backups.iter().for_each(|p| {
-                state.files.remove(p);
-            }),
-            Err(e) => {
-                // Nothing that was to be backed up may be overwritten or deleted now.
-                failed("backup", e.into());
-                state.save(staging)?;
-                return Ok(summary);
+    let (mut moved, mut uploaded, mut deleted, mut backed_up) = (0, 0, 0, 0);
+    // After Ctrl-C no further rclone call starts; the state records only the calls that succeeded.
+    'steps: {
+        if !plan.backups.is_empty() {
+            if stop(&mut summary) {
+                break 'steps;
             }
+            let dir = backups::dir_name(std::time::SystemTime::now());
+            match rclone.move_into(remote, &dir, &plan.backups) {
+                Ok(()) => {
+                    for p in &plan.backups {
+                        state.files.remove(p);
+                        tracing::info!("backed up {} into {dir}", escape_controls(p));
+                    }
+                    backed_up = plan.backups.len();
+                    deleted = plan.removed.len() - plan.deletes.len();
+                }
+                Err(e) => {
+                    // Nothing that was to be backed up may be overwritten or deleted now.
+                    step_failed(&mut summary, remote, "backup", e.into());
+                    break 'steps;
+                }
+            }
+            state.save(staging)?;
+        }
+        for step in plan::move_steps(&plan.moves) {
+            if stop(&mut summary) {
+                break 'steps;
+            }
+            let (done, result) = match &step {
+                MoveStep::Folder {
+                    from_dir,
+                    to_dir,
+                    files,
+                } => {
+                    let pairs = files
+                        .iter()
+                        .map(|f| (rclone::join(from_dir, f), rclone::join(to_dir, f)))
+                        .collect();
+                    (pairs, rclone.move_between(remote, from_dir, to_dir, files))
+                }
+                MoveStep::File { from, to } => (
+                    vec![(from.clone(), to.clone())],
+                    rclone.rename(remote, from, to),
+                ),
+            };
+            match result {
+                Ok(()) => {
+                    for (from, to) in done {
+                        let pushed = state
+                            .files
+                            .remove(&from)
+                            .context("a moved file was not in the push state")?;
+                        tracing::info!(
+                            "moved {} -> {}",
+                            escape_controls(&from),
+                            escape_controls(&to)
+                        );
+                        state.files.insert(to, pushed);
+                        moved += 1;
+                    }
+                    state.save(staging)?;
+                }
+                Err(e) => step_failed(&mut summary, remote, "move", e.into()),
+            }
+        }
+        if stop(&mut summary) {
+            break 'steps;
+        }
+        match rclone.upload(staging, remote, &plan.uploads) {
+            Ok(()) => {
+                uploaded = plan.uploads.len();
+                plan.uploads
+                    .iter()
+                    .for_each(|p| tracing::info!("uploaded {}", escape_controls(p)));
+            }
+            Err(e) => step_failed(&mut summary, remote, "upload", e.into()),
+        }
+        let done = if uploaded > 0 { &plan.uploads[..] } else { &[] };
+        for p in done.iter().chain(&plan.adopted) {
+            let l = &mirror[p];
+            state.files.insert(
+                p.clone(),
+                plan::Pushed {
+                    size: l.size,
+                    hash: l.hash.clone(),
+                },
+            );
         }
         state.save(staging)?;
-    }
-    let mut moved = 0;
-    for step in plan::move_steps(&plan.moves) {
-        let (done, result) = match &step {
-            MoveStep::Folder {
-                from_dir,
-                to_dir,
-                files,
-            } => {
-                let pairs = files
-                    .iter()
-                    .map(|f| (rclone::join(from_dir, f), rclone::join(to_dir, f)))
-                    .collect();
-                (pairs, rclone.move_between(remote, from_dir, to_dir, files))
-            }
-            MoveStep::File { from, to } => (
-                vec![(from.clone(), to.clone())],
-                rclone.rename(remote, from, to),
-            ),
-        };
-        match result {
+        if stop(&mut summary) {
+            break 'steps;
+        }
+        match rclone.delete(remote, &plan.deletes) {
             Ok(()) => {
-                for (from, to) in done {
-                    let pushed = state
-                        .files
-                        .remove(&from)
-                        .context("a moved file was not in the push state")?;
-                    state.files.insert(to, pushed);
-                    moved += 1;
+                for p in &plan.deletes {
+                    state.files.remove(p);
+                    tracing::info!("deleted {}", escape_controls(p));
                 }
-                state.save(staging)?;
+                deleted += plan.deletes.len();
             }
-            Err(e) => failed("move", e.into()),
+            Err(e) => step_failed(&mut summary, remote, "delete", e.into()),
         }
     }
-    let mut uploaded = 0;
-    match rclone.upload(staging, remote, &plan.uploads) {
-        Ok(()) => uploaded = plan.uploads.len(),
-        Err(e) => failed("upload", e.into()),
-    }
-    let done = if uploaded > 0 { &plan.uploads[..] } else { &[] };
-    for p in done.iter().chain(&plan.adopted) {
-        let l = &mirror[p];
-        state.files.insert(
-            p.clone(),
-            plan::Pushed {
-                size: l.size,
-                hash: l.hash.clone(),
-            },
-        );
-    }
-    state.save(staging)?;
-    let mut deleted = plan.removed.len() - plan.deletes.len();
-    match rclone.delete(remote, &plan.deletes) {
-        Ok(()) => {
-            plan.deletes.iter().for_each(|p| {
-                state.files.remove(p);
-            });
-            deleted += plan.deletes.len();
-        }
-        Err(e) => failed("delete", e.into()),
-    }
-    if summary.failed.is_empty() {
+    if summary.failed.is_empty() && !summary.interrupted {
         state.complete_for = Some(fingerprint);
     }
     state.save(staging)?;
@@ -313,6 +362,26 @@ pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     summary.bytes_uploaded = if uploaded > 0 { plan.bytes } else { 0 };
     summary.moved = moved;
     summary.deleted = deleted;
-    summary.backed_up = plan.backups.len();
+    summary.backed_up = backed_up;
     Ok(summary)
+}
+
+/// Whether Ctrl-C asks the push to stop before its next rclone call.
+fn stop(summary: &mut Summary) -> bool {
+    summary.interrupted |= interrupt::interrupted();
+    summary.interrupted
+}
+
+/// Record a failed rclone call; after Ctrl-C, rclone (which got it too) failing is the
+/// interruption, not an error. Either way the call's work is not recorded as done.
+fn step_failed(summary: &mut Summary, remote: &str, op: &str, e: anyhow::Error) {
+    if interrupt::interrupted() {
+        tracing::info!("{remote} ({op}) stopped by Ctrl-C: {e:#}");
+        summary.interrupted = true;
+    } else {
+        summary.remote_failed = true;
+        summary
+            .failed
+            .push(Failure::from_error(format!("{remote} ({op})"), &e));
+    }
 }

@@ -1,0 +1,126 @@
+//! `musync init`: write a commented config file from the flags given, then check what the
+//! settings point at (the library, rclone, the remote) and say what was found. It asks nothing.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::fsutil;
+use crate::rclone::Rclone;
+
+pub struct Settings {
+    pub config: PathBuf,
+    pub library: Option<PathBuf>,
+    pub staging: Option<PathBuf>,
+    pub remote: Option<String>,
+    pub force: bool,
+}
+
+/// Writes the config and returns the report's lines; `Ok` even when a check fails (the report
+/// says so), `Err` only when the file cannot be written.
+pub fn run(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    let config = &settings.config;
+    if config.exists() && !settings.force {
+        bail!(
+            "{} exists; edit it, or run again with --force to replace it",
+            config.display()
+        );
+    }
+    if let Some(dir) = config.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    fsutil::write_atomic(config, template(settings).as_bytes())?;
+    let mut report = vec![format!("wrote {}", config.display())];
+    report.push(match &settings.library {
+        Some(dir) if dir.is_dir() => format!("library {}: found", dir.display()),
+        Some(dir) => format!(
+            "library {}: NOT FOUND (is the disk mounted?)",
+            dir.display()
+        ),
+        None => "library: not set; add it to the file".to_owned(),
+    });
+    let rclone = Rclone::find(None, false);
+    report.push(match &rclone {
+        Ok(rc) => format!("rclone {}: found", rc.version()),
+        Err(e) => format!("rclone: {e}"),
+    });
+    report.push(match (&settings.remote, &rclone) {
+        (Some(remote), Ok(rc)) => match rc.list_dirs(remote, "") {
+            Ok(dirs) => format!(
+                "remote {remote}: reachable ({} folders at its root)",
+                dirs.len()
+            ),
+            Err(e) => format!("remote {remote}: NOT REACHABLE: {e}"),
+        },
+        (Some(remote), Err(_)) => format!("remote {remote}: not checked without rclone"),
+        (None, _) => "remote: not set; add it to the file to push".to_owned(),
+    });
+    Ok(report)
+}
+
+/// The config file: the given settings as keys, every other one commented out at its default.
+fn template(s: &Settings) -> String {
+    let path = |p: &Option<PathBuf>, key: &str, example: &str| match p {
+        Some(p) => format!("{key} = {:?}\n", absolute(p)),
+        None => format!("# {key} = \"{example}\"\n"),
+    };
+    let mut text = String::from(
+        "# musync's settings: every key is also a flag (--library, --genre-from...), and a flag\n\
+         # wins. `musync --profile NAME ...` uses [profile.NAME]'s keys over these.\n\n\
+         # The lossless library (never written to) and where the MP3 mirror is built.\n",
+    );
+    text += &path(&s.library, "library", "~/Music");
+    text += &path(&s.staging, "staging", "~/.cache/musync/mirror");
+    text += "\n# Where `musync push` and `musync sync` send the mirror: an rclone remote or a folder.\n";
+    match &s.remote {
+        Some(remote) => {
+            let _ = writeln!(text, "remote = {remote:?}");
+        }
+        None => text += "# remote = \"nas:music\"\n",
+    }
+    text += "\n\
+        # LAME preset (V0 best ... V9, CBR320, ABR192...) and ID3 version (\"2.4\", or \"2.3\" for old players).\n\
+        # quality = \"V2\"\n\
+        # id3 = \"2.4\"\n\
+        # jobs = 4\n\
+        \n\
+        # Genre from the folders: top, parent, path or level:N; always or if-missing; GLOB=GENRE maps.\n\
+        # genre-from = \"top\"\n\
+        # genre-policy = \"always\"\n\
+        # genre-map = [\"Soundtracks/**=Soundtrack\"]\n\
+        # disc-pattern = '(?i)^(cd|dis[ck])[ _.-]*\\d+\\b'\n\
+        \n\
+        # Which part of the library to mirror (globs on paths relative to it; exclude wins),\n\
+        # and whether the library's own MP3s are copied as they are ([] to leave them out).\n\
+        # include = [\"Jazz\", \"Rock\"]\n\
+        # exclude = [\"**/Podcasts\"]\n\
+        # pass-through = [\"mp3\"]\n\
+        \n\
+        # Push safety: backups of overwritten or deleted remote files, the delete cap, and\n\
+        # whether files musync did not put on the remote may be deleted.\n\
+        # backup = true\n\
+        # max-delete = \"50%\"\n\
+        # delete-foreign = false\n\
+        \n\
+        # Ask a Subsonic server (Navidrome...) to rescan after a push. The password comes from\n\
+        # MUSYNC_SUBSONIC_PASSWORD or the first line of password-file, never from here.\n\
+        # [subsonic]\n\
+        # url = \"http://nas:4533\"\n\
+        # user = \"admin\"\n\
+        # password-file = \"~/.config/musync/subsonic-password\"\n\
+        \n\
+        # A second mirror of the same library, e.g. smaller files for a phone:\n\
+        # [profile.phone]\n\
+        # staging = \"~/.cache/musync/phone\"\n\
+        # remote = \"phone:Music\"\n\
+        # quality = \"V6\"\n";
+    text
+}
+
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}

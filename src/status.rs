@@ -1,0 +1,295 @@
+//! The status command: what each stage would do now (convert, tag and, with a remote, push),
+//! from the stages' own planners run as dry runs. It writes nothing: no manifest, journal, lock,
+//! push state or rclone version cache.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::convert::{self, Counts};
+use crate::push;
+use crate::rclone::Rclone;
+use crate::tag::TagSummary;
+
+/// Plan lines printed per stage; `--json` has them all.
+const SHOWN: usize = 10;
+
+pub struct Settings {
+    /// Its `dry_run` is forced on.
+    pub convert: convert::Settings,
+    pub push: Option<push::Settings>,
+}
+
+/// What `status --json` prints: a key per stage.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub convert: Stage<convert::Summary>,
+    pub tag: Stage<TagSummary>,
+    /// `None` without `--remote`.
+    pub push: Option<PushStatus>,
+}
+
+/// A stage's dry-run summary and every line of its plan.
+#[derive(Debug, Serialize)]
+pub struct Stage<T> {
+    #[serde(flatten)]
+    pub summary: T,
+    pub plan: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PushStatus {
+    pub remote: String,
+    /// The mirror is not up to date, so the push cannot be planned yet: it would send what
+    /// `convert` and `tag` are about to change.
+    pub pending_convert: bool,
+    #[serde(flatten)]
+    pub planned: Option<Stage<push::Summary>>,
+}
+
+pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Status> {
+    debug_assert!(settings.convert.dry_run);
+    let (mut converted, mut tagged) = convert::preview(&settings.convert)?;
+    let current = converted.refused.is_none() && is_current(&converted.counts);
+    let push = match (&settings.push, rclone) {
+        (Some(push), Some(rclone)) => Some(PushStatus {
+            remote: push.remote.clone(),
+            pending_convert: !current,
+            planned: if current {
+                debug_assert!(push.dry_run);
+                let mut summary = push::run(push, rclone)?;
+                let plan = std::mem::take(&mut summary.plan_lines);
+                Some(Stage { summary, plan })
+            } else {
+                None
+            },
+        }),
+        _ => None,
+    };
+    let convert_plan = std::mem::take(&mut converted.plan_lines);
+    let tag_plan = std::mem::take(&mut tagged.plan_lines);
+    Ok(Status {
+        tag: Stage {
+            summary: TagSummary::from(&tagged),
+            plan: tag_plan,
+        },
+        convert: Stage {
+            summary: converted,
+            plan: convert_plan,
+        },
+        push,
+    })
+}
+
+/// Whether the staged mirror already is what the library and the settings say: `convert` (and
+/// so `tag`, whose work is a part of convert's) has nothing to do.
+fn is_current(counts: &Counts) -> bool {
+    Counts {
+        skipped: 0,
+        ..*counts
+    } == Counts::default()
+}
+
+impl Status {
+    /// Files that failed in any stage (each already named on stderr).
+    pub fn failed(&self) -> usize {
+        let push = self.push.as_ref().and_then(|p| p.planned.as_ref());
+        self.convert.summary.failed.len() + push.map_or(0, |p| p.summary.failed.len())
+    }
+
+    /// Why a stage's guard would refuse to act, if one would.
+    pub fn refused(&self) -> Option<&str> {
+        let push = self.push.as_ref().and_then(|p| p.planned.as_ref());
+        (self.convert.summary.refused.as_deref())
+            .or_else(|| push.and_then(|p| p.summary.refused.as_deref()))
+    }
+
+    pub fn print(&self, out: &mut impl Write) -> io::Result<()> {
+        let c = &self.convert.summary;
+        let n = c.counts;
+        writeln!(
+            out,
+            "convert: would convert {}, retag {}, rename {}, remove {}; {} unchanged.",
+            n.converted, n.retagged, n.renamed, n.removed, n.skipped
+        )?;
+        stage_tail(
+            out,
+            &self.convert.plan,
+            c.refused.as_deref(),
+            c.failed.len(),
+        )?;
+        let t = &self.tag.summary;
+        write!(
+            out,
+            "tag: would tag {}; {} unchanged",
+            t.tagged, t.unchanged
+        )?;
+        if t.pending_convert > 0 {
+            write!(out, "; {} need `musync convert` first", t.pending_convert)?;
+        }
+        writeln!(out, ".")?;
+        stage_tail(out, &self.tag.plan, None, 0)?;
+        let Some(push) = &self.push else {
+            return Ok(());
+        };
+        let Some(Stage { summary: p, plan }) = &push.planned else {
+            return writeln!(
+                out,
+                "push to {}: waits for the mirror to be up to date: run `musync convert` (or \
+                 `musync sync`).",
+                push.remote
+            );
+        };
+        writeln!(
+            out,
+            "push to {}: would upload {} files ({} bytes), move {}, delete {}, back up {}; {} \
+             unchanged{}.",
+            push.remote,
+            p.uploaded,
+            p.bytes_uploaded,
+            p.moved,
+            p.deleted,
+            p.backed_up,
+            p.unchanged,
+            if p.restored > 0 {
+                format!("; {} to restore after changes on the server", p.restored)
+            } else {
+                String::new()
+            }
+        )?;
+        stage_tail(out, plan, p.refused.as_deref(), p.failed.len())
+    }
+}
+
+/// The first lines of a stage's plan, then its refusal and failures.
+fn stage_tail(
+    out: &mut impl Write,
+    plan: &[String],
+    refused: Option<&str>,
+    failed: usize,
+) -> io::Result<()> {
+    for line in plan.iter().take(SHOWN) {
+        writeln!(out, "  {line}")?;
+    }
+    if plan.len() > SHOWN {
+        writeln!(out, "  ... and {} more", plan.len() - SHOWN)?;
+    }
+    if let Some(why) = refused {
+        writeln!(out, "  refused: {why}")?;
+    }
+    if failed > 0 {
+        writeln!(out, "  {failed} files failed (listed above on stderr).")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unchanged_files_alone_leave_the_mirror_current() {
+        let mut counts = Counts {
+            skipped: 8,
+            ..Counts::default()
+        };
+        assert!(is_current(&counts));
+        counts.removed = 1;
+        assert!(!is_current(&counts));
+    }
+
+    fn status(plan: usize, push: Option<PushStatus>) -> Status {
+        let convert = convert::Summary {
+            counts: Counts {
+                converted: plan,
+                skipped: 3,
+                ..Counts::default()
+            },
+            dry_run: true,
+            ..convert::Summary::default()
+        };
+        Status {
+            tag: Stage {
+                summary: TagSummary::from(&convert::Summary {
+                    pending: plan,
+                    ..convert::Summary::default()
+                }),
+                plan: vec![],
+            },
+            convert: Stage {
+                summary: convert,
+                plan: (0..plan).map(|i| format!("convert {i}")).collect(),
+            },
+            push,
+        }
+    }
+
+    fn printed(status: &Status) -> String {
+        let mut out = Vec::new();
+        status.print(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn long_plans_are_cut_after_ten_lines() {
+        let pending = PushStatus {
+            remote: "nas:music".into(),
+            pending_convert: true,
+            planned: None,
+        };
+        let text = printed(&status(12, Some(pending)));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "convert: would convert 12, retag 0, rename 0, remove 0; 3 unchanged."
+        );
+        assert_eq!(
+            lines[1..=10],
+            (0..10)
+                .map(|i| format!("  convert {i}"))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(lines[11], "  ... and 2 more");
+        assert_eq!(
+            lines[12],
+            "tag: would tag 0; 0 unchanged; 12 need `musync convert` first."
+        );
+        assert!(lines[13].starts_with("push to nas:music: waits for the mirror"));
+        assert_eq!(lines.len(), 14);
+    }
+
+    #[test]
+    fn a_planned_push_is_counted_and_json_has_every_stage() {
+        let planned = PushStatus {
+            remote: "/mnt/usb".into(),
+            pending_convert: false,
+            planned: Some(Stage {
+                summary: push::Summary {
+                    uploaded: 1,
+                    bytes_uploaded: 99,
+                    unchanged: 7,
+                    dry_run: true,
+                    ..push::Summary::default()
+                },
+                plan: vec!["upload a.mp3 (99 bytes)".into()],
+            }),
+        };
+        let s = status(0, Some(planned));
+        let text = printed(&s);
+        assert!(
+            text.ends_with(
+                "push to /mnt/usb: would upload 1 files (99 bytes), move 0, delete 0, back up 0; \
+                 7 unchanged.\n  upload a.mp3 (99 bytes)\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["convert"]["converted"], 0);
+        assert_eq!(json["tag"]["pending_convert"], 0);
+        assert_eq!(json["push"]["uploaded"], 1);
+        assert_eq!(json["push"]["pending_convert"], false);
+        assert_eq!(json["push"]["plan"][0], "upload a.mp3 (99 bytes)");
+        let none = serde_json::to_value(status(0, None)).unwrap();
+        assert!(none["push"].is_null());
+    }
+}
