@@ -36,7 +36,7 @@ pub enum RcloneError {
     NotFound,
     #[error("rclone {found} is too old: musync needs 1.60 or newer")]
     TooOld { found: String },
-    #[error("rclone {op} failed ({}): {stderr_tail}", exit_text(.code))]
+    #[error("rclone {op} failed ({}){}", exit_text(.code), tail_text(.stderr_tail))]
     Failed {
         op: String,
         code: Option<i32>,
@@ -44,6 +44,15 @@ pub enum RcloneError {
     },
     #[error("running rclone: {0}")]
     Io(#[from] io::Error),
+}
+
+/// `: <tail>`, or nothing when rclone said nothing (killed before it could).
+fn tail_text(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {tail}")
+    }
 }
 
 fn exit_text(code: &Option<i32>) -> String {
@@ -615,6 +624,15 @@ mod tests {
             stderr_tail: "boom".into(),
         };
         assert_eq!(e.to_string(), "rclone copy failed (exit 1): boom");
+        let killed = RcloneError::Failed {
+            op: "copy".into(),
+            code: None,
+            stderr_tail: String::new(),
+        };
+        assert_eq!(
+            killed.to_string(),
+            "rclone copy failed (killed by a signal)"
+        );
         let e = RcloneError::TooOld {
             found: "v1.59.9".into(),
         };

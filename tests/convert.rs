@@ -588,3 +588,35 @@ fn killed_run_is_finished_by_the_next() {
         assert_eq!(decoded(&env.staged(&f)).0, expected, "{f}");
     }
 }
+
+/// Regression: renaming most of the library in the run that changed the quality was refused as
+/// "sources gone from the library": renamed sources that must be re-encoded anyway are planned
+/// as removed and converted again, and the guard counted them as lost.
+#[test]
+fn renames_with_a_new_quality_are_no_disappearance() {
+    let env = Env::demo();
+    converted(&env);
+    for (from, to) in [
+        ("Jazz", "Jazz & Blues"),
+        ("Rock", "Rock & Pop"),
+        ("Classical", "Art"),
+    ] {
+        fs::rename(env.lib(from), env.lib(to)).unwrap();
+    }
+    let (json, code) = env.convert_json(&["--quality", "V5"]);
+    assert_eq!(code, 0, "{json}");
+    let mut want: Vec<String> = DEMO_OUTPUTS
+        .iter()
+        .map(|o| {
+            let o = o.replacen("Jazz/", "Jazz & Blues/", 1);
+            let o = o.replacen("Rock/", "Rock & Pop/", 1);
+            o.replacen("Classical/", "Art/", 1)
+        })
+        .collect();
+    want.sort();
+    assert_eq!(env.staged_files(), want);
+    // A library that really lost most of its sources is still refused.
+    fs::remove_dir_all(env.lib("Jazz & Blues")).unwrap();
+    fs::remove_dir_all(env.lib("Art")).unwrap();
+    assert_eq!(env.convert(&["--quality", "V2"]).status.code(), Some(3));
+}

@@ -194,8 +194,8 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         backup: settings.backup,
         delete_foreign: settings.delete_foreign,
     };
-    let mut pushed = state.files.clone();
-    let mut plan = plan::plan(&mirror, &listing, &pushed, opts);
+    let (mut pushed, mut pending) = (state.files.clone(), state.pending.clone());
+    let mut plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
     // A staged file to upload must be what musync made. One that is not is left out of the
     // push, here and on the remote (neither uploaded nor deleted), and the push planned again.
     let stamps = match stamps {
@@ -214,13 +214,17 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             mirror.remove(p);
             listing.remove(p);
             pushed.remove(p);
+            pending.remove(p);
         }
-        plan = plan::plan(&mirror, &listing, &pushed, opts);
+        plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
     }
     summary.plan_lines = plan.lines(&mirror);
     summary.unchanged = plan.unchanged;
     summary.restored = plan.restored.len();
-    let managed = state.files.len();
+    let managed = state.files.len()
+        + (state.pending.keys())
+            .filter(|p| !state.files.contains_key(*p))
+            .count();
     if !settings.max_delete.allows(plan.removed.len(), managed) {
         summary.refused = Some(format!(
             "the push would delete {} of the {managed} files musync manages on {}, over the cap of \
@@ -247,6 +251,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     state.complete_for = None;
     for p in &plan.forgotten {
         state.files.remove(p);
+        state.pending.remove(p);
     }
 
     let remote = &settings.remote;
@@ -262,6 +267,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
                 Ok(()) => {
                     for p in &plan.backups {
                         state.files.remove(p);
+                        state.pending.remove(p);
                         tracing::info!("backed up {} into {dir}", escape_controls(p));
                     }
                     backed_up = plan.backups.len();
@@ -279,22 +285,31 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             if stop(&mut summary) {
                 break 'steps;
             }
-            let (done, result) = match &step {
+            let done: Vec<(String, String)> = match &step {
                 MoveStep::Folder {
                     from_dir,
                     to_dir,
                     files,
-                } => {
-                    let pairs = files
-                        .iter()
-                        .map(|f| (rclone::join(from_dir, f), rclone::join(to_dir, f)))
-                        .collect();
-                    (pairs, rclone.move_between(remote, from_dir, to_dir, files))
+                } => files
+                    .iter()
+                    .map(|f| (rclone::join(from_dir, f), rclone::join(to_dir, f)))
+                    .collect(),
+                MoveStep::File { from, to } => vec![(from.clone(), to.clone())],
+            };
+            // Until rclone reports back, a destination may or may not hold its file.
+            for (from, to) in &done {
+                if let Some(file) = state.files.get(from) {
+                    state.pending.insert(to.clone(), file.clone());
                 }
-                MoveStep::File { from, to } => (
-                    vec![(from.clone(), to.clone())],
-                    rclone.rename(remote, from, to),
-                ),
+            }
+            state.save(staging)?;
+            let result = match &step {
+                MoveStep::Folder {
+                    from_dir,
+                    to_dir,
+                    files,
+                } => rclone.move_between(remote, from_dir, to_dir, files),
+                MoveStep::File { from, to } => rclone.rename(remote, from, to),
             };
             match result {
                 Ok(()) => {
@@ -308,6 +323,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
                             escape_controls(&from),
                             escape_controls(&to)
                         );
+                        state.pending.remove(&to);
                         state.files.insert(to, pushed);
                         moved += 1;
                     }
@@ -318,6 +334,18 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         }
         if stop(&mut summary) {
             break 'steps;
+        }
+        // Until rclone reports back, an upload may or may not have landed, whole or in part.
+        for p in &plan.uploads {
+            let l = &mirror[p];
+            let file = plan::Pushed {
+                size: l.size,
+                hash: l.hash.clone(),
+            };
+            state.pending.insert(p.clone(), file);
+        }
+        if !plan.uploads.is_empty() {
+            state.save(staging)?;
         }
         match rclone.upload(staging, remote, &plan.uploads) {
             Ok(()) => {
@@ -331,6 +359,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         let done = if uploaded > 0 { &plan.uploads[..] } else { &[] };
         for p in done.iter().chain(&plan.adopted) {
             let l = &mirror[p];
+            state.pending.remove(p);
             state.files.insert(
                 p.clone(),
                 plan::Pushed {
@@ -347,6 +376,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             Ok(()) => {
                 for p in &plan.deletes {
                     state.files.remove(p);
+                    state.pending.remove(p);
                     tracing::info!("deleted {}", escape_controls(p));
                 }
                 deleted += plan.deletes.len();

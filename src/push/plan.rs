@@ -41,19 +41,23 @@ pub struct Plan {
     /// Files deleted from the remote in all (through `deletes` or `backups`).
     pub removed: Vec<String>,
     /// Already on the remote with the right size though not in the push state (a push killed
-    /// after its upload): recorded without a transfer.
+    /// after its upload): recorded without a transfer. A pending file only if it holds what is
+    /// staged now.
     pub adopted: Vec<String>,
-    /// Files musync pushed that are gone from the remote and the mirror: only forgotten.
+    /// Files musync pushed, or was putting there, that are gone from the remote: only forgotten.
     pub forgotten: Vec<String>,
     /// Uploads that put back what someone deleted or changed on the server.
     pub restored: Vec<String>,
     pub unchanged: usize,
 }
 
+/// `pending` is what calls that never reported back may have put on the remote (the push
+/// state's `pending`): musync's own files, but of uncertain content.
 pub fn plan(
     mirror: &BTreeMap<String, Local>,
     remote: &BTreeMap<String, u64>,
     pushed: &BTreeMap<String, Pushed>,
+    pending: &BTreeMap<String, Pushed>,
     opts: Options,
 ) -> Plan {
     let mut plan = Plan::default();
@@ -64,6 +68,7 @@ pub fn plan(
     for row in rows.iter().rev() {
         if let (None, Some(size), Some(p)) = (row.local, row.remote, row.pushed)
             && p.size == size
+            && !pending.contains_key(row.path)
         {
             movable.entry((&p.hash, size)).or_default().push(row.path);
         }
@@ -72,16 +77,25 @@ pub fn plan(
     for row in &rows {
         let (path, ours) = (row.path, row.pushed);
         let Some(local) = row.local else { continue };
+        let pending = pending.get(path);
         match row.remote {
-            Some(size) if size == local.size && ours.is_none_or(|p| p.hash == local.hash) => {
+            Some(size) if pending.is_none() && same(size, ours, local) => {
                 if ours.is_some() {
                     plan.unchanged += 1;
                 } else {
                     plan.adopted.push(path.clone());
                 }
             }
+            // The file is what the unfinished call was putting there, and cannot be the one it
+            // replaced, which may still be there: the size tells them apart.
+            Some(size)
+                if pending.is_some_and(|p| same(size, Some(p), local))
+                    && ours.is_none_or(|p| p.size != size || p.hash == local.hash) =>
+            {
+                plan.adopted.push(path.clone());
+            }
             Some(size) => {
-                if ours.is_some_and(|p| p.size != size) {
+                if pending.is_none() && ours.is_some_and(|p| p.size != size) {
                     plan.restored.push(path.clone());
                 }
                 if opts.backup {
@@ -98,7 +112,7 @@ pub fn plan(
                     claimed.insert(from);
                     plan.moves.push((from.clone(), path.clone()));
                 } else {
-                    if ours.is_some() {
+                    if ours.is_some() && pending.is_none() {
                         plan.restored.push(path.clone());
                     }
                     plan.uploads.push(path.clone());
@@ -109,10 +123,9 @@ pub fn plan(
     }
     for row in &rows {
         let path = row.path;
+        let ours = row.pushed.is_some() || pending.contains_key(path);
         match (row.local, row.remote, row.pushed) {
-            (None, Some(_), pushed)
-                if !claimed.contains(path) && (pushed.is_some() || opts.delete_foreign) =>
-            {
+            (None, Some(_), _) if !claimed.contains(path) && (ours || opts.delete_foreign) => {
                 plan.removed.push(path.clone());
                 if opts.backup {
                     plan.backups.push(path.clone());
@@ -124,6 +137,12 @@ pub fn plan(
             _ => {}
         }
     }
+    // A pending file that did not land is forgotten (and uploaded again if still wanted).
+    for path in pending.keys() {
+        if !remote.contains_key(path) && !plan.forgotten.contains(path) {
+            plan.forgotten.push(path.clone());
+        }
+    }
     // The whole point of musync: a file of the mirror is never deleted from the remote.
     for path in &plan.removed {
         assert!(
@@ -133,6 +152,11 @@ pub fn plan(
     }
     plan.backups.sort();
     plan
+}
+
+/// Whether a remote file of `size`, known to hold `ours` if anything, is the staged `local`.
+fn same(size: u64, ours: Option<&Pushed>, local: &Local) -> bool {
+    size == local.size && ours.is_none_or(|p| p.size == size && p.hash == local.hash)
 }
 
 /// What the mirror, the remote and the push state each say about one path.

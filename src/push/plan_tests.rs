@@ -18,6 +18,7 @@ struct World {
     remote: BTreeMap<String, (u64, String)>,
     backups: Vec<(String, (u64, String))>,
     pushed: BTreeMap<String, Pushed>,
+    pending: BTreeMap<String, Pushed>,
 }
 
 impl World {
@@ -27,7 +28,7 @@ impl World {
             .iter()
             .map(|(p, (s, _))| (p.clone(), *s))
             .collect();
-        plan(mirror, &listing, &self.pushed, opts)
+        plan(mirror, &listing, &self.pushed, &self.pending, opts)
     }
 
     /// Carry out a plan as the executor does, state included.
@@ -36,16 +37,19 @@ impl World {
             let file = self.remote.remove(p).expect("backed-up file exists");
             self.backups.push((p.clone(), file));
             self.pushed.remove(p);
+            self.pending.remove(p);
         }
         for (from, to) in &plan.moves {
             let file = self.remote.remove(from).expect("moved file exists");
             self.remote.insert(to.clone(), file);
             let state = self.pushed.remove(from).expect("moved file was pushed");
+            self.pending.remove(to);
             self.pushed.insert(to.clone(), state);
         }
         for p in plan.uploads.iter().chain(&plan.adopted) {
             let l = &mirror[p];
             self.remote.insert(p.clone(), (l.size, l.hash.clone()));
+            self.pending.remove(p);
             self.pushed.insert(
                 p.clone(),
                 Pushed {
@@ -57,6 +61,7 @@ impl World {
         for p in plan.deletes.iter().chain(&plan.forgotten) {
             self.remote.remove(p);
             self.pushed.remove(p);
+            self.pending.remove(p);
         }
     }
 }
@@ -175,6 +180,79 @@ fn a_complete_upload_missing_from_the_state_is_adopted() {
     let p = w.plan(&mirror(&[("a.mp3", 10, "a")]), BACKUP);
     assert_eq!(p.adopted, ["a.mp3"]);
     assert!(p.uploads.is_empty());
+}
+
+/// Regression: a file an interrupted upload left on the remote was adopted by its size alone,
+/// though the staged file had been retagged since (same size, new tags): the remote kept the
+/// old tags for good.
+#[test]
+fn a_pending_upload_is_adopted_only_with_the_staged_content() {
+    let mut w = World::default();
+    w.remote.insert("a.mp3".into(), (10, "a1".into()));
+    w.pending.insert(
+        "a.mp3".into(),
+        Pushed {
+            size: 10,
+            hash: "a1".into(),
+        },
+    );
+    assert_eq!(
+        w.plan(&mirror(&[("a.mp3", 10, "a1")]), BACKUP).adopted,
+        ["a.mp3"]
+    );
+    let p = w.plan(&mirror(&[("a.mp3", 10, "a2")]), BACKUP);
+    assert!(p.adopted.is_empty());
+    assert_eq!(
+        (p.backups, p.uploads),
+        (vec!["a.mp3".into()], vec!["a.mp3".into()])
+    );
+    assert!(p.restored.is_empty(), "nobody changed the server");
+}
+
+/// An upload over a file musync pushed (without backups) that never reported back: a file of
+/// the old size may be the old one still, so only a size of the new one is adopted.
+#[test]
+fn a_pending_overwrite_is_adopted_only_when_the_size_tells() {
+    let mut w = pushed(&[("a.mp3", 10, "a1")]);
+    w.pending.insert(
+        "a.mp3".into(),
+        Pushed {
+            size: 10,
+            hash: "a2".into(),
+        },
+    );
+    let p = w.plan(&mirror(&[("a.mp3", 10, "a2")]), BACKUP);
+    assert_eq!((p.adopted.len(), p.uploads.len(), p.unchanged), (0, 1, 0));
+    w.pending.get_mut("a.mp3").unwrap().size = 12;
+    w.remote.insert("a.mp3".into(), (12, "a2".into()));
+    assert_eq!(
+        w.plan(&mirror(&[("a.mp3", 12, "a2")]), BACKUP).adopted,
+        ["a.mp3"]
+    );
+}
+
+/// Regression: files an interrupted upload left under an album's old name stayed on the
+/// remote for good once the album was renamed: musync did not know they were its own.
+#[test]
+fn a_pending_file_no_longer_wanted_is_removed_and_one_that_never_landed_forgotten() {
+    let mut w = World::default();
+    w.remote.insert("Old/1.mp3".into(), (4, "partial".into()));
+    for path in ["Old/1.mp3", "Old/2.mp3"] {
+        let file = Pushed {
+            size: 10,
+            hash: "x".into(),
+        };
+        w.pending.insert(path.into(), file);
+    }
+    let p = w.plan(&mirror(&[("New/1.mp3", 10, "x")]), BACKUP);
+    assert_eq!(p.backups, ["Old/1.mp3"]);
+    assert_eq!(p.removed, ["Old/1.mp3"]);
+    assert_eq!(p.forgotten, ["Old/2.mp3"]);
+    assert_eq!(p.uploads, ["New/1.mp3"]);
+    assert!(
+        p.moves.is_empty(),
+        "a pending file's content is not known: it is not moved"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! The push state: which files musync put on a remote (so it deletes no others), and the lock
-//! that keeps two pushes to one remote apart. Both live in `<staging>/.musync/push/`, one pair
-//! per remote, keyed by a hash of the remote's name.
+//! The push state: which files musync put on a remote (so it deletes no others) or may have put
+//! there (a call that never reported back), and the lock that keeps two pushes to one remote
+//! apart. Both live in `<staging>/.musync/push/`, one pair per remote, keyed by a hash of the
+//! remote's name.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -23,6 +24,10 @@ pub struct State {
     /// in full: `files` then is that mirror, and a push can plan without reading the manifest.
     #[serde(default)]
     pub complete_for: Option<String>,
+    /// What an upload or move call may have put on the remote, saved before the call and
+    /// dropped once its outcome is known: musync's own files, their content unconfirmed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<String, Pushed>,
 }
 
 fn base(staging: &Path, remote: &str) -> PathBuf {
