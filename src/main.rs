@@ -1,25 +1,10 @@
 //! musync: parse the command line, run one subcommand, print its result and any error once,
 //! and exit with a code that says how it went.
 
-mod audio;
-mod cli;
-mod config;
-mod convert;
-mod fsutil;
-mod init;
-mod interrupt;
-mod manifest;
-mod manual;
-mod metadata;
-mod push;
-mod rclone;
-mod report;
-mod scan;
-mod settings;
-mod status;
-mod subsonic;
-mod tag;
-mod verify;
+use musync::{
+    cli, config, convert, fsutil, init, interrupt, manifest, manual, metadata, push, rclone,
+    report, scan, settings, status, subsonic, tag, verify,
+};
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -242,7 +242,7 @@ impl Journal {
 mod tests {
     use super::*;
 
-    pub(crate) fn record(source: &str, output: &str) -> Record {
+    pub fn record(source: &str, output: &str) -> Record {
         Record {
             source: source.into(),
             kind: SourceKind::Lossless,

@@ -5,7 +5,7 @@
 
 mod backups;
 pub mod plan;
-pub(crate) mod state;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,23 @@
+//! musync's library: every stage of the pipeline (scan, convert, tag, manifest, push) and the
+//! parsers it owns. The `musync` binary is a thin command line over it; the fuzz targets in
+//! `fuzz/` call the parsers directly.
+
+pub mod audio;
+pub mod cli;
+pub mod config;
+pub mod convert;
+pub mod fsutil;
+pub mod init;
+pub mod interrupt;
+pub mod manifest;
+pub mod manual;
+pub mod metadata;
+pub mod push;
+pub mod rclone;
+pub mod report;
+pub mod scan;
+pub mod settings;
+pub mod status;
+pub mod subsonic;
+pub mod tag;
+pub mod verify;
