@@ -149,6 +149,20 @@ pub struct RemoteArgs {
     #[arg(long, value_name = "REMOTE")]
     pub remote: String,
 
+    #[command(flatten)]
+    pub policy: PushPolicy,
+
+    /// Take over the push lock even if another musync seems to hold it.
+    #[arg(long)]
+    pub break_lock: bool,
+
+    #[command(flatten)]
+    pub subsonic: SubsonicArgs,
+}
+
+/// What a push may overwrite and delete; shared by `push`, `sync` and `status`.
+#[derive(Args, Debug)]
+pub struct PushPolicy {
     /// Refuse a push that would delete more than N files, or N% of the files musync manages on
     /// the remote.
     #[arg(long, value_name = "N|N%", default_value = "50%")]
@@ -161,13 +175,6 @@ pub struct RemoteArgs {
     /// Also delete remote files musync did not put there (playlists, other people's files).
     #[arg(long)]
     pub delete_foreign: bool,
-
-    /// Take over the push lock even if another musync seems to hold it.
-    #[arg(long)]
-    pub break_lock: bool,
-
-    #[command(flatten)]
-    pub subsonic: SubsonicArgs,
 }
 
 /// The Subsonic server to ask for a rescan after the push.
@@ -304,6 +311,19 @@ pub struct ConvertArgs {
     #[command(flatten)]
     pub common: Common,
 
+    #[command(flatten)]
+    pub encode: EncodeArgs,
+
+    #[command(flatten)]
+    pub genre: GenreArgs,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+/// How the mirror is encoded; shared by `convert`, `sync` and `status`.
+#[derive(Args, Debug)]
+pub struct EncodeArgs {
     /// LAME preset: V0 (best) … V9, CBR320, CBR256, CBR192, CBR128, or ABR<kbps>
     /// [default: V2, or what the last run used].
     #[arg(long, value_name = "PRESET")]
@@ -320,12 +340,6 @@ pub struct ConvertArgs {
     /// Remove staged files even when the library seems to have lost most of its music.
     #[arg(long)]
     pub force: bool,
-
-    #[command(flatten)]
-    pub genre: GenreArgs,
-
-    #[command(flatten)]
-    pub select: SelectArgs,
 }
 
 #[derive(Args, Debug)]
@@ -387,21 +401,8 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Plan with this LAME preset, as `convert --quality` [default: what the last run used].
-    #[arg(long, value_name = "PRESET")]
-    pub quality: Option<Quality>,
-
-    /// Plan for ID3v2.3 tags, as `convert --id3v23`.
-    #[arg(long, conflicts_with = "id3v24")]
-    pub id3v23: bool,
-
-    /// Plan for ID3v2.4 tags, as `convert --id3v24`.
-    #[arg(long)]
-    pub id3v24: bool,
-
-    /// Plan as `convert --force`: past the guard against a library that lost most of its music.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten, next_help_heading = "Planned as convert and sync would with")]
+    pub encode: EncodeArgs,
 
     #[command(flatten)]
     pub genre: GenreArgs,
@@ -409,17 +410,8 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub select: SelectArgs,
 
-    /// Plan with this delete cap, as `push --max-delete`.
-    #[arg(long, value_name = "N|N%", default_value = "50%")]
-    pub max_delete: DeleteCap,
-
-    /// Plan without backups, as `push --no-backup`.
-    #[arg(long)]
-    pub no_backup: bool,
-
-    /// Plan as `push --delete-foreign`.
-    #[arg(long)]
-    pub delete_foreign: bool,
+    #[command(flatten, next_help_heading = "Planned as push and sync would with")]
+    pub policy: PushPolicy,
 }
 
 #[derive(Args, Debug)]

@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use crate::audio::Quality;
 use crate::push::plan::DeleteCap;
+use crate::report::escape_controls;
 use crate::tag::rules::{self, GenreFrom};
 
 /// One level of the file: the top level, or a `[profile.NAME]` table (which may not nest).
@@ -141,7 +142,12 @@ pub fn load(given: Option<PathBuf>, profile: Option<&str>) -> anyhow::Result<Def
 }
 
 /// The defaults from the text of a config file; relative paths in it are relative to `dir`.
-fn parse(text: &str, profile: Option<&str>, dir: &Path) -> Result<Defaults, String> {
+/// The error is one line: control characters from the file come out escaped.
+pub fn parse(text: &str, profile: Option<&str>, dir: &Path) -> Result<Defaults, String> {
+    defaults(text, profile, dir).map_err(|e| escape_controls(&e).into_owned())
+}
+
+fn defaults(text: &str, profile: Option<&str>, dir: &Path) -> Result<Defaults, String> {
     let line = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
     let top: Table = toml::from_str(text).map_err(|e| match e.span() {
         Some(span) => match key_before(text, span.start) {
@@ -337,9 +343,15 @@ fn policy(s: &str) -> Result<(), String> {
 }
 
 fn regex(s: &str) -> Result<(), String> {
-    regex::Regex::new(s)
-        .map(drop)
-        .map_err(|e| format!("not a regular expression: {e}"))
+    regex::Regex::new(s).map(drop).map_err(|e| {
+        // A syntax error draws the pattern over several lines; the last one says what is wrong.
+        let e = e.to_string();
+        let why = e.lines().last().unwrap_or_default();
+        format!(
+            "not a regular expression: {}",
+            why.trim_start_matches("error: ")
+        )
+    })
 }
 
 fn genre_map(v: &Spanned<Vec<String>>) -> (usize, Result<Vec<String>, String>) {

@@ -120,7 +120,7 @@ fn mistakes_name_the_key_and_line() {
         ("genre-map = [\"nogenre\"]\n", "line 1: genre-map:"),
         (
             "disc-pattern = \"(\"\n",
-            "line 1: disc-pattern: not a regular expression",
+            "line 1: disc-pattern: not a regular expression: unclosed group",
         ),
         (
             "include = [\"a[\"]\n",
@@ -179,4 +179,29 @@ fn early_flags_are_found_in_either_spelling() {
         early_flags(&os(&["musync", "--", "--config=x"])),
         Early::default()
     );
+}
+
+// Regression: errors quoting the file's text (a key, a value, a regex's syntax error) broke over
+// several lines; found by the config fuzz target (fuzz/corpus/config/regression-*).
+#[test]
+fn errors_are_one_line() {
+    let cases = [
+        (
+            "id3 = \"2.5\\n\"\n",
+            "line 1: id3: `2.5\\n` is not an ID3 version: use \"2.3\" or \"2.4\"",
+        ),
+        (
+            "\"a\\rb\" = 1\n",
+            "line 1: unknown field `a\\rb`, expected one of",
+        ),
+        (
+            "disc-pattern = \"a{99999}{99999}\"\n",
+            "line 1: disc-pattern: not a regular expression: ",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error(text, None);
+        assert!(got.starts_with(want), "{text:?}: {got}");
+        assert!(!got.contains(['\n', '\r']), "{text:?}: {got}");
+    }
 }

@@ -31,6 +31,35 @@ pub fn temp_beside(target: &Path) -> anyhow::Result<NamedTempFile> {
         .with_context(|| format!("creating a temporary file in {}", dir.display()))
 }
 
+/// Refuses `target` (a path under `root`) when a folder between `root` and it is a symlink or
+/// not a folder: writing, renaming or deleting there would reach outside `root`. Folders that do
+/// not exist yet are fine; symlinks above `root`, and `target` itself, are not looked at (a
+/// rename replaces a symlink, it does not write through it).
+pub fn check_confined(root: &Path, target: &Path) -> anyhow::Result<()> {
+    let rel = target
+        .strip_prefix(root)
+        .with_context(|| format!("{} is not inside {}", target.display(), root.display()))?;
+    let mut dir = root.to_path_buf();
+    for part in rel.parent().into_iter().flat_map(Path::components) {
+        let std::path::Component::Normal(name) = part else {
+            anyhow::bail!("{}: not a plain relative path", rel.display());
+        };
+        dir.push(name);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) if meta.file_type().is_symlink() => anyhow::bail!(
+                "{} is a symlink; musync does not write through symlinks in {}",
+                dir.display(),
+                root.display()
+            ),
+            Ok(_) => anyhow::bail!("{} is not a folder", dir.display()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        }
+    }
+    Ok(())
+}
+
 /// Sync `temp` to disk and rename it to `target`, replacing what was there.
 pub fn commit(temp: NamedTempFile, target: &Path) -> anyhow::Result<()> {
     temp.as_file()
@@ -172,6 +201,33 @@ mod tests {
         remove_empty_dirs(&dir.path().join("a/b/c"), dir.path());
         assert!(!dir.path().join("a/b").exists());
         assert!(dir.path().join("a").exists());
+    }
+
+    #[test]
+    fn symlinked_folders_below_the_root_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("staging");
+        fs::create_dir_all(root.join("a")).unwrap();
+        fs::write(root.join("file"), b"").unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("link")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("a/x.mp3")).unwrap();
+        for fine in ["a/b.mp3", "a/new/deeper/b.mp3", "top.mp3", "a/x.mp3"] {
+            assert!(check_confined(&root, &root.join(fine)).is_ok(), "{fine}");
+        }
+        for bad in [
+            "link/b.mp3",
+            "link/new/b.mp3",
+            "file/b.mp3",
+            "a/../link/b.mp3",
+        ] {
+            assert!(check_confined(&root, &root.join(bad)).is_err(), "{bad}");
+        }
+        let err = check_confined(&root, &root.join("link/b.mp3")).unwrap_err();
+        assert!(err.to_string().contains("link is a symlink"), "{err}");
+        assert!(
+            check_confined(&root, dir.path()).is_err(),
+            "outside the root"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::fsutil;
-use crate::rclone::Rclone;
+use crate::rclone::{self, Rclone};
 
 pub struct Settings {
     pub config: PathBuf,
@@ -45,16 +45,17 @@ pub fn run(settings: &Settings) -> anyhow::Result<Vec<String>> {
         Ok(rc) => format!("rclone {}: found", rc.version()),
         Err(e) => format!("rclone: {e}"),
     });
-    report.push(match (&settings.remote, &rclone) {
-        (Some(remote), Ok(rc)) => match rc.list_dirs(remote, "") {
+    let shown = settings.remote.as_deref().map(rclone::redact);
+    report.push(match (&settings.remote, &rclone, shown) {
+        (Some(remote), Ok(rc), Some(shown)) => match rc.list_dirs(remote, "") {
             Ok(dirs) => format!(
-                "remote {remote}: reachable ({} folders at its root)",
+                "remote {shown}: reachable ({} folders at its root)",
                 dirs.len()
             ),
-            Err(e) => format!("remote {remote}: NOT REACHABLE: {e}"),
+            Err(e) => format!("remote {shown}: NOT REACHABLE: {e}"),
         },
-        (Some(remote), Err(_)) => format!("remote {remote}: not checked without rclone"),
-        (None, _) => "remote: not set; add it to the file to push".to_owned(),
+        (_, _, Some(shown)) => format!("remote {shown}: not checked without rclone"),
+        _ => "remote: not set; add it to the file to push".to_owned(),
     });
     Ok(report)
 }

@@ -3,7 +3,7 @@
 
 use musync::{
     cli, config, convert, fsutil, init, interrupt, manifest, manual, metadata, push, rclone,
-    report, scan, settings, status, subsonic, tag, verify,
+    report, scan, settings, status, subsonic, summary, tag, verify,
 };
 
 use std::io::Write;
@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cli::{
-    Cli, Command, Common, ConvertArgs, GenreArgs, InitArgs, PassThrough, PolicyArg, PruneArgs,
-    PushArgs, RemoteArgs, SelectArgs, SyncArgs, TagArgs,
+    Command, Common, ConvertArgs, GenreArgs, InitArgs, PassThrough, PolicyArg, PruneArgs, PushArgs,
+    PushPolicy, RemoteArgs, SelectArgs, SyncArgs, TagArgs,
 };
 use convert::Mode;
 use metadata::Id3Version;
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         }
     };
     let cli = cli::parse(args, &defaults);
-    if let Err(e) = init_logging(&cli) {
+    if let Err(e) = report::init_logging(&cli) {
         eprintln!("musync: {e:#}");
         return Exit::Usage.into();
     }
@@ -81,69 +81,6 @@ fn main() -> ExitCode {
         return Exit::Interrupted.into();
     }
     exit.into()
-}
-
-/// Logs go to stderr at the -q/-v level, and with `--log-file` also to that file: every action,
-/// failure and run summary, timestamped, without colour.
-fn init_logging(cli: &Cli) -> anyhow::Result<()> {
-    use anyhow::Context;
-    use std::io::IsTerminal;
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::prelude::*;
-
-    let level = match (cli.quiet, cli.verbose) {
-        (true, _) => tracing::Level::ERROR,
-        (false, 0) => tracing::Level::WARN,
-        (false, 1) => tracing::Level::INFO,
-        _ => tracing::Level::DEBUG,
-    };
-    // The decoding and tagging libraries log their own recoveries and errors, without the
-    // file's name; musync reports each failure itself, so only -vv shows theirs.
-    let others = if cli.verbose >= 2 {
-        LevelFilter::DEBUG
-    } else {
-        LevelFilter::OFF
-    };
-    let filter = Targets::new()
-        .with_target("musync", level)
-        .with_target(report::LOG_ONLY, LevelFilter::OFF)
-        .with_default(others);
-    let colour = match cli.color {
-        cli::ColorArg::Always => true,
-        cli::ColorArg::Never => false,
-        cli::ColorArg::Auto => {
-            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
-    };
-    let file = match &cli.log_file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening log file {}", path.display()))?;
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::sync::Arc::new(file))
-                    .with_ansi(false)
-                    .with_target(false)
-                    .with_filter(Targets::new().with_target("musync", tracing::Level::INFO)),
-            )
-        }
-        None => None,
-    };
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(colour)
-                .without_time()
-                .with_target(false)
-                .with_filter(filter),
-        )
-        .with(file)
-        .init();
-    Ok(())
 }
 
 fn settings(
@@ -191,13 +128,14 @@ fn settings(
 
 fn convert_settings(args: ConvertArgs, quiet: bool) -> anyhow::Result<convert::Settings> {
     let mut settings = settings(args.common, args.genre, args.select, Mode::Convert, quiet)?;
-    settings.overrides.quality = args.quality;
-    settings.overrides.id3 = match (args.id3v23, args.id3v24) {
+    let encode = args.encode;
+    settings.overrides.quality = encode.quality;
+    settings.overrides.id3 = match (encode.id3v23, encode.id3v24) {
         (true, _) => Some(Id3Version::V23),
         (_, true) => Some(Id3Version::V24),
         _ => None,
     };
-    settings.force = args.force;
+    settings.force = encode.force;
     Ok(settings)
 }
 
@@ -213,14 +151,24 @@ fn tag(args: TagArgs, quiet: bool) -> anyhow::Result<Exit> {
 }
 
 fn push_settings(staging: PathBuf, dry_run: bool, args: RemoteArgs) -> push::Settings {
+    policy_settings(staging, args.remote, dry_run, args.policy, args.break_lock)
+}
+
+fn policy_settings(
+    staging: PathBuf,
+    remote: String,
+    dry_run: bool,
+    policy: PushPolicy,
+    break_lock: bool,
+) -> push::Settings {
     push::Settings {
         staging,
-        remote: args.remote,
+        remote,
         dry_run,
-        backup: !args.no_backup,
-        delete_foreign: args.delete_foreign,
-        max_delete: args.max_delete,
-        break_lock: args.break_lock,
+        backup: !policy.no_backup,
+        delete_foreign: policy.delete_foreign,
+        max_delete: policy.max_delete,
+        break_lock,
     }
 }
 
@@ -236,11 +184,11 @@ fn push(args: PushArgs, quiet: bool) -> anyhow::Result<Exit> {
     let summary = push::run(&settings, &rclone)?;
     summary.failed.iter().for_each(report::Failure::print);
     let printed = if json {
-        print_json(&mut std::io::stdout(), &summary)
+        summary::print_json(&mut std::io::stdout(), &summary)
     } else {
-        print_push(&summary, quiet)
+        summary::print_push(&summary, quiet)
     };
-    finish_output(printed)?;
+    summary::finish_output(printed)?;
     Ok(rescan(server.as_ref(), &summary, push_exit(&summary)))
 }
 
@@ -283,38 +231,6 @@ fn push_exit(s: &push::Summary) -> Exit {
     } else {
         Exit::Ok
     }
-}
-
-fn print_push(s: &push::Summary, quiet: bool) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    if s.dry_run {
-        for line in &s.plan_lines {
-            writeln!(out, "{line}")?;
-        }
-    }
-    if quiet {
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "{} {} files ({} bytes), moved {}, deleted {}, backed up {}; {} unchanged{}.",
-        if s.dry_run {
-            "Would upload"
-        } else {
-            "Uploaded"
-        },
-        s.uploaded,
-        s.bytes_uploaded,
-        s.moved,
-        s.deleted,
-        s.backed_up,
-        s.unchanged,
-        if s.restored > 0 {
-            format!("; {} restored after changes on the server", s.restored)
-        } else {
-            String::new()
-        }
-    )
 }
 
 /// `sync --json` prints one object with a key per stage.
@@ -369,20 +285,22 @@ fn sync(args: SyncArgs, quiet: bool) -> anyhow::Result<Exit> {
             tag: tag::TagSummary::from(&tagged),
             push: pushed.as_ref(),
         };
-        print_json(&mut std::io::stdout(), &all)
+        summary::print_json(&mut std::io::stdout(), &all)
     } else {
         let mut out = std::io::stdout().lock();
-        print_summary(&mut out, &converted, Mode::Convert, quiet).and_then(|()| match &pushed {
-            Some(p) => print_push(p, quiet),
-            None if dry_run && converted.refused.is_none() => writeln!(
-                out,
-                "The push is planned once the mirror is up to date: run `musync convert`, \
+        summary::print_summary(&mut out, &converted, Mode::Convert, quiet).and_then(|()| {
+            match &pushed {
+                Some(p) => summary::print_push(p, quiet),
+                None if dry_run && converted.refused.is_none() => writeln!(
+                    out,
+                    "The push is planned once the mirror is up to date: run `musync convert`, \
                      then `musync push --dry-run`."
-            ),
-            None => Ok(()),
+                ),
+                None => Ok(()),
+            }
         })
     };
-    finish_output(printed)?;
+    summary::finish_output(printed)?;
     if let Some(why) = &converted.refused {
         eprintln!("musync: refused: {why}");
         return Ok(Exit::Refused);
@@ -434,14 +352,6 @@ fn library_missing(library: &std::path::Path) -> Option<Exit> {
     })
 }
 
-/// A closed pipe (`musync … | head`) is not an error.
-fn finish_output(printed: std::io::Result<()>) -> anyhow::Result<()> {
-    match printed {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
-}
-
 fn run_stage(settings: &convert::Settings, json: bool, quiet: bool) -> anyhow::Result<Exit> {
     if let Some(exit) = library_missing(&settings.library) {
         return Ok(exit);
@@ -453,11 +363,11 @@ fn run_stage(settings: &convert::Settings, json: bool, quiet: bool) -> anyhow::R
     };
     let mut out = std::io::stdout().lock();
     let printed = match (json, settings.mode) {
-        (true, Mode::Convert) => print_json(&mut out, &summary),
-        (true, Mode::TagOnly) => print_json(&mut out, &tag::TagSummary::from(&summary)),
-        (false, mode) => print_summary(&mut out, &summary, mode, quiet),
+        (true, Mode::Convert) => summary::print_json(&mut out, &summary),
+        (true, Mode::TagOnly) => summary::print_json(&mut out, &tag::TagSummary::from(&summary)),
+        (false, mode) => summary::print_summary(&mut out, &summary, mode, quiet),
     };
-    finish_output(printed)?;
+    summary::finish_output(printed)?;
     if let Some(why) = &summary.refused {
         eprintln!("musync: refused: {why}");
         return Ok(Exit::Refused);
@@ -467,67 +377,6 @@ fn run_stage(settings: &convert::Settings, json: bool, quiet: bool) -> anyhow::R
     } else {
         Exit::SomeFailed
     })
-}
-
-fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
-    writeln!(out)
-}
-
-fn print_summary(
-    out: &mut impl Write,
-    s: &convert::Summary,
-    mode: Mode,
-    quiet: bool,
-) -> std::io::Result<()> {
-    if s.dry_run {
-        for line in &s.plan_lines {
-            writeln!(out, "{line}")?;
-        }
-    }
-    if quiet {
-        return Ok(());
-    }
-    match (mode, s.dry_run) {
-        (Mode::Convert, dry) => write!(
-            out,
-            "{} {}, retag {}, rename {}, remove {}; {} unchanged",
-            if dry { "Would convert" } else { "Converted" },
-            s.counts.converted,
-            s.counts.retagged,
-            s.counts.renamed,
-            s.counts.removed,
-            s.counts.skipped
-        )?,
-        (Mode::TagOnly, dry) => {
-            write!(
-                out,
-                "{} {}; {} unchanged",
-                if dry { "Would tag" } else { "Tagged" },
-                s.counts.retagged,
-                s.counts.skipped
-            )?;
-            if s.pending > 0 {
-                write!(out, "; {} need `musync convert` first", s.pending)?;
-            }
-        }
-    }
-    if !s.dry_run {
-        write!(
-            out,
-            " ({:.1} minutes of audio in {:.1} s)",
-            s.audio_minutes, s.seconds
-        )?;
-    }
-    writeln!(out, ".")?;
-    if !s.failed.is_empty() {
-        writeln!(
-            out,
-            "{} files failed (listed above on stderr).",
-            s.failed.len()
-        )?;
-    }
-    Ok(())
 }
 
 fn jobs(jobs: Option<u16>) -> usize {
@@ -551,14 +400,15 @@ fn verify(args: cli::VerifyArgs, quiet: bool) -> anyhow::Result<Exit> {
     let report = verify::run(&settings, rclone.as_ref())?;
     report.failures().iter().for_each(report::Failure::print);
     let printed = if args.json {
-        print_json(&mut std::io::stdout(), &report)
+        summary::print_json(&mut std::io::stdout(), &report)
     } else if quiet {
         Ok(())
     } else {
         let mut out = std::io::stdout().lock();
-        (report.summary(settings.remote.as_deref()).iter()).try_for_each(|l| writeln!(out, "{l}"))
+        let remote = settings.remote.as_deref().map(rclone::redact);
+        (report.summary(remote.as_deref()).iter()).try_for_each(|l| writeln!(out, "{l}"))
     };
-    finish_output(printed)?;
+    summary::finish_output(printed)?;
     Ok(if report.is_clean() {
         Exit::Ok
     } else {
@@ -573,15 +423,8 @@ fn status(args: cli::StatusArgs) -> anyhow::Result<Exit> {
     }
     convert::check_staging(&args.library, &args.staging)?;
     let json = args.json;
-    let push = args.remote.map(|remote| push::Settings {
-        staging: args.staging.clone(),
-        remote,
-        dry_run: true,
-        backup: !args.no_backup,
-        delete_foreign: args.delete_foreign,
-        max_delete: args.max_delete,
-        break_lock: false,
-    });
+    let push = (args.remote)
+        .map(|remote| policy_settings(args.staging.clone(), remote, true, args.policy, false));
     // Dry run: the rclone version check is not saved.
     let rclone = match &push {
         Some(_) => Some(find_rclone(&args.staging, true)?),
@@ -597,10 +440,7 @@ fn status(args: cli::StatusArgs) -> anyhow::Result<Exit> {
     let convert = convert_settings(
         ConvertArgs {
             common,
-            quality: args.quality,
-            id3v23: args.id3v23,
-            id3v24: args.id3v24,
-            force: args.force,
+            encode: args.encode,
             genre: args.genre,
             select: args.select,
         },
@@ -608,11 +448,11 @@ fn status(args: cli::StatusArgs) -> anyhow::Result<Exit> {
     )?;
     let status = status::run(&status::Settings { convert, push }, rclone.as_ref())?;
     let printed = if json {
-        print_json(&mut std::io::stdout(), &status)
+        summary::print_json(&mut std::io::stdout(), &status)
     } else {
         status.print(&mut std::io::stdout().lock())
     };
-    finish_output(printed)?;
+    summary::finish_output(printed)?;
     Ok(if status.refused().is_some() {
         Exit::Refused
     } else if status.failed() > 0 {
@@ -641,7 +481,7 @@ fn init(args: InitArgs, config: Option<PathBuf>) -> anyhow::Result<Exit> {
 
 /// `musync completions SHELL`: the script on stdout.
 fn completions(args: &cli::CompletionsArgs) -> anyhow::Result<Exit> {
-    finish_output(std::io::stdout().write_all(&manual::completions(args.shell)))?;
+    summary::finish_output(std::io::stdout().write_all(&manual::completions(args.shell)))?;
     Ok(Exit::Ok)
 }
 
@@ -652,14 +492,14 @@ fn man(args: cli::ManArgs) -> anyhow::Result<Exit> {
     let mut pages = manual::pages();
     let Some(dir) = args.dir else {
         let (_, top) = pages.swap_remove(0);
-        finish_output(std::io::stdout().write_all(&top))?;
+        summary::finish_output(std::io::stdout().write_all(&top))?;
         return Ok(Exit::Ok);
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for (name, page) in pages {
         let path = dir.join(name);
         fsutil::write_atomic(&path, &page)?;
-        finish_output(writeln!(std::io::stdout(), "{}", path.display()))?;
+        summary::finish_output(writeln!(std::io::stdout(), "{}", path.display()))?;
     }
     Ok(Exit::Ok)
 }

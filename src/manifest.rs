@@ -6,13 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{self, Stamp};
+use crate::relpath;
 use crate::scan::SourceKind;
 use crate::settings::MirrorSettings;
 
@@ -68,6 +69,26 @@ pub enum Change {
     Settings(MirrorSettings),
 }
 
+impl Record {
+    fn check(&self) -> Result<(), relpath::Unsafe> {
+        relpath::check(&self.source)?;
+        relpath::check(&self.output).map(drop)
+    }
+}
+
+impl Change {
+    /// The paths it names are clean and relative.
+    fn check(&self) -> Result<(), relpath::Unsafe> {
+        match self {
+            Change::Put(r) => r.check(),
+            Change::Remove(p) | Change::Orphan(p) | Change::Forget(p) => {
+                relpath::check(p).map(drop)
+            }
+            Change::Settings(_) => Ok(()),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub records: BTreeMap<String, Record>,
@@ -103,6 +124,20 @@ impl Manifest {
         }
     }
 
+    /// Every path is clean and relative (see `relpath`); every record is filed under its source.
+    fn check(&self) -> Result<(), String> {
+        for (source, r) in &self.records {
+            if *source != r.source {
+                return Err(format!("record {source:?} holds source {:?}", r.source));
+            }
+            r.check().map_err(|e| e.to_string())?;
+        }
+        let orphans = self.orphans.iter().map(|o| relpath::check(o).map(drop));
+        orphans
+            .collect::<Result<(), _>>()
+            .map_err(|e| e.to_string())
+    }
+
     /// Whether musync made the staged file at `output` (a record's output or an orphan).
     pub fn owns(&self, output: &str) -> bool {
         self.orphans.contains(output) || self.records.values().any(|r| r.output == output)
@@ -125,8 +160,11 @@ pub fn fingerprint(staging: &Path) -> String {
     )
 }
 
+/// The snapshot's path relative to the staging folder.
+pub const SNAPSHOT: &str = ".musync/manifest.json";
+
 fn snapshot_path(staging: &Path) -> PathBuf {
-    state_dir(staging).join("manifest.json")
+    staging.join(SNAPSHOT)
 }
 
 fn journal_path(staging: &Path) -> PathBuf {
@@ -135,10 +173,28 @@ fn journal_path(staging: &Path) -> PathBuf {
 
 /// Load the snapshot and replay the journal. A missing manifest is an empty one.
 pub fn load(staging: &Path) -> anyhow::Result<Manifest> {
+    let read = |path: PathBuf| match fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let snapshot = read(snapshot_path(staging))?;
+    let journal = read(journal_path(staging))?;
+    parse(staging, snapshot.as_deref(), journal.as_deref())
+}
+
+/// The manifest from the bytes of its snapshot and journal (`None`: that file does not exist).
+/// `staging` only names the files in errors. Every path in it is checked: a manifest that
+/// could make musync write or delete outside the staging folder is damaged.
+pub fn parse(
+    staging: &Path,
+    snapshot: Option<&[u8]>,
+    journal: Option<&[u8]>,
+) -> anyhow::Result<Manifest> {
     let path = snapshot_path(staging);
-    let mut manifest = match fs::read(&path) {
-        Ok(bytes) => {
-            let snap: Snapshot = serde_json::from_slice(&bytes).with_context(|| {
+    let mut manifest = match snapshot {
+        Some(bytes) => {
+            let snap: Snapshot = serde_json::from_slice(bytes).with_context(|| {
                 format!(
                     "manifest {} is damaged; move it away to start over (musync will then \
                      leave the files already in staging alone)",
@@ -152,28 +208,40 @@ pub fn load(staging: &Path) -> anyhow::Result<Manifest> {
                     snap.version
                 );
             }
+            if let Err(why) = snap.manifest.check() {
+                bail!(
+                    "manifest {} is damaged: {why}; move it away to start over (musync will \
+                     then leave the files already in staging alone)",
+                    path.display()
+                );
+            }
             snap.manifest
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        None => Manifest::default(),
     };
-    replay(&journal_path(staging), &mut manifest)?;
+    if let Some(journal) = journal {
+        replay(&journal_path(staging), journal, &mut manifest)?;
+    }
     Ok(manifest)
 }
 
-fn replay(path: &Path, manifest: &mut Manifest) -> anyhow::Result<()> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let mut lines = BufReader::new(file).lines().peekable();
+fn replay(path: &Path, journal: &[u8], manifest: &mut Manifest) -> anyhow::Result<()> {
+    // Lines as `BufRead::lines` splits them; a `\r` before the `\n` is JSON whitespace.
+    let journal = journal.strip_suffix(b"\n").unwrap_or(journal);
+    let mut lines = journal
+        .split(|&b| b == b'\n')
+        .take_while(|_| !journal.is_empty())
+        .peekable();
     let mut number = 0;
     while let Some(line) = lines.next() {
         number += 1;
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
-        match serde_json::from_str::<Vec<Change>>(&line) {
-            Ok(changes) => changes.into_iter().for_each(|c| manifest.apply(c)),
+        match serde_json::from_slice::<Vec<Change>>(line) {
+            Ok(changes) => {
+                if let Some(why) = changes.iter().find_map(|c| c.check().err()) {
+                    bail!("journal {} line {number} is damaged: {why}", path.display());
+                }
+                changes.into_iter().for_each(|c| manifest.apply(c));
+            }
             // A kill -9 in the middle of an append leaves a torn last line: that file was in flight.
             Err(_) if lines.peek().is_none() => {}
             Err(e) => bail!("journal {} line {number} is damaged: {e}", path.display()),
@@ -182,14 +250,18 @@ fn replay(path: &Path, manifest: &mut Manifest) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Write a compact snapshot atomically and drop the journal it absorbed.
-pub fn save(staging: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+/// The snapshot file's bytes for `manifest`.
+pub fn to_bytes(manifest: &Manifest) -> anyhow::Result<Vec<u8>> {
     let snap = Snapshot {
         version: FORMAT_VERSION,
         manifest: manifest.clone(),
     };
-    let bytes = serde_json::to_vec(&snap).context("serialising the manifest")?;
-    fsutil::write_atomic(&snapshot_path(staging), &bytes)?;
+    serde_json::to_vec(&snap).context("serialising the manifest")
+}
+
+/// Write a compact snapshot atomically and drop the journal it absorbed.
+pub fn save(staging: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+    fsutil::write_atomic(&snapshot_path(staging), &to_bytes(manifest)?)?;
     match fs::remove_file(journal_path(staging)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).context("removing the absorbed journal")
@@ -198,10 +270,19 @@ pub fn save(staging: &Path, manifest: &Manifest) -> anyhow::Result<()> {
     }
 }
 
+/// One journal line (with its newline) holding `changes`.
+pub fn journal_line(changes: &[Change]) -> anyhow::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(changes).context("serialising a journal line")?;
+    line.push(b'\n');
+    Ok(line)
+}
+
 /// Appends changes to the journal, one durable line per call.
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// A failed write left a torn line that could not be cut off.
+    broken: bool,
 }
 
 impl Journal {
@@ -225,16 +306,36 @@ impl Journal {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        Ok(Journal { file, path })
+        Ok(Journal {
+            file,
+            path,
+            broken: false,
+        })
     }
 
     pub fn append(&mut self, changes: &[Change]) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(changes).context("serialising a journal line")?;
-        line.push(b'\n');
-        self.file
+        if self.broken {
+            bail!(
+                "{} could not be repaired after a failed write; run again",
+                self.path.display()
+            );
+        }
+        let line = journal_line(changes)?;
+        let end = self.file.metadata().map(|m| m.len());
+        let written = self
+            .file
             .write_all(&line)
-            .and_then(|()| self.file.sync_data())
-            .with_context(|| format!("writing {}", self.path.display()))
+            .and_then(|()| self.file.sync_data());
+        if written.is_err() {
+            // A part-written line (full disk) would glue onto the next one and make the journal
+            // unreadable: cut it off. If even that fails, the torn line is the last one, which
+            // loading tolerates, so no further line may follow it.
+            let cut = end.and_then(|end| self.file.set_len(end));
+            if cut.is_err() {
+                self.broken = true;
+            }
+        }
+        written.with_context(|| format!("writing {}", self.path.display()))
     }
 }
 
@@ -307,5 +408,113 @@ mod tests {
         fs::write(snapshot_path(dir.path()), b"{not json").unwrap();
         let err = format!("{:#}", load(dir.path()).unwrap_err());
         assert!(err.contains("manifest.json is damaged"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_naming_a_path_outside_staging_is_refused() {
+        let staging = Path::new("/s");
+        let snap = |m: &Manifest| to_bytes(m).unwrap();
+        for bad in ["../../etc/passwd", "/etc/passwd", "a/../../b", "./a", ""] {
+            let mut m = Manifest::default();
+            m.apply(Change::Put(record("a.flac", bad)));
+            let err = format!("{:#}", parse(staging, Some(&snap(&m)), None).unwrap_err());
+            assert_eq!(
+                err,
+                format!(
+                    "manifest /s/.musync/manifest.json is damaged: unsafe path {bad:?}; move it \
+                     away to start over (musync will then leave the files already in staging alone)"
+                )
+            );
+            let mut m = Manifest::default();
+            m.apply(Change::Orphan(bad.into()));
+            assert!(parse(staging, Some(&snap(&m)), None).is_err(), "{bad:?}");
+            let line = journal_line(&[Change::Put(record(bad, "a.mp3"))]).unwrap();
+            // Not even the last line is forgiven: it is whole, not torn.
+            let err = format!("{:#}", parse(staging, None, Some(&line)).unwrap_err());
+            assert_eq!(
+                err,
+                format!("journal /s/.musync/journal.jsonl line 1 is damaged: unsafe path {bad:?}")
+            );
+        }
+        // A record filed under another source than its own.
+        let mut m = Manifest::default();
+        m.apply(Change::Put(record("a.flac", "a.mp3")));
+        let json = String::from_utf8(snap(&m))
+            .unwrap()
+            .replacen("\"a.flac\":", "\"b.flac\":", 1);
+        let err = format!(
+            "{:#}",
+            parse(staging, Some(json.as_bytes()), None).unwrap_err()
+        );
+        assert!(
+            err.contains(r#"damaged: record "b.flac" holds source "a.flac""#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn names_with_line_breaks_are_kept() {
+        // The library may hold them, and musync mirrors them.
+        let mut m = Manifest::default();
+        m.apply(Change::Put(record("new\nline.flac", "new\nline.mp3")));
+        m.apply(Change::Orphan("tab\there\r.mp3".into()));
+        let bytes = to_bytes(&m).unwrap();
+        assert_eq!(parse(Path::new("/s"), Some(&bytes), None).unwrap(), m);
+    }
+
+    // Regression: a journal line torn inside a multi-byte character failed the whole load
+    // ("stream did not contain valid UTF-8") instead of being forgiven as torn.
+    #[test]
+    fn a_journal_torn_inside_a_character_is_forgiven() {
+        let mut journal = journal_line(&[Change::Put(record("a.flac", "a.mp3"))]).unwrap();
+        let torn = journal_line(&[Change::Put(record("é.flac", "é.mp3"))]).unwrap();
+        let cut = torn.iter().position(|&b| b == 0xC3).unwrap() + 1;
+        journal.extend_from_slice(&torn[..cut]);
+        let m = parse(Path::new("/s"), None, Some(&journal)).unwrap();
+        assert_eq!(m.records.keys().collect::<Vec<_>>(), ["a.flac"]);
+        // Not as the last line it is damage.
+        journal.extend_from_slice(b"\n[]\n");
+        let err = format!(
+            "{:#}",
+            parse(Path::new("/s"), None, Some(&journal)).unwrap_err()
+        );
+        assert!(
+            err.starts_with("journal /s/.musync/journal.jsonl line 2 is damaged: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn journal_lines_split_as_before() {
+        let line = journal_line(&[Change::Orphan("a.mp3".into())]).unwrap();
+        let s = Path::new("/s");
+        let crlf = [&line[..line.len() - 1], b"\r\n"].concat();
+        assert!(parse(s, None, Some(&crlf)).unwrap().owns("a.mp3"));
+        assert_eq!(parse(s, None, Some(b"")).unwrap(), Manifest::default());
+        // An empty line is damage, except as the last one.
+        assert_eq!(parse(s, None, Some(b"\n")).unwrap(), Manifest::default());
+        let err = parse(s, None, Some(&[b"\n", &line[..]].concat())).unwrap_err();
+        assert!(format!("{err:#}").contains("line 1 is damaged"), "{err:#}");
+    }
+
+    // A write that fails part-way (full disk) must not leave a torn line for the next append to
+    // glue onto; /dev/full fails every write and cannot be cut back, so the journal refuses
+    // further appends instead.
+    #[test]
+    fn a_failed_append_is_never_followed_by_another_line() {
+        let Ok(file) = OpenOptions::new().append(true).open("/dev/full") else {
+            return;
+        };
+        let path = PathBuf::from("/dev/full");
+        let mut journal = Journal {
+            file,
+            path,
+            broken: false,
+        };
+        let changes = [Change::Orphan("a.mp3".into())];
+        let err = format!("{:#}", journal.append(&changes).unwrap_err());
+        assert!(err.contains("No space left on device"), "{err}");
+        let err = format!("{:#}", journal.append(&changes).unwrap_err());
+        assert!(err.contains("could not be repaired"), "{err}");
     }
 }

@@ -1,11 +1,13 @@
 //! The one place musync runs the real `rclone` binary: list, upload, server-side move and rename,
 //! delete and purge on a remote. Nothing else in musync starts rclone or talks to a remote.
 //!
-//! rclone runs through `std::process::Command` with an argument vector, never a shell. File names
-//! never appear on its command line: lists go through a temp file (`--files-from-raw`), and every
-//! positional argument starts with the remote and follows `--`, so none can be read as a flag.
+//! rclone runs through `std::process::Command` with an argument vector, never a shell. Lists of
+//! files go through a temp file (`--files-from-raw`); the one file or folder of a rename is a
+//! positional argument, and every positional argument starts with the remote and follows `--`,
+//! so no file name can be read as a flag.
 //! The user's rclone config and `RCLONE_*` environment pass through untouched; extra global flags
-//! come from `MUSYNC_RCLONE_FLAGS`. Secrets in connection strings are redacted from logs and errors.
+//! come from `MUSYNC_RCLONE_FLAGS`. Secrets in connection strings reach rclone through its
+//! environment, not its command line, and are redacted from logs and errors.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -42,8 +44,15 @@ pub enum RcloneError {
         code: Option<i32>,
         stderr_tail: String,
     },
+    /// Not a `#[source]`: the message already holds the cause, which a chain would repeat.
     #[error("running rclone: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for RcloneError {
+    fn from(e: io::Error) -> RcloneError {
+        RcloneError::Io(e)
+    }
 }
 
 /// `: <tail>`, or nothing when rclone said nothing (killed before it could).
@@ -124,12 +133,10 @@ impl Rclone {
     /// which never matches a real file, so the caller re-uploads rather than trusts it.
     pub fn list(&self, remote: &str) -> Result<BTreeMap<String, RemoteFile>, RcloneError> {
         let flags = ["-R", "--files-only", "--no-mimetype", "--no-modtime"];
-        let entries = self.lsjson(&flags, remote)?.unwrap_or_default();
-        let files = entries.into_iter().map(|e| {
-            let size = e.size.try_into().unwrap_or(0);
-            (e.path, RemoteFile { size })
-        });
-        Ok(files.collect())
+        match self.lsjson(&flags, remote)? {
+            Some(json) => parse_listing(&json),
+            None => Ok(BTreeMap::new()),
+        }
     }
 
     /// Uploads `files` (relative to `local_root`) to the same relative paths under `remote`, in
@@ -147,6 +154,9 @@ impl Rclone {
         let local_root = std::path::absolute(local_root)?;
         for file in files {
             let path = local_root.join(file);
+            // A symlinked folder in staging would send what lies outside it.
+            crate::fsutil::check_confined(&local_root, &path)
+                .map_err(|e| invalid(format!("{e:#}")))?;
             // rclone skips symlinks and missing files with a mere NOTICE and exits 0.
             if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
                 return Err(invalid(format!(
@@ -224,7 +234,10 @@ impl Rclone {
     /// Sorted names of the immediate sub-folders of `remote`/`dir` (`dir` may be ""); missing → empty.
     pub fn list_dirs(&self, remote: &str, dir: &str) -> Result<Vec<String>, RcloneError> {
         let flags = ["--dirs-only", "--no-mimetype", "--no-modtime"];
-        let entries = self.lsjson(&flags, &join(remote, dir))?.unwrap_or_default();
+        let entries = match self.lsjson(&flags, &join(remote, dir))? {
+            Some(json) => entries(&json)?,
+            None => Vec::new(),
+        };
         let mut names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
         names.sort();
         Ok(names)
@@ -238,8 +251,8 @@ impl Rclone {
         Ok(())
     }
 
-    /// `lsjson` of `target`; `None` when it does not exist.
-    fn lsjson(&self, flags: &[&str], target: &str) -> Result<Option<Vec<Entry>>, RcloneError> {
+    /// The JSON `lsjson` prints for `target`; `None` when it does not exist.
+    fn lsjson(&self, flags: &[&str], target: &str) -> Result<Option<Vec<u8>>, RcloneError> {
         let ok = [EXIT_DIR_NOT_FOUND];
         // Into a file, not a pipe: rclone writes each entry with a syscall of its own, and a
         // pipe would wake musync for every one (about 15% of a no-op push).
@@ -252,10 +265,7 @@ impl Rclone {
         let mut json = Vec::new();
         listing.seek(io::SeekFrom::Start(0))?;
         listing.read_to_end(&mut json)?;
-        let entries = serde_json::from_slice(&json);
-        entries
-            .map(Some)
-            .map_err(|e| invalid(format!("reading rclone lsjson output: {e}")))
+        Ok(Some(json))
     }
 
     /// Runs `rclone OP FLAGS [--files-from-raw=LIST] EXTRA_FLAGS -- ARGS`, where LIST is a temp
@@ -284,7 +294,26 @@ impl Rclone {
             flag.push(list.path());
             cmd.arg(flag);
         }
-        cmd.args(&self.extra_flags).arg("--").args(args);
+        cmd.args(&self.extra_flags).arg("--");
+        let mut env = BTreeMap::new();
+        for arg in args {
+            let Some(text) = arg.to_str() else {
+                cmd.arg(arg);
+                continue;
+            };
+            let (arg, secrets) = secrets_to_env(text);
+            // Two remotes with one variable but different secrets: the argument keeps its own.
+            if secrets
+                .iter()
+                .any(|(k, v)| env.get(k).is_some_and(|e| e != v))
+            {
+                cmd.arg(text);
+            } else {
+                cmd.arg(arg);
+                env.extend(secrets);
+            }
+        }
+        cmd.envs(env);
         let mut shown = format!("running {}", self.bin.display());
         let mut hide_next = false;
         for arg in cmd.get_args().map(|a| a.to_string_lossy()) {
@@ -305,6 +334,27 @@ impl Rclone {
     }
 }
 
+/// The files of an `lsjson -R --files-only` listing: path relative to the listed folder → size.
+/// A path that could leave the remote (see `relpath`) is left out with a warning, so musync never
+/// moves or deletes by it; nor does it overwrite it, as no staged file has such a path.
+pub fn parse_listing(json: &[u8]) -> Result<BTreeMap<String, RemoteFile>, RcloneError> {
+    let mut files = BTreeMap::new();
+    for e in entries(json)? {
+        match crate::relpath::check(&e.path) {
+            Ok(_) => {
+                let size = e.size.try_into().unwrap_or(0);
+                files.insert(e.path, RemoteFile { size });
+            }
+            Err(why) => tracing::warn!("rclone listed an {why}; musync leaves it alone"),
+        }
+    }
+    Ok(files)
+}
+
+fn entries(json: &[u8]) -> Result<Vec<Entry>, RcloneError> {
+    serde_json::from_slice(json).map_err(|e| invalid(format!("reading rclone lsjson output: {e}")))
+}
+
 /// Joins a remote (`nas:music`, `nas:`, `/mnt/usb/music`, `:sftp,host=h:path`) and a relative
 /// path with exactly one '/' between them, and none after a bare `name:`.
 pub fn join(remote: &str, rel: &str) -> String {
@@ -323,6 +373,8 @@ pub fn join(remote: &str, rel: &str) -> String {
 fn output(op: &str, cmd: &mut Command, ok: &[i32]) -> Result<Output, RcloneError> {
     let start = Instant::now();
     die_with_musync(cmd);
+    // rclone has no use for musync's other secret.
+    cmd.env_remove(crate::subsonic::PASSWORD_VAR);
     let output = match cmd.stdin(Stdio::null()).output() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RcloneError::NotFound),
         result => result?,
@@ -370,15 +422,10 @@ fn die_with_musync(cmd: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_musync(_cmd: &mut Command) {}
 
-/// A relative path that stays inside the remote: not empty, no `..`, no line breaks.
+/// A relative path that stays inside the remote, on one line (as `--files-from-raw` lists them).
 fn checked_rel(rel: &str) -> Result<&str, RcloneError> {
-    let bad_char = rel.contains(['\n', '\r', '\0']);
-    if bad_char || rel.trim_matches('/').is_empty() || rel.split('/').any(|c| c == "..") {
-        return Err(invalid(format!(
-            "{rel:?} is not a usable relative path on a remote"
-        )));
-    }
-    Ok(rel)
+    crate::relpath::check_line(rel)
+        .map_err(|_| invalid(format!("{rel:?} is not a usable relative path on a remote")))
 }
 
 /// The temp file for `--files-from-raw`: one name a line, read verbatim by rclone.
@@ -527,7 +574,8 @@ fn split_level(msg: &str) -> (Option<&str>, &str) {
 
 /// Replaces secret values in connection strings and flags (`pass=…`, `password=…`,
 /// `--sftp-pass=…`, `client_secret=…`, `token='…'`) with `***`, up to ',', ':', a quote or space.
-fn redact(text: &str) -> String {
+/// Every message that names a remote shows it through here.
+pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(eq) = rest.find('=') {
@@ -551,6 +599,85 @@ fn redact(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `remote` with the secret options of its connection string taken out, and those options as
+/// the `RCLONE_*` environment variables rclone reads them from instead: a command line is
+/// visible to every user of the machine (`ps`), a process's environment only to its owner.
+/// `:sftp,host=h,pass=X:dir` → `:sftp,host=h:dir` and `RCLONE_SFTP_PASS=X`; a named remote
+/// `nas,pass=X:dir` → `nas:dir` and `RCLONE_CONFIG_NAS_PASS=X`. Anything else (a local path,
+/// a name that cannot be part of a variable name, an unterminated quote) is left as it is.
+fn secrets_to_env(remote: &str) -> (String, Vec<(String, String)>) {
+    let unchanged = || (remote.to_owned(), Vec::new());
+    let (on_the_fly, rest) = match remote.strip_prefix(':') {
+        Some(rest) => (true, rest),
+        None => (false, remote),
+    };
+    let Some(name_end) = rest.find([',', ':']) else {
+        return unchanged();
+    };
+    let name = &rest[..name_end];
+    let plain_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    if name.is_empty() || !name.chars().all(plain_name) || !rest[name_end..].starts_with(',') {
+        return unchanged();
+    }
+    let prefix = if on_the_fly {
+        format!("RCLONE_{}_", name.to_ascii_uppercase())
+    } else {
+        format!("RCLONE_CONFIG_{}_", name.to_ascii_uppercase())
+    };
+    let (mut kept, mut env) = (
+        remote[..remote.len() - rest.len() + name_end].to_owned(),
+        vec![],
+    );
+    let mut params = &rest[name_end..];
+    // Each round takes `,key=value` off `params`; a value may be quoted with ' or ", a doubled
+    // quote standing for itself, as rclone reads it.
+    while let Some(param) = params.strip_prefix(',') {
+        let key_end = param.find(['=', ',', ':']).unwrap_or(param.len());
+        let key = &param[..key_end];
+        let (value, len) = match param[key_end..].strip_prefix('=') {
+            Some(value) => match connection_value(value) {
+                Some((value, len)) => (Some(value), key_end + 1 + len),
+                None => return unchanged(),
+            },
+            None => (None, key_end),
+        };
+        match value {
+            Some(value) if is_secret_key(key) && key.chars().all(|c| plain_name(c) || c == '-') => {
+                env.push((
+                    prefix.clone() + &key.to_ascii_uppercase().replace('-', "_"),
+                    value,
+                ));
+            }
+            _ => kept.push_str(&params[..=len]),
+        }
+        params = &param[len..];
+    }
+    if !params.starts_with(':') {
+        return unchanged();
+    }
+    kept.push_str(params);
+    (kept, env)
+}
+
+/// The value at the start of `text` (up to an unquoted ',' or ':') and the bytes it took.
+fn connection_value(text: &str) -> Option<(String, usize)> {
+    let Some(quote @ ('"' | '\'')) = text.chars().next() else {
+        let len = text.find([',', ':']).unwrap_or(text.len());
+        return Some((text[..len].to_owned(), len));
+    };
+    let (mut value, mut at) = (String::new(), 1);
+    loop {
+        let end = at + text[at..].find(quote)?;
+        value.push_str(&text[at..end]);
+        if text[end + 1..].starts_with(quote) {
+            value.push(quote);
+            at = end + 2;
+        } else {
+            return Some((value, end + 1));
+        }
+    }
 }
 
 /// A connection-string key or flag name whose value is a secret.
@@ -714,11 +841,79 @@ mod tests {
     }
 
     #[test]
+    fn connection_string_secrets_move_to_the_environment() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            secrets_to_env(":sftp,host=127.0.0.1,user=u,pass=Xy-z_9,shell_type=unix:music/a"),
+            (
+                ":sftp,host=127.0.0.1,user=u,shell_type=unix:music/a".to_owned(),
+                env(&[("RCLONE_SFTP_PASS", "Xy-z_9")])
+            )
+        );
+        assert_eq!(
+            secrets_to_env(":webdav,url='http://h:1/',pass=\"a,b:c\"\"d\",user=u:"),
+            (
+                ":webdav,url='http://h:1/',user=u:".to_owned(),
+                env(&[("RCLONE_WEBDAV_PASS", "a,b:c\"d")])
+            )
+        );
+        assert_eq!(
+            secrets_to_env("nas,pass=p,key_file_pass=k,user=u:dir"),
+            (
+                "nas,user=u:dir".to_owned(),
+                env(&[
+                    ("RCLONE_CONFIG_NAS_PASS", "p"),
+                    ("RCLONE_CONFIG_NAS_KEY_FILE_PASS", "k")
+                ])
+            )
+        );
+        assert_eq!(
+            secrets_to_env(":smb,pass=p:"),
+            (":smb:".to_owned(), env(&[("RCLONE_SMB_PASS", "p")]))
+        );
+        for unchanged in [
+            "nas:music",
+            ":sftp:",
+            "/mnt/usb,pass=x:y",
+            "my-nas,pass=x:y",
+            ":sftp,pass='unterminated:",
+            ":sftp,pass=x",
+            "nas:music,pass=x:y",
+            "",
+        ] {
+            assert_eq!(secrets_to_env(unchanged), (unchanged.to_owned(), vec![]));
+        }
+    }
+
+    #[test]
     fn bad_relative_paths_are_refused() {
         for bad in ["", "/", "../x", "a/../../b", "a\nb", "a\r"] {
             assert!(checked_rel(bad).is_err(), "{bad:?}");
         }
+        for unclean in ["/a", "a/", "a//b", "./a"] {
+            assert!(checked_rel(unclean).is_err(), "{unclean:?}");
+        }
         assert!(checked_rel("-a #1/b;c é.mp3").is_ok());
+    }
+
+    #[test]
+    fn listed_paths_that_leave_the_remote_are_left_out() {
+        let json = br#"[{"Path":"a/b.mp3","Name":"b.mp3","Size":3},
+            {"Path":"../x.mp3","Name":"x.mp3","Size":1},
+            {"Path":"/etc/passwd","Name":"passwd","Size":1},
+            {"Path":"a/../../y","Name":"y","Size":1},
+            {"Path":"c.mp3","Name":"c.mp3","Size":-1}]"#;
+        let files = parse_listing(json).unwrap();
+        let want =
+            [("a/b.mp3", 3), ("c.mp3", 0)].map(|(p, size)| (p.to_owned(), RemoteFile { size }));
+        assert_eq!(files, BTreeMap::from(want));
+        let err = parse_listing(b"[{").unwrap_err().to_string();
+        assert!(err.contains("reading rclone lsjson output"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! What a run tells the user: per-file failures, the progress bar, and exit codes. Output goes
+//! What a run tells the user: per-file failures, the progress bar, logs and exit codes. Output goes
 //! through here so parallel workers never interleave half-lines.
 
 use std::borrow::Cow;
@@ -24,9 +24,14 @@ impl Failure {
         }
     }
 
-    /// From an anyhow error: its whole chain on one line.
+    /// From an anyhow error: its whole chain on one line, or just the cause when it is the disk
+    /// (full or read-only), which no amount of detail about temporary files makes clearer.
     pub fn from_error(path: impl Into<String>, error: &anyhow::Error) -> Failure {
-        Failure::new(path, format!("{error:#}"))
+        let message = match disk_trouble(error) {
+            Some(cause) => cause.to_owned(),
+            None => format!("{error:#}"),
+        };
+        Failure::new(path, message)
     }
 
     /// The one line printed to stderr, and logged to `--log-file`.
@@ -35,6 +40,27 @@ impl Failure {
         eprintln!("musync: {path}: {error}");
         tracing::warn!(target: LOG_ONLY, "failed {path}: {error}");
     }
+}
+
+/// The user-facing cause when `error` comes from a full or read-only disk.
+pub fn disk_trouble(error: &anyhow::Error) -> Option<&'static str> {
+    let io = error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .next()?;
+    match io.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Some(
+            "no space left on the device (nothing was left half-written; free some space and run again)",
+        ),
+        std::io::ErrorKind::ReadOnlyFilesystem => Some("the file system is read-only"),
+        _ => None,
+    }
+}
+
+/// The summary's line for `n` failures, which are each printed as they happen.
+pub fn files_failed(n: usize) -> String {
+    let files = if n == 1 { "file" } else { "files" };
+    format!("{n} {files} failed (listed above on stderr).")
 }
 
 /// The tracing target of lines meant for `--log-file` only (failures, the run's summary), which
@@ -92,6 +118,68 @@ pub fn progress(total_bytes: u64, quiet: bool) -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Logs go to stderr at the -q/-v level, and with `--log-file` also to that file: every action,
+/// failure and run summary, timestamped, without colour.
+pub fn init_logging(cli: &crate::cli::Cli) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) => tracing::Level::WARN,
+        (false, 1) => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    // The decoding and tagging libraries log their own recoveries and errors, without the
+    // file's name; musync reports each failure itself, so only -vv shows theirs.
+    let others = if cli.verbose >= 2 {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::OFF
+    };
+    let filter = Targets::new()
+        .with_target("musync", level)
+        .with_target(LOG_ONLY, LevelFilter::OFF)
+        .with_default(others);
+    let colour = match cli.color {
+        crate::cli::ColorArg::Always => true,
+        crate::cli::ColorArg::Never => false,
+        crate::cli::ColorArg::Auto => {
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let file = match &cli.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log file {}", path.display()))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::sync::Arc::new(file))
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_filter(Targets::new().with_target("musync", tracing::Level::INFO)),
+            )
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(colour)
+                .without_time()
+                .with_target(false)
+                .with_filter(filter),
+        )
+        .with(file)
+        .init();
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::convert::{self, Counts};
 use crate::push;
-use crate::rclone::Rclone;
+use crate::rclone::{self, Rclone};
+use crate::report;
 use crate::tag::TagSummary;
 
 /// Plan lines printed per stage; `--json` has them all.
@@ -53,7 +54,7 @@ pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Statu
     let current = converted.refused.is_none() && is_current(&converted.counts);
     let push = match (&settings.push, rclone) {
         (Some(push), Some(rclone)) => Some(PushStatus {
-            remote: push.remote.clone(),
+            remote: rclone::redact(&push.remote),
             pending_convert: !current,
             planned: if current {
                 debug_assert!(push.dry_run);
@@ -140,23 +141,7 @@ impl Status {
                 push.remote
             );
         };
-        writeln!(
-            out,
-            "push to {}: would upload {} files ({} bytes), move {}, delete {}, back up {}; {} \
-             unchanged{}.",
-            push.remote,
-            p.uploaded,
-            p.bytes_uploaded,
-            p.moved,
-            p.deleted,
-            p.backed_up,
-            p.unchanged,
-            if p.restored > 0 {
-                format!("; {} to restore after changes on the server", p.restored)
-            } else {
-                String::new()
-            }
-        )?;
+        writeln!(out, "push to {}: {}.", push.remote, p.counts())?;
         stage_tail(out, plan, p.refused.as_deref(), p.failed.len())
     }
 }
@@ -178,7 +163,7 @@ fn stage_tail(
         writeln!(out, "  refused: {why}")?;
     }
     if failed > 0 {
-        writeln!(out, "  {failed} files failed (listed above on stderr).")?;
+        writeln!(out, "  {}", report::files_failed(failed))?;
     }
     Ok(())
 }

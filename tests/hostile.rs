@@ -411,7 +411,7 @@ fn hostile_corpus_ends_in_clear_errors_or_correct_mp3s() {
         "the library (or what its symlinks point to) changed"
     );
     eprintln!(
-        "{} cases, {} paths in {:.1?}",
+        "hostile: {} cases, {} paths in {:.1?}",
         cases.len(),
         rows.len(),
         started.elapsed()

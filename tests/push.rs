@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::remotes::{self, Kind, Remote};
+use crate::remotes::{self, FAIL_FAST, Kind, Remote};
 use crate::util::*;
 
 fn push(env: &Env, remote: &Remote, args: &[&str]) -> (Value, Output) {
@@ -16,10 +16,7 @@ fn push(env: &Env, remote: &Remote, args: &[&str]) -> (Value, Output) {
         .args(["--json", "--remote", &remote.spec])
         .args(args)
         .envs(remote.envs())
-        .env(
-            "MUSYNC_RCLONE_FLAGS",
-            "--retries 1 --low-level-retries 1 --contimeout 3s --timeout 10s",
-        )
+        .env("MUSYNC_RCLONE_FLAGS", FAIL_FAST)
         .output()
         .unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);

@@ -23,9 +23,11 @@ const USER: &str = "musync";
 const PASSWORD: &str = "musync-secret";
 /// How long a server may take to listen, and to let go of its port once killed.
 const READY: Duration = Duration::from_secs(20);
-/// For probes: fail at once rather than retry a dead sftp server for ~11 s (rclone's default),
-/// and never hang on a server that accepts but does not answer.
-const FAIL_FAST: &str = "--retries 1 --low-level-retries 1 --contimeout 5s --timeout 10s";
+/// rclone flags for tests: fail soon rather than retry a dead sftp server for ~11 s (rclone's
+/// default), and never hang on a server that accepts but does not answer. A few low-level
+/// retries stay: a WebDAV server may answer 423 Locked when two uploads make one folder at once,
+/// and a retry is how rclone gets past that.
+pub const FAIL_FAST: &str = "--retries 1 --low-level-retries 3 --contimeout 5s --timeout 10s";
 
 /// A standalone Samba serving `{dir}` as the share `music`, its own state kept in `{state}`.
 const SMB_CONF: &str = "[global]

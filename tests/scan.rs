@@ -21,8 +21,8 @@ use serde_json::Value;
 
 use crate::util::{Env, files, run, stderr};
 
-const USER: &str = "musync";
-const PASSWORD: &str = "Pa55-w0rd-of-the-test";
+pub const USER: &str = "musync";
+pub const PASSWORD: &str = "Pa55-w0rd-of-the-test";
 
 /// Serve supysonic on a free loopback port and print the port; die after 120 s in any case.
 const SERVE: &str = r#"
@@ -43,11 +43,14 @@ from supysonic.daemon import main
 main()
 ";
 
-/// supysonic's web server and daemon serving one music folder; dropping it kills both.
-struct Supysonic {
+/// supysonic's web server and daemon serving one music folder (named `music`) with an admin
+/// user; dropping it kills both. `subsonic.rs` uses it too.
+pub struct Supysonic {
     home: PathBuf,
     children: Vec<Child>,
     port: u16,
+    /// How to run `supysonic-cli`: its Python and the script.
+    cli: Vec<String>,
 }
 
 impl Drop for Supysonic {
@@ -61,9 +64,9 @@ impl Drop for Supysonic {
 
 impl Supysonic {
     /// Serve `music` (which must exist) with an admin user, without scanning it.
-    fn start(env: &Env, music: &Path) -> Supysonic {
+    pub fn start(env: &Env, music: &Path) -> Supysonic {
         // supysonic's Python is the one in `supysonic-cli`'s `#!` line (Debian's python3, which
-        // may not be the `python3` on PATH).
+        // may not be the `python3` on PATH, e.g. under pyenv).
         let cli = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .map(|dir| dir.join("supysonic-cli"))
             .find(|path| path.is_file())
@@ -72,11 +75,12 @@ impl Supysonic {
             );
         let script = fs::read_to_string(&cli).unwrap();
         let shebang = script.lines().next().and_then(|l| l.strip_prefix("#!"));
-        let python: Vec<String> = shebang
+        let mut python: Vec<String> = shebang
             .expect("no #!")
             .split_whitespace()
             .map(str::to_owned)
             .collect();
+        python.push(cli.to_string_lossy().into_owned());
 
         let home = env.dir.path().join("supysonic");
         fs::create_dir(&home).unwrap();
@@ -86,28 +90,19 @@ impl Supysonic {
              [daemon]\nsocket = {d}/daemon.sock\nrun_watcher = no\nlog_level = INFO\n"
         );
         fs::write(home.join("supysonic.conf"), conf).unwrap();
-        let python = || {
-            let mut cmd = Command::new(&python[0]);
-            cmd.args(&python[1..]).current_dir(&home).env("HOME", &home);
-            cmd.stdin(Stdio::null());
-            cmd
-        };
-        let music = music.to_str().unwrap();
-        for args in [
-            ["folder", "add", "music", music].as_slice(),
-            &["user", "add", USER, "--password", PASSWORD],
-            &["user", "setroles", "--admin", USER],
-        ] {
-            run(python().arg(&cli).args(args));
-        }
-
         let mut supysonic = Supysonic {
             home: home.clone(),
             children: Vec::new(),
             port: 0,
+            cli: python,
         };
+        let music = music.to_str().unwrap();
+        supysonic.cli(&["folder", "add", "music", music]);
+        supysonic.cli(&["user", "add", USER, "--password", PASSWORD]);
+        supysonic.cli(&["user", "setroles", "--admin", USER]);
+
         let log = fs::File::create(home.join("daemon.log")).unwrap();
-        let mut daemon = python();
+        let mut daemon = supysonic.python();
         daemon
             .args(["-c", DAEMON])
             .stdout(log.try_clone().unwrap())
@@ -124,7 +119,7 @@ impl Supysonic {
         }
 
         let log = fs::File::create(home.join("server.log")).unwrap();
-        let mut server = python();
+        let mut server = supysonic.python();
         server
             .args(["-c", SERVE])
             .stdout(Stdio::piped())
@@ -142,6 +137,19 @@ impl Supysonic {
         supysonic
     }
 
+    /// supysonic's Python, in its private folder.
+    fn python(&self) -> Command {
+        let mut cmd = Command::new(&self.cli[0]);
+        cmd.current_dir(&self.home).env("HOME", &self.home);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run `supysonic-cli ARGS`, which must succeed.
+    pub fn cli(&self, args: &[&str]) {
+        run(self.python().args(&self.cli[1..]).args(args));
+    }
+
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -151,7 +159,7 @@ impl Supysonic {
     }
 
     /// Call a Subsonic API method and return its `subsonic-response`, checked to be "ok".
-    fn get(&self, method: &str, params: &str) -> Value {
+    pub fn get(&self, method: &str, params: &str) -> Value {
         let mut http = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         http.set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

@@ -21,6 +21,7 @@ use crate::fsutil::Stamp;
 use crate::interrupt;
 use crate::manifest;
 use crate::rclone::{self, Rclone};
+use crate::relpath;
 use crate::report::{self, Failure, escape_controls};
 
 pub struct Settings {
@@ -55,6 +56,31 @@ pub struct Summary {
     /// Ctrl-C stopped the push between rclone calls; the push state holds what was done.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+}
+
+impl Summary {
+    /// `uploaded 3 files (1024 bytes), moved 1, …; 5 unchanged`, or in the future tense
+    /// (`would upload …`) for a dry run.
+    pub fn counts(&self) -> String {
+        let [upload, moved, deleted, backed_up, restored] = if self.dry_run {
+            ["would upload", "move", "delete", "back up", "to restore"]
+        } else {
+            ["uploaded", "moved", "deleted", "backed up", "restored"]
+        };
+        let mut line = format!(
+            "{upload} {} files ({} bytes), {moved} {}, {deleted} {}, {backed_up} {}; {} unchanged",
+            self.uploaded,
+            self.bytes_uploaded,
+            self.moved,
+            self.deleted,
+            self.backed_up,
+            self.unchanged
+        );
+        if self.restored > 0 {
+            line += &format!("; {} {restored} after changes on the server", self.restored);
+        }
+        line
+    }
 }
 
 /// What the staging folder says: the mirror, the stamp each staged file had when musync made
@@ -188,8 +214,19 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let mut listing: BTreeMap<String, u64> = listing?
         .into_iter()
         .filter(|(p, _)| !p.starts_with(&format!("{BACKUP_DIR}/")))
+        // rclone's file lists hold one name a line: a line break cannot be moved or deleted.
+        .filter(|(p, _)| relpath::check_line(p).is_ok())
         .map(|(p, f)| (p, f.size))
         .collect();
+    // Nor uploaded: such a file is left out, alone, rather than fail the whole upload call.
+    mirror.retain(|p, _| {
+        let listable = relpath::check_line(p).is_ok();
+        if !listable {
+            let why = "a line break in the name, which rclone's file lists cannot carry; rename it";
+            summary.failed.push(Failure::new(p.as_str(), why));
+        }
+        listable
+    });
     let opts = Options {
         backup: settings.backup,
         delete_foreign: settings.delete_foreign,
@@ -230,7 +267,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             "the push would delete {} of the {managed} files musync manages on {}, over the cap of \
              {}; nothing was changed (raise it with --max-delete)",
             plan.removed.len(),
-            settings.remote,
+            rclone::redact(&settings.remote),
             settings.max_delete
         ));
     }
@@ -405,6 +442,7 @@ fn stop(summary: &mut Summary) -> bool {
 /// Record a failed rclone call; after Ctrl-C, rclone (which got it too) failing is the
 /// interruption, not an error. Either way the call's work is not recorded as done.
 fn step_failed(summary: &mut Summary, remote: &str, op: &str, e: anyhow::Error) {
+    let remote = rclone::redact(remote);
     if interrupt::interrupted() {
         tracing::info!("{remote} ({op}) stopped by Ctrl-C: {e:#}");
         summary.interrupted = true;

@@ -8,15 +8,17 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::plan::Pushed;
 use crate::fsutil;
 use crate::manifest;
+use crate::rclone;
+use crate::relpath;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub remote: String,
     pub files: BTreeMap<String, Pushed>,
@@ -39,12 +41,7 @@ impl State {
     pub fn load(staging: &Path, remote: &str) -> anyhow::Result<State> {
         let path = base(staging, remote).with_extension("json");
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "push state {} is damaged; move it away to start over",
-                    path.display()
-                )
-            }),
+            Ok(bytes) => State::parse(&path, &bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
                 remote: remote.to_string(),
                 ..State::default()
@@ -53,10 +50,34 @@ impl State {
         }
     }
 
+    /// The state from the bytes of its file; `path` only names it in errors. A state naming a
+    /// path that could leave the remote root is damaged: musync never deletes or moves by it.
+    pub fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<State> {
+        let state: State = serde_json::from_slice(bytes).with_context(|| {
+            format!(
+                "push state {} is damaged; move it away to start over",
+                path.display()
+            )
+        })?;
+        let mut paths = state.files.keys().chain(state.pending.keys());
+        if let Some(why) = paths.find_map(|p| relpath::check(p).err()) {
+            bail!(
+                "push state {} is damaged: {why}; move it away to start over",
+                path.display()
+            );
+        }
+        Ok(state)
+    }
+
+    /// The bytes of its file.
+    pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        serde_json::to_vec(self).context("serialising the push state")
+    }
+
     /// Saved after every step, so the state never claims more than happened.
     pub fn save(&self, staging: &Path) -> anyhow::Result<()> {
         let path = base(staging, &self.remote).with_extension("json");
-        fsutil::write_atomic(&path, &serde_json::to_vec(self)?)
+        fsutil::write_atomic(&path, &self.to_bytes()?)
     }
 }
 
@@ -75,11 +96,13 @@ impl Lock {
     /// `break_lock` takes over any.
     pub fn take(staging: &Path, remote: &str, break_lock: bool) -> anyhow::Result<Lock> {
         let path = base(staging, remote).with_extension("lock");
-        fs::create_dir_all(path.parent().expect("lock has a folder"))?;
+        let dir = path.parent().expect("lock has a folder");
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         loop {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id())?;
+                    writeln!(f, "{}", std::process::id())
+                        .with_context(|| format!("writing {}", path.display()))?;
                     return Ok(Lock { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -88,8 +111,9 @@ impl Lock {
                     let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
                     if alive && !break_lock {
                         return Err(Busy(format!(
-                            "another push to {remote} is running (pid {pid}); if it is not, \
-                             run again with --break-lock"
+                            "another push to {} is running (pid {pid}); if it is not, \
+                             run again with --break-lock",
+                            rclone::redact(remote)
                         ))
                         .into());
                     }
@@ -106,5 +130,51 @@ impl Lock {
 impl Drop for Lock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_naming_a_path_outside_the_remote_is_refused() {
+        let path = Path::new("/s/.musync/push/0123.json");
+        let file = r#"{"size":1,"hash":"h"}"#;
+        for bad in ["../../etc/passwd", "/etc/passwd", "a/./b", "a//b", ""] {
+            for other in [r#""pending":{}"#, r#""files":{}"#] {
+                let map = if other.contains("files") {
+                    "pending"
+                } else {
+                    "files"
+                };
+                let json = format!(r#"{{"remote":"r:",{other},"{map}":{{"{bad}":{file}}}}}"#);
+                let err = format!("{:#}", State::parse(path, json.as_bytes()).unwrap_err());
+                assert_eq!(
+                    err,
+                    format!(
+                        "push state {} is damaged: unsafe path {bad:?}; move it away to start over",
+                        path.display()
+                    )
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let mut state = State {
+            remote: "nas:music".into(),
+            complete_for: Some("1:2/3:4".into()),
+            ..State::default()
+        };
+        let pushed = Pushed {
+            size: 3,
+            hash: "h".into(),
+        };
+        state.files.insert("a/new\nline.mp3".into(), pushed.clone());
+        state.pending.insert("b.mp3".into(), pushed);
+        let bytes = state.to_bytes().unwrap();
+        assert_eq!(State::parse(Path::new("x"), &bytes).unwrap(), state);
     }
 }

@@ -4,25 +4,24 @@
 //! before the rename, so whatever moment a run is killed at, the next run finishes the job.
 //! After Ctrl-C it starts nothing new: what is in flight finishes and is saved.
 
+mod files;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use rayon::prelude::*;
 
 use super::plan::{Action, Counts, Plan, Wanted};
 use super::{Resolved, Settings};
-use crate::audio;
-use crate::fsutil::{self, Stamp};
+use crate::fsutil;
 use crate::interrupt;
 use crate::manifest::{self, Change, Journal, Manifest, Record};
-use crate::metadata;
 use crate::report::{self, Failure};
-use crate::scan::{Scan, SourceKind};
+use crate::scan::Scan;
 
 #[derive(Default)]
 pub struct Done {
@@ -118,7 +117,13 @@ pub fn execute(
         .ledger
         .into_inner()
         .map_err(|_| anyhow!("a worker panicked"))?;
-    manifest::save(&settings.staging, &ledger.manifest)?;
+    // The journal already holds every change; the snapshot only compacts it. A snapshot that
+    // cannot be written (full disk) loses nothing, so the run's results still stand.
+    if let Err(e) = manifest::save(&settings.staging, &ledger.manifest) {
+        let f = Failure::from_error(manifest::SNAPSHOT, &e);
+        f.print();
+        done.failures.push(f);
+    }
     Ok(done)
 }
 
@@ -229,8 +234,10 @@ impl Ctx<'_> {
                 if old_output != output {
                     // Until the rename is done, the old file is still musync's to clean up.
                     changes.push(Change::Orphan(old_output.clone()));
-                    self.record(changes)?;
                     let (from, to) = (staging.join(old_output), staging.join(output));
+                    fsutil::check_confined(staging, &from)?;
+                    fsutil::check_confined(staging, &to)?;
+                    self.record(changes)?;
                     fs::create_dir_all(to.parent().expect("output has a folder"))?;
                     fs::rename(&from, &to)
                         .with_context(|| format!("renaming {old_output} to {output}"))?;
@@ -251,6 +258,7 @@ impl Ctx<'_> {
                 delete,
             } => {
                 let path = staging.join(output);
+                fsutil::check_confined(staging, &path)?;
                 if *delete {
                     match fs::remove_file(&path) {
                         Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -348,99 +356,5 @@ impl Ctx<'_> {
         }
         done.audio_seconds = audio_ms.into_inner() as f64 / 1000.0;
         Ok(())
-    }
-
-    /// Make `output` from `source`; returns the seconds of audio encoded.
-    fn convert(&self, source: &str, output: &str) -> anyhow::Result<f64> {
-        let w = self.wanted(source)?;
-        let src = self.settings.library.join(source);
-        let target = self.settings.staging.join(output);
-        let mut temp = fsutil::temp_beside(&target)?;
-        let seconds = match w.kind {
-            SourceKind::Lossless => {
-                let t = audio::transcode(&src, temp.as_file_mut(), self.resolved.mirror.quality)?;
-                if t.audio_hash != w.audio_hash {
-                    bail!("the file changed while it was being converted; run again");
-                }
-                if t.output_frames == 0 {
-                    // LAME's empty file is one silent frame that ffmpeg (and so Navidrome) rejects.
-                    bail!("the file holds no audio");
-                }
-                tracing::debug!(
-                    "{source}: {} Hz × {} ch, {} frames → {} Hz × {} ch, {} frames",
-                    t.source_rate,
-                    t.source_channels,
-                    t.source_frames,
-                    t.output_rate,
-                    t.output_channels,
-                    t.output_frames
-                );
-                t.source_frames as f64 / f64::from(t.source_rate.max(1))
-            }
-            SourceKind::Mp3 => {
-                let mut from = fs::File::open(&src).context("opening")?;
-                io::copy(&mut from, temp.as_file_mut()).context("copying")?;
-                0.0
-            }
-        };
-        let record = self.tag_into(w, output, temp.path())?;
-        if Stamp::of(&src) != Some(w.stamp) {
-            bail!("the file changed while it was being converted; run again");
-        }
-        if target.exists() && !self.owns(source, output)? {
-            bail!("staging already has {output}, which musync did not create; move it away");
-        }
-        self.record(vec![Change::Put(record)])?;
-        fsutil::commit(temp, &target)?;
-        Ok(seconds)
-    }
-
-    fn retag(&self, source: &str, output: &str) -> anyhow::Result<()> {
-        let w = self.wanted(source)?;
-        let target = self.settings.staging.join(output);
-        let mut temp = fsutil::temp_beside(&target)?;
-        let mut staged = fs::File::open(&target).with_context(|| format!("opening {output}"))?;
-        io::copy(&mut staged, temp.as_file_mut()).with_context(|| format!("copying {output}"))?;
-        let mut record = self.tag_into(w, output, temp.path())?;
-        let old = self.existing(source)?;
-        (record.audio_hash, record.encoder) = (old.audio_hash, old.encoder);
-        record.retag_from = Some(old.output_hash);
-        self.record(vec![Change::Put(record)])?;
-        fsutil::commit(temp, &target)
-    }
-
-    /// Tag the temporary MP3 from its source: its tags, the genre the rules give it, its own
-    /// cover or else the folder's. Returns the record of the finished file.
-    fn tag_into(&self, w: &Wanted, output: &str, mp3: &Path) -> anyhow::Result<Record> {
-        let src = self.settings.library.join(&w.rel);
-        let tags = metadata::read_tags(&src)?;
-        let own_genre = tags.get("genre").unwrap_or_default().to_vec();
-        let genre = self.resolved.rules.genre(&w.rel, &own_genre);
-        let mut staged = tags.clone();
-        staged.set("genre", genre.clone());
-        let cover = self.scan.folder_cover(&w.rel);
-        if staged.cover.is_none()
-            && let Some((path, _)) = cover
-        {
-            staged.cover = Some(metadata::load_cover(&self.settings.library.join(path))?);
-        }
-        let id3 = self.resolved.mirror.id3;
-        metadata::write_mp3_tags(mp3, &staged, id3)?;
-        let tag_hash = metadata::tag_hash(&tags);
-        Ok(Record {
-            source: w.rel.clone(),
-            kind: w.kind,
-            stamp: w.stamp,
-            audio_hash: w.audio_hash.clone(),
-            tag_key: super::tag_key(&tag_hash, &genre, cover, id3),
-            tag_hash,
-            encoder: w.encoder.clone(),
-            output: output.to_string(),
-            output_stamp: Stamp::of(mp3).context("the temporary file vanished")?,
-            output_hash: fsutil::sha256_file(mp3)?,
-            retag_from: None,
-            own_genre,
-            genre,
-        })
     }
 }

@@ -1,0 +1,126 @@
+//! Making one staged file: a conversion or a retag into a temporary file beside the target,
+//! tagged from its source, journaled, then renamed into place. A source that changed meanwhile
+//! is never recorded.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+
+use super::Ctx;
+use crate::audio;
+use crate::convert::plan::Wanted;
+use crate::fsutil::{self, Stamp};
+use crate::manifest::{Change, Record};
+use crate::metadata;
+use crate::scan::SourceKind;
+
+impl Ctx<'_> {
+    /// Make `output` from `source`; returns the seconds of audio encoded. A source that changes
+    /// or goes away meanwhile fails and records nothing: the next run sees what it became.
+    pub(super) fn convert(&self, source: &str, output: &str) -> anyhow::Result<f64> {
+        let src = self.settings.library.join(source);
+        self.convert_from(source, &src, output).map_err(|e| {
+            if src.symlink_metadata().is_err() {
+                anyhow!("the file disappeared while it was being converted")
+            } else {
+                e
+            }
+        })
+    }
+
+    fn convert_from(&self, source: &str, src: &Path, output: &str) -> anyhow::Result<f64> {
+        let w = self.wanted(source)?;
+        let target = self.settings.staging.join(output);
+        fsutil::check_confined(&self.settings.staging, &target)?;
+        let mut temp = fsutil::temp_beside(&target)?;
+        let seconds = match w.kind {
+            SourceKind::Lossless => {
+                let t = audio::transcode(src, temp.as_file_mut(), self.resolved.mirror.quality)?;
+                if t.audio_hash != w.audio_hash {
+                    bail!("the file changed while it was being converted; run again");
+                }
+                if t.output_frames == 0 {
+                    // LAME's empty file is one silent frame that ffmpeg (and so Navidrome) rejects.
+                    bail!("the file holds no audio");
+                }
+                tracing::debug!(
+                    "{source}: {} Hz × {} ch, {} frames → {} Hz × {} ch, {} frames",
+                    t.source_rate,
+                    t.source_channels,
+                    t.source_frames,
+                    t.output_rate,
+                    t.output_channels,
+                    t.output_frames
+                );
+                t.source_frames as f64 / f64::from(t.source_rate.max(1))
+            }
+            SourceKind::Mp3 => {
+                let mut from = fs::File::open(src).context("opening")?;
+                io::copy(&mut from, temp.as_file_mut()).context("copying")?;
+                0.0
+            }
+        };
+        let record = self.tag_into(w, output, temp.path())?;
+        if Stamp::of(src) != Some(w.stamp) {
+            bail!("the file changed while it was being converted; run again");
+        }
+        if target.exists() && !self.owns(source, output)? {
+            bail!("staging already has {output}, which musync did not create; move it away");
+        }
+        self.record(vec![Change::Put(record)])?;
+        fsutil::commit(temp, &target)?;
+        Ok(seconds)
+    }
+
+    pub(super) fn retag(&self, source: &str, output: &str) -> anyhow::Result<()> {
+        let w = self.wanted(source)?;
+        let target = self.settings.staging.join(output);
+        fsutil::check_confined(&self.settings.staging, &target)?;
+        let mut temp = fsutil::temp_beside(&target)?;
+        let mut staged = fs::File::open(&target).with_context(|| format!("opening {output}"))?;
+        io::copy(&mut staged, temp.as_file_mut()).with_context(|| format!("copying {output}"))?;
+        let mut record = self.tag_into(w, output, temp.path())?;
+        let old = self.existing(source)?;
+        (record.audio_hash, record.encoder) = (old.audio_hash, old.encoder);
+        record.retag_from = Some(old.output_hash);
+        self.record(vec![Change::Put(record)])?;
+        fsutil::commit(temp, &target)
+    }
+
+    /// Tag the temporary MP3 from its source: its tags, the genre the rules give it, its own
+    /// cover or else the folder's. Returns the record of the finished file.
+    fn tag_into(&self, w: &Wanted, output: &str, mp3: &Path) -> anyhow::Result<Record> {
+        let src = self.settings.library.join(&w.rel);
+        let tags = metadata::read_tags(&src)?;
+        let own_genre = tags.get("genre").unwrap_or_default().to_vec();
+        let genre = self.resolved.rules.genre(&w.rel, &own_genre);
+        let mut staged = tags.clone();
+        staged.set("genre", genre.clone());
+        let cover = self.scan.folder_cover(&w.rel);
+        if staged.cover.is_none()
+            && let Some((path, _)) = cover
+        {
+            staged.cover = Some(metadata::load_cover(&self.settings.library.join(path))?);
+        }
+        let id3 = self.resolved.mirror.id3;
+        metadata::write_mp3_tags(mp3, &staged, id3)?;
+        let tag_hash = metadata::tag_hash(&tags);
+        Ok(Record {
+            source: w.rel.clone(),
+            kind: w.kind,
+            stamp: w.stamp,
+            audio_hash: w.audio_hash.clone(),
+            tag_key: crate::convert::tag_key(&tag_hash, &genre, cover, id3),
+            tag_hash,
+            encoder: w.encoder.clone(),
+            output: output.to_string(),
+            output_stamp: Stamp::of(mp3).context("the temporary file vanished")?,
+            output_hash: fsutil::sha256_file(mp3)?,
+            retag_from: None,
+            own_genre,
+            genre,
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! The result each command prints on stdout: the human summary (and a dry run's plan lines) or
+//! one JSON object. Failures and logs go to stderr through `report`, never here.
+
+use std::io::Write;
+
+use crate::convert::{self, Mode};
+use crate::push;
+use crate::report;
+
+/// A closed pipe (`musync … | head`) is not an error.
+pub fn finish_output(printed: std::io::Result<()>) -> anyhow::Result<()> {
+    match printed {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+pub fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)
+}
+
+/// A convert or tag run's plan lines (dry run) and its summary.
+pub fn print_summary(
+    out: &mut impl Write,
+    s: &convert::Summary,
+    mode: Mode,
+    quiet: bool,
+) -> std::io::Result<()> {
+    if s.dry_run {
+        for line in &s.plan_lines {
+            writeln!(out, "{line}")?;
+        }
+    }
+    if quiet {
+        return Ok(());
+    }
+    match (mode, s.dry_run) {
+        (Mode::Convert, dry) => write!(
+            out,
+            "{} {}, retag {}, rename {}, remove {}; {} unchanged",
+            if dry { "Would convert" } else { "Converted" },
+            s.counts.converted,
+            s.counts.retagged,
+            s.counts.renamed,
+            s.counts.removed,
+            s.counts.skipped
+        )?,
+        (Mode::TagOnly, dry) => {
+            write!(
+                out,
+                "{} {}; {} unchanged",
+                if dry { "Would tag" } else { "Tagged" },
+                s.counts.retagged,
+                s.counts.skipped
+            )?;
+            if s.pending > 0 {
+                write!(out, "; {} need `musync convert` first", s.pending)?;
+            }
+        }
+    }
+    if !s.dry_run {
+        write!(
+            out,
+            " ({:.1} minutes of audio in {:.1} s)",
+            s.audio_minutes, s.seconds
+        )?;
+    }
+    writeln!(out, ".")?;
+    if !s.failed.is_empty() {
+        writeln!(out, "{}", report::files_failed(s.failed.len()))?;
+    }
+    Ok(())
+}
+
+/// The push's plan lines (dry run) and its one-line summary.
+pub fn print_push(s: &push::Summary, quiet: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if s.dry_run {
+        for line in &s.plan_lines {
+            writeln!(out, "{line}")?;
+        }
+    }
+    if quiet {
+        return Ok(());
+    }
+    let counts = s.counts();
+    let mut first = counts.chars();
+    let capital = first.next().map(|c| c.to_ascii_uppercase());
+    writeln!(out, "{}{}.", capital.unwrap_or_default(), first.as_str())
+}
