@@ -409,4 +409,4 @@ fn expand(path: &str, dir: &Path) -> String {
 
 #[cfg(test)]
 #[path = "config_tests.rs"]
-mod tests;
+pub mod tests;

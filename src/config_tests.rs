@@ -2,21 +2,8 @@
 
 use super::*;
 
-fn args(text: &str, profile: Option<&str>) -> BTreeMap<&'static str, Vec<String>> {
-    parse(text, profile, Path::new("/cfg")).unwrap().args
-}
-
-fn error(text: &str, profile: Option<&str>) -> String {
-    parse(text, profile, Path::new("/cfg")).unwrap_err()
-}
-
-fn v(values: &[&str]) -> Vec<String> {
-    values.iter().map(|s| (*s).to_owned()).collect()
-}
-
-#[test]
-fn every_key_becomes_its_flag() {
-    let text = r#"
+/// A config file that sets every key (also a seed of the config fuzz target).
+pub const EVERY_KEY: &str = r#"
 library = "/music"
 staging = "mirror"
 remote = "nas:music"
@@ -38,6 +25,22 @@ url = "http://nas:4533"
 user = "admin"
 password-file = "~/.subsonic"
 "#;
+
+fn args(text: &str, profile: Option<&str>) -> BTreeMap<&'static str, Vec<String>> {
+    parse(text, profile, Path::new("/cfg")).unwrap().args
+}
+
+fn error(text: &str, profile: Option<&str>) -> String {
+    parse(text, profile, Path::new("/cfg")).unwrap_err()
+}
+
+fn v(values: &[&str]) -> Vec<String> {
+    values.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn every_key_becomes_its_flag() {
+    let text = EVERY_KEY;
     let home = std::env::var("HOME").unwrap();
     let got = args(text, None);
     let want: BTreeMap<&str, Vec<String>> = [

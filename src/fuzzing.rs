@@ -224,7 +224,7 @@ mod tests {
         let mut seeds = manifest_seeds();
         seeds.extend(push_state_seeds());
         let configs: [(&str, &str); 4] = [
-            ("every-key", EVERY_KEY),
+            ("every-key", crate::config::tests::EVERY_KEY),
             (
                 "profile",
                 "#profile=laptop\nlibrary = \"/music\"\njobs = 4\n[profile.laptop]\n\
@@ -260,28 +260,6 @@ mod tests {
         seeds.extend(genre.map(|(n, t)| ("genre_rules", n, t.as_bytes().to_vec())));
         seeds
     }
-
-    const EVERY_KEY: &str = r#"library = "/music"
-staging = "mirror"
-remote = "nas:music"
-quality = "V5"
-id3 = "2.3"
-jobs = 3
-genre-from = "level:2"
-genre-policy = "if-missing"
-genre-map = ["Soundtracks/**=Soundtrack"]
-disc-pattern = "^CD\\d+$"
-include = ["Jazz/**"]
-exclude = ["**/Podcasts"]
-pass-through = []
-backup = false
-max-delete = "20%"
-delete-foreign = true
-[subsonic]
-url = "http://nas:4533"
-user = "admin"
-password-file = "~/.subsonic"
-"#;
 
     /// What `rclone lsjson -R --files-only --no-mimetype --no-modtime` prints.
     const LSJSON: &str = r#"[
