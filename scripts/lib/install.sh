@@ -24,3 +24,44 @@ apt_install() {
     as_root apt-get install -y -qq "$@" >/dev/null
 }
 
+# What the tests call: flac, ffprobe (ffmpeg), lame, mutagen, supysonic, rclone, smbd, groff,
+# script (util-linux), rustfmt and clippy. Used by scripts/test and scripts/reliability.
+install_test_tools() {
+    local packages=()
+    command -v flac >/dev/null || packages+=(flac)
+    command -v ffprobe >/dev/null || packages+=(ffmpeg)
+    command -v lame >/dev/null || packages+=(lame)
+    command -v python3 >/dev/null || packages+=(python3 python3-mutagen)
+    command -v supysonic-cli >/dev/null || packages+=(supysonic)
+    command -v rclone >/dev/null || packages+=(rclone)
+    # smbd is in /usr/sbin, which a non-root PATH may lack.
+    command -v smbd >/dev/null || [[ -x /usr/sbin/smbd ]] || packages+=(samba)
+    command -v groff >/dev/null || packages+=(groff-base)
+    command -v script >/dev/null || packages+=(bsdutils)
+    if ((${#packages[@]})); then
+        apt_install "${packages[@]}"
+    fi
+
+    if ! python3 -c 'import mutagen' 2>/dev/null; then
+        step "installing mutagen (pip)"
+        export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_WARN_SCRIPT_LOCATION=1
+        # Debian's own python3 refuses pip installs (PEP 668) unless told to; its python3-mutagen
+        # package is the tidier way there, and the fallback when pip itself is absent.
+        python3 -m pip install --quiet mutagen 2>/dev/null ||
+            python3 -m pip install --quiet --break-system-packages mutagen ||
+            apt_install python3-mutagen
+        python3 -c 'import mutagen' || {
+            echo "${0##*/}: mutagen is still not importable by $(command -v python3)" >&2
+            exit 1
+        }
+    fi
+
+    if ! cargo fmt --version >/dev/null 2>&1; then
+        step "installing rustfmt (rustup)"
+        rustup component add rustfmt
+    fi
+    if ! cargo clippy --version >/dev/null 2>&1; then
+        step "installing clippy (rustup)"
+        rustup component add clippy
+    fi
+}
