@@ -20,6 +20,9 @@ use crate::relpath;
 
 #[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    /// Written with its secrets redacted (the file's name comes from the remote as given);
+    /// `load` puts back the remote it was asked for.
+    #[serde(serialize_with = "redacted")]
     pub remote: String,
     pub files: BTreeMap<String, Pushed>,
     /// The manifest fingerprint of the mirror that the last push made the remote equal to,
@@ -32,6 +35,10 @@ pub struct State {
     pub pending: BTreeMap<String, Pushed>,
 }
 
+fn redacted<S: serde::Serializer>(remote: &str, to: S) -> Result<S::Ok, S::Error> {
+    to.serialize_str(&rclone::redact(remote))
+}
+
 fn base(staging: &Path, remote: &str) -> PathBuf {
     let key = fsutil::hex(&Sha256::digest(remote.as_bytes()));
     manifest::state_dir(staging).join("push").join(&key[..16])
@@ -41,7 +48,10 @@ impl State {
     pub fn load(staging: &Path, remote: &str) -> anyhow::Result<State> {
         let path = base(staging, remote).with_extension("json");
         match fs::read(&path) {
-            Ok(bytes) => State::parse(&path, &bytes),
+            Ok(bytes) => State::parse(&path, &bytes).map(|state| State {
+                remote: remote.to_string(),
+                ..state
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
                 remote: remote.to_string(),
                 ..State::default()
@@ -176,5 +186,26 @@ mod tests {
         state.pending.insert("b.mp3".into(), pushed);
         let bytes = state.to_bytes().unwrap();
         assert_eq!(State::parse(Path::new("x"), &bytes).unwrap(), state);
+    }
+
+    #[test]
+    fn the_saved_remote_has_its_secrets_redacted() {
+        let staging = tempfile::tempdir().unwrap();
+        let remote = ":sftp,host=nas,user=me,pass=S3cret-obscured:music";
+        let mut state = State::load(staging.path(), remote).unwrap();
+        let pushed = Pushed {
+            size: 3,
+            hash: "h".into(),
+        };
+        state.files.insert("a.mp3".into(), pushed);
+        state.save(staging.path()).unwrap();
+        let file = base(staging.path(), remote).with_extension("json");
+        let text = fs::read_to_string(file).unwrap();
+        assert!(!text.contains("S3cret"), "{text}");
+        assert!(
+            text.contains(r#""remote":":sftp,host=nas,user=me,pass=***:music""#),
+            "{text}"
+        );
+        assert_eq!(State::load(staging.path(), remote).unwrap(), state);
     }
 }
