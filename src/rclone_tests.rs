@@ -1,0 +1,442 @@
+//! rclone wrapper tests: the argument vectors, redaction, secrets in the environment, and
+//! real rclone runs against local folders.
+
+use super::*;
+use std::fs;
+
+#[test]
+fn join_puts_exactly_one_slash() {
+    assert_eq!(join("nas:", "a/b"), "nas:a/b");
+    assert_eq!(join("nas:music", "a"), "nas:music/a");
+    assert_eq!(join("nas:music/", "/a/"), "nas:music/a");
+    assert_eq!(join("/x/", "a"), "/x/a");
+    assert_eq!(join("/x", "a b/c.mp3"), "/x/a b/c.mp3");
+    assert_eq!(join(":sftp,host=h,user=u:", "a"), ":sftp,host=h,user=u:a");
+    assert_eq!(join(":sftp,host=h:music", "a"), ":sftp,host=h:music/a");
+    assert_eq!(join("nas:music", ""), "nas:music");
+}
+
+#[test]
+fn version_parsing() {
+    let debian = "rclone v1.60.1-DEV\n- os/version: debian 12.11 (64 bit)\n";
+    assert_eq!(
+        parse_version(debian),
+        Some(("v1.60.1-DEV".to_owned(), 1, 60))
+    );
+    assert_eq!(
+        parse_version("rclone v1.75.2\n"),
+        Some(("v1.75.2".to_owned(), 1, 75))
+    );
+    assert_eq!(
+        parse_version("rclone 1.61.0\n"),
+        Some(("1.61.0".to_owned(), 1, 61))
+    );
+    assert_eq!(supported_version("rclone v1.60.0\n").unwrap(), "v1.60.0");
+    assert_eq!(supported_version("rclone v2.0.0\n").unwrap(), "v2.0.0");
+    let old = supported_version("rclone v1.59.9\n").unwrap_err();
+    assert!(
+        matches!(&old, RcloneError::TooOld { found } if found == "v1.59.9"),
+        "{old}"
+    );
+    let err = supported_version("hello\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "rclone version failed (exit 0): unrecognised output \"hello\""
+    );
+    for garbage in [
+        "",
+        "hello",
+        "rclone",
+        "rclone vX.Y",
+        "rsync version 3.2.7",
+        "v1.60.1",
+    ] {
+        assert_eq!(parse_version(garbage), None, "{garbage:?}");
+    }
+}
+
+#[test]
+fn errors_read_as_one_line() {
+    let e = RcloneError::Failed {
+        op: "copy".into(),
+        code: Some(1),
+        stderr_tail: "boom".into(),
+    };
+    assert_eq!(e.to_string(), "rclone copy failed (exit 1): boom");
+    let killed = RcloneError::Failed {
+        op: "copy".into(),
+        code: None,
+        stderr_tail: String::new(),
+    };
+    assert_eq!(
+        killed.to_string(),
+        "rclone copy failed (killed by a signal)"
+    );
+    let e = RcloneError::TooOld {
+        found: "v1.59.9".into(),
+    };
+    assert_eq!(
+        e.to_string(),
+        "rclone v1.59.9 is too old: musync needs 1.60 or newer"
+    );
+}
+
+#[test]
+fn stderr_tail_keeps_the_failure_and_drops_the_noise() {
+    // rclone 1.60.1: unleveled final line, three identical attempts.
+    let old = "2026/11/22 04:36:20 NOTICE: Config file \"/root/.config/rclone/rclone.conf\" not found - using defaults
+2026/11/22 04:36:20 ERROR : top.mp3: Failed to copy: mkdir /r/afile: not a directory
+2026/11/22 04:36:20 ERROR : Attempt 1/3 failed with 1 errors and: mkdir /r/afile: not a directory
+2026/11/22 04:36:20 ERROR : top.mp3: Failed to copy: mkdir /r/afile: not a directory
+2026/11/22 04:36:20 ERROR : Attempt 2/3 failed with 1 errors and: mkdir /r/afile: not a directory
+
+2026/11/22 04:36:20 Failed to copy with 1 errors: last error was: mkdir /r/afile: not a directory
+";
+    assert_eq!(
+        stderr_tail(old),
+        "top.mp3: Failed to copy: mkdir /r/afile: not a directory / \
+         Failed to copy with 1 errors: last error was: mkdir /r/afile: not a directory"
+    );
+    // rclone 1.75: the final line is a NOTICE.
+    let new = "2026/11/22 04:37:40 ERROR : error listing: directory not found
+2026/11/22 04:37:40 NOTICE: Failed to lsjson with 2 errors: last error was: error in ListJSON: directory not found
+";
+    assert_eq!(
+        stderr_tail(new),
+        "error listing: directory not found / \
+         Failed to lsjson with 2 errors: last error was: error in ListJSON: directory not found"
+    );
+    let critical = "2026/11/22 04:37:40 CRITICAL: Failed to create file system for \"x:\": didn't find section";
+    assert_eq!(
+        stderr_tail(critical),
+        "Failed to create file system for \"x:\": didn't find section"
+    );
+    // Only noise: better the noise than nothing.
+    assert_eq!(
+        stderr_tail("2026/11/22 04:37:40.123456 INFO  : hello\n\n"),
+        "hello"
+    );
+    assert_eq!(stderr_tail(""), "");
+    // At most three lines and about 300 characters; the last line is always kept.
+    let many: String = (0..10).map(|i| format!("ERROR : error {i}\n")).collect();
+    assert_eq!(stderr_tail(&many), "error 7 / error 8 / error 9");
+    let long = format!("ERROR : {}\nERROR : {}\n", "a".repeat(200), "b".repeat(400));
+    let tail = stderr_tail(&long);
+    assert!(tail.starts_with("bbb") && tail.ends_with('…'), "{tail}");
+    assert_eq!(tail.chars().count(), TAIL_MAX_CHARS + 1);
+}
+
+#[test]
+fn redaction_hides_secrets_only() {
+    assert_eq!(
+        redact(":sftp,host=127.0.0.1,port=22,user=u,pass=Xy-z_9:music/a"),
+        ":sftp,host=127.0.0.1,port=22,user=u,pass=***:music/a"
+    );
+    assert_eq!(
+        redact(":webdav,url='http://h:1/',password=abc,user=u:"),
+        ":webdav,url='http://h:1/',password=***,user=u:"
+    );
+    assert_eq!(
+        redact("--sftp-pass=abc --retries=1"),
+        "--sftp-pass=*** --retries=1"
+    );
+    assert_eq!(
+        redact(":s3,secret_access_key=\"a,b:c\",region=x:b"),
+        ":s3,secret_access_key=***,region=x:b"
+    );
+    assert_eq!(
+        redact("Failed for \":sftp,pass=abc\": boom"),
+        "Failed for \":sftp,pass=***\": boom"
+    );
+    assert_eq!(redact("nas:music/a=b.mp3"), "nas:music/a=b.mp3");
+    assert_eq!(redact("no secrets"), "no secrets");
+}
+
+#[test]
+fn connection_string_secrets_move_to_the_environment() {
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        secrets_to_env(":sftp,host=127.0.0.1,user=u,pass=Xy-z_9,shell_type=unix:music/a"),
+        (
+            ":sftp,host=127.0.0.1,user=u,shell_type=unix:music/a".to_owned(),
+            env(&[("RCLONE_SFTP_PASS", "Xy-z_9")])
+        )
+    );
+    assert_eq!(
+        secrets_to_env(":webdav,url='http://h:1/',pass=\"a,b:c\"\"d\",user=u:"),
+        (
+            ":webdav,url='http://h:1/',user=u:".to_owned(),
+            env(&[("RCLONE_WEBDAV_PASS", "a,b:c\"d")])
+        )
+    );
+    assert_eq!(
+        secrets_to_env("nas,pass=p,key_file_pass=k,user=u:dir"),
+        (
+            "nas,user=u:dir".to_owned(),
+            env(&[
+                ("RCLONE_CONFIG_NAS_PASS", "p"),
+                ("RCLONE_CONFIG_NAS_KEY_FILE_PASS", "k")
+            ])
+        )
+    );
+    assert_eq!(
+        secrets_to_env(":smb,pass=p:"),
+        (":smb:".to_owned(), env(&[("RCLONE_SMB_PASS", "p")]))
+    );
+    for unchanged in [
+        "nas:music",
+        ":sftp:",
+        "/mnt/usb,pass=x:y",
+        "my-nas,pass=x:y",
+        ":sftp,pass='unterminated:",
+        ":sftp,pass=x",
+        "nas:music,pass=x:y",
+        "",
+    ] {
+        assert_eq!(secrets_to_env(unchanged), (unchanged.to_owned(), vec![]));
+    }
+}
+
+#[test]
+fn bad_relative_paths_are_refused() {
+    for bad in ["", "/", "../x", "a/../../b", "a\nb", "a\r"] {
+        assert!(checked_rel(bad).is_err(), "{bad:?}");
+    }
+    for unclean in ["/a", "a/", "a//b", "./a"] {
+        assert!(checked_rel(unclean).is_err(), "{unclean:?}");
+    }
+    assert!(checked_rel("-a #1/b;c é.mp3").is_ok());
+}
+
+#[test]
+fn listed_paths_that_leave_the_remote_are_left_out() {
+    let json = br#"[{"Path":"a/b.mp3","Name":"b.mp3","Size":3},
+        {"Path":"../x.mp3","Name":"x.mp3","Size":1},
+        {"Path":"/etc/passwd","Name":"passwd","Size":1},
+        {"Path":"a/../../y","Name":"y","Size":1},
+        {"Path":"c.mp3","Name":"c.mp3","Size":-1}]"#;
+    let files = parse_listing(json).unwrap();
+    let want = [("a/b.mp3", 3), ("c.mp3", 0)].map(|(p, size)| (p.to_owned(), RemoteFile { size }));
+    assert_eq!(files, BTreeMap::from(want));
+    let err = parse_listing(b"[{").unwrap_err().to_string();
+    assert!(err.contains("reading rclone lsjson output"), "{err}");
+}
+
+#[test]
+fn version_check_is_remembered_per_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("rclone-version");
+    let checked = Rclone::find(Some(&cache), true).unwrap();
+    let saved = fs::read_to_string(&cache).unwrap();
+    assert!(
+        saved.ends_with(&format!("\n{}\n", checked.version())),
+        "{saved}"
+    );
+    // A remembered version is trusted only for the same binary, and only if supported.
+    let key = saved.lines().next().unwrap();
+    assert_eq!(
+        cached_version(&cache, key).as_deref(),
+        Some(checked.version())
+    );
+    assert_eq!(cached_version(&cache, "/other/rclone\t1\t2"), None);
+    fs::write(&cache, format!("{key}\nv1.59.0\n")).unwrap();
+    assert_eq!(cached_version(&cache, key), None);
+}
+
+#[test]
+fn empty_lists_make_no_call() {
+    let rc = Rclone {
+        bin: "/nonexistent/rclone".into(),
+        version: "v1.60.0".into(),
+        extra_flags: vec![],
+    };
+    assert!(rc.upload(Path::new("/nonexistent"), "nas:", &[]).is_ok());
+    assert!(rc.move_into("nas:", "backup", &[]).is_ok());
+    assert!(rc.delete("nas:", &[]).is_ok());
+    assert!(matches!(rc.list("nas:"), Err(RcloneError::NotFound)));
+}
+
+// The tests below run the real rclone on a local-folder remote.
+
+fn rclone() -> Rclone {
+    match Rclone::find(None, false) {
+        Ok(rc) => rc,
+        Err(e) => {
+            panic!("these tests need rclone >= 1.60 on PATH (scripts/test installs it): {e}")
+        }
+    }
+}
+
+/// A staging folder with `files` (each containing its own name) and an empty remote folder.
+fn setup(files: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("staging");
+    for file in files {
+        let path = local.join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, file).unwrap();
+    }
+    let remote = dir.path().join("remote").to_str().unwrap().to_owned();
+    (dir, local, remote)
+}
+
+fn names(files: &[&str]) -> Vec<String> {
+    files.iter().map(|f| f.to_string()).collect()
+}
+
+fn sizes(rc: &Rclone, remote: &str) -> Vec<(String, u64)> {
+    rc.list(remote)
+        .unwrap()
+        .into_iter()
+        .map(|(p, f)| (p, f.size))
+        .collect()
+}
+
+const AWKWARD: [&str; 5] = [
+    "-lead.mp3",
+    "a #1/b;c é.mp3",
+    "Ünïcødé/日本 語/x.mp3",
+    "top.mp3",
+    "a #1/--dry-run",
+];
+
+#[test]
+fn upload_then_list_awkward_names() {
+    let rc = rclone();
+    let (_dir, local, remote) = setup(&AWKWARD);
+    assert!(
+        rc.list(&remote).unwrap().is_empty(),
+        "a missing folder lists as empty"
+    );
+    rc.upload(&local, &remote, &names(&AWKWARD[..4])).unwrap();
+    let mut want: Vec<(String, u64)> = AWKWARD[..4]
+        .iter()
+        .map(|f| (f.to_string(), f.len() as u64))
+        .collect();
+    want.sort();
+    assert_eq!(sizes(&rc, &remote), want);
+    assert_eq!(
+        rc.list(&join(&remote, "a #1"))
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["b;c é.mp3"]
+    );
+    // Uploading again overwrites whatever is there.
+    fs::write(local.join("top.mp3"), "changed!!").unwrap();
+    rc.upload(&local, &remote, &names(&["top.mp3"])).unwrap();
+    assert_eq!(rc.list(&remote).unwrap()["top.mp3"], RemoteFile { size: 9 });
+}
+
+#[test]
+fn upload_refuses_missing_local_files() {
+    let rc = rclone();
+    let (_dir, local, remote) = setup(&["a.mp3"]);
+    let err = rc
+        .upload(&local, &remote, &names(&["a.mp3", "gone.mp3"]))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("gone.mp3: not a regular file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn move_rename_delete_list_dirs_purge() {
+    let rc = rclone();
+    let (_dir, local, remote) = setup(&AWKWARD);
+    rc.upload(&local, &remote, &names(&AWKWARD)).unwrap();
+
+    rc.move_into(
+        &remote,
+        "backup/2024-01-01",
+        &names(&[
+            "-lead.mp3",
+            "a #1/b;c é.mp3",
+            "absent.mp3",
+            "nodir/absent.mp3",
+        ]),
+    )
+    .unwrap();
+    let listed = rc.list(&remote).unwrap();
+    assert!(listed.contains_key("backup/2024-01-01/-lead.mp3"));
+    assert!(listed.contains_key("backup/2024-01-01/a #1/b;c é.mp3"));
+    assert!(!listed.contains_key("-lead.mp3") && listed.contains_key("top.mp3"));
+
+    rc.rename(&remote, "backup/2024-01-01/-lead.mp3", "-renamed #2.mp3")
+        .unwrap();
+    let listed = rc.list(&remote).unwrap();
+    assert!(
+        listed.contains_key("-renamed #2.mp3")
+            && !listed.contains_key("backup/2024-01-01/-lead.mp3")
+    );
+
+    rc.delete(
+        &remote,
+        &names(&[
+            "-renamed #2.mp3",
+            "a #1/--dry-run",
+            "absent.mp3",
+            "nodir/absent.mp3",
+        ]),
+    )
+    .unwrap();
+    let listed = rc.list(&remote).unwrap();
+    assert!(!listed.contains_key("-renamed #2.mp3") && !listed.contains_key("a #1/--dry-run"));
+    assert!(listed.contains_key("top.mp3") && listed.contains_key("Ünïcødé/日本 語/x.mp3"));
+    rc.delete(&join(&remote, "nowhere"), &names(&["x.mp3"]))
+        .unwrap();
+
+    assert_eq!(
+        rc.list_dirs(&remote, "").unwrap(),
+        ["a #1", "backup", "Ünïcødé"]
+    );
+    assert_eq!(rc.list_dirs(&remote, "backup").unwrap(), ["2024-01-01"]);
+    assert!(rc.list_dirs(&remote, "nowhere").unwrap().is_empty());
+
+    assert!(
+        rc.purge(&remote, "").is_err(),
+        "purging the whole remote is refused"
+    );
+    rc.purge(&remote, "backup/2024-01-01").unwrap();
+    assert!(rc.list_dirs(&remote, "backup").unwrap().is_empty());
+    assert!(rc.list(&remote).unwrap().contains_key("top.mp3"));
+}
+
+#[test]
+fn failures_carry_the_exit_code_and_cause() {
+    let mut rc = rclone();
+    rc.extra_flags
+        .extend(["--retries", "1", "--low-level-retries", "1"].map(String::from));
+    let (dir, local, _) = setup(&["a.mp3"]);
+    let file = dir.path().join("a-file");
+    fs::write(&file, "not a folder").unwrap();
+    let err = rc
+        .upload(&local, file.to_str().unwrap(), &names(&["a.mp3"]))
+        .unwrap_err();
+    let RcloneError::Failed {
+        op,
+        code,
+        stderr_tail,
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!((op.as_str(), *code), ("copy", Some(1)));
+    assert!(stderr_tail.contains("not a directory"), "{err}");
+
+    let err = rc.list("nosuchremote:music").unwrap_err();
+    assert!(
+        matches!(err, RcloneError::Failed { code: Some(1), .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nosuchremote"), "{err}");
+
+    let err = rc.rename("-x", "a", "b").unwrap_err();
+    assert!(err.to_string().contains("read it as a flag"), "{err}");
+}
