@@ -8,9 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 use crate::crash::{Library, Rng, assert_settled, mirror_tree, remote_tree};
@@ -53,16 +51,9 @@ struct Faulty {
 
 impl Faulty {
     fn new() -> Faulty {
-        let real =
-            String::from_utf8(run(Command::new("sh").args(["-c", "command -v rclone"])).stdout)
-                .unwrap()
-                .trim()
-                .to_owned();
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("rclone");
-        fs::write(&bin, WRAPPER.replace("REAL", &real)).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        Faulty { dir }
+        Faulty {
+            dir: stand_in_rclone(WRAPPER),
+        }
     }
 
     fn bin(&self) -> PathBuf {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -47,13 +47,9 @@ struct Recorder {
 
 impl Recorder {
     fn new() -> Recorder {
-        let real = run(Command::new("sh").args(["-c", "command -v rclone"])).stdout;
-        let real = String::from_utf8(real).unwrap().trim().to_owned();
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("rclone");
-        fs::write(&bin, RECORDER.replace("REAL", &real)).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        Recorder { dir }
+        Recorder {
+            dir: stand_in_rclone(RECORDER),
+        }
     }
 
     fn bin(&self) -> PathBuf {

@@ -222,3 +222,16 @@ pub fn make_flac(path: &Path, seconds: f64, tags: &[&str]) {
     run(flac.arg(&wav).arg("-o").arg(path));
     fs::remove_file(&wav).unwrap();
 }
+
+/// A stand-in `rclone` (for `MUSYNC_RCLONE`) in a folder of its own: `script`, with `REAL`
+/// replaced by the path of the real rclone, as the executable `rclone` in the folder.
+pub fn stand_in_rclone(script: &str) -> tempfile::TempDir {
+    let real = run(Command::new("sh").args(["-c", "command -v rclone"])).stdout;
+    let real = String::from_utf8(real).unwrap().trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("rclone");
+    fs::write(&bin, script.replace("REAL", &real)).unwrap();
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    fs::set_permissions(&bin, executable).unwrap();
+    dir
+}
