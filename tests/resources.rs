@@ -110,8 +110,8 @@ fn full_staging_disk_fails_per_file_and_the_next_run_finishes() {
     let library = tree_hashes(&reference.library);
 
     // From a disk too small for one MP3 to one with room for all but the manifest's snapshot:
-    // these sizes make the encoder, the tag writer, the copy of a native MP3, the journal and
-    // the snapshot each meet the full disk.
+    // at these sizes the encoder, the tag writer, the copy of a native MP3 and the snapshot each
+    // meet the full disk (seen in their own error texts before the per-file wording).
     let sizes = ["24k", "48k", "100k", "160k", "220k"];
     let mut failures = 0;
     for size in sizes {
