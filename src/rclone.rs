@@ -582,11 +582,12 @@ pub fn redact(text: &str) -> String {
         let (head, tail) = (&rest[..eq], &rest[eq + 1..]);
         out.push_str(head);
         out.push('=');
-        let key_start = head
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .map_or(0, |i| i + 1);
+        // The key: the ASCII word before '=' (counted in bytes, so never inside a character).
+        let key_len = (head.bytes().rev())
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+            .count();
         rest = tail;
-        if is_secret_key(&head[key_start..]) {
+        if is_secret_key(&head[head.len() - key_len..]) {
             let end = match tail.chars().next() {
                 Some(q @ ('"' | '\'')) => tail[1..].find(q).map_or(tail.len(), |i| i + 2),
                 _ => tail

@@ -440,3 +440,15 @@ fn failures_carry_the_exit_code_and_cause() {
     let err = rc.rename("-x", "a", "b").unwrap_err();
     assert!(err.to_string().contains("read it as a flag"), "{err}");
 }
+
+// Regression (found by the push_state fuzz target): a character of more than one byte just
+// before a key made redact slice inside it and panic.
+#[test]
+fn redact_takes_keys_after_any_character() {
+    assert_eq!(redact("Üpass=x:y"), "Üpass=***:y");
+    assert_eq!(
+        redact(":sftp,user=Jürgen,pass=x:Ärger=1"),
+        ":sftp,user=Jürgen,pass=***:Ärger=1"
+    );
+    assert_eq!(redact("tÜeb=<<=<"), "tÜeb=<<=<");
+}
