@@ -45,17 +45,22 @@ pub fn run(settings: &Settings) -> anyhow::Result<Vec<String>> {
         Ok(rc) => format!("rclone {}: found", rc.version()),
         Err(e) => format!("rclone: {e}"),
     });
-    let shown = settings.remote.as_deref().map(rclone::redact);
-    report.push(match (&settings.remote, &rclone, shown) {
-        (Some(remote), Ok(rc), Some(shown)) => match rc.list_dirs(remote, "") {
-            Ok(dirs) => format!(
-                "remote {shown}: reachable ({} folders at its root)",
-                dirs.len()
-            ),
-            Err(e) => format!("remote {shown}: NOT REACHABLE: {e}"),
-        },
-        (_, _, Some(shown)) => format!("remote {shown}: not checked without rclone"),
-        _ => "remote: not set; add it to the file to push".to_owned(),
+    report.push(match (&settings.remote, &rclone) {
+        (Some(remote), Ok(rc)) => {
+            let shown = rclone::redact(remote);
+            match rc.list_dirs(remote, "") {
+                Ok(dirs) => format!(
+                    "remote {shown}: reachable ({} folders at its root)",
+                    dirs.len()
+                ),
+                Err(e) => format!("remote {shown}: NOT REACHABLE: {e}"),
+            }
+        }
+        (Some(remote), Err(_)) => format!(
+            "remote {}: not checked without rclone",
+            rclone::redact(remote)
+        ),
+        (None, _) => "remote: not set; add it to the file to push".to_owned(),
     });
     Ok(report)
 }
