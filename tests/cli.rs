@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use crate::util::{Env, make_flac, stderr};
 
 fn musync(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_musync"))
+    let out = crate::util::musync()
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -206,7 +206,7 @@ fn on_a_terminal(env: &Env, args: &[&str]) -> Option<String> {
         .chain(args.iter().copied())
         .map(quote)
         .collect();
-    let out = Command::new("script")
+    let out = crate::util::isolate(&mut Command::new("script"))
         .args(["--quiet", "--return", "--command"])
         .arg(command.join(" "))
         .arg("/dev/null")

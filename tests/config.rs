@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use serde_json::Value;
 
@@ -14,7 +14,7 @@ const BONUS: &str = "Jazz/Miles Quartet/Blue Session/03 - Bonus.mp3";
 
 /// `musync ARGS` with no config but what the test gives (`XDG_CONFIG_HOME` points into `env`).
 fn musync(env: &Env, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_musync"))
+    crate::util::musync()
         .args(args)
         .env("XDG_CONFIG_HOME", env.dir.path().join("xdg"))
         .stdin(Stdio::null())

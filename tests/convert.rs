@@ -493,7 +493,7 @@ fn unmounted_or_emptied_library_refuses_to_delete() {
 #[test]
 fn staging_inside_the_library_is_refused() {
     let env = Env::demo();
-    let out = Command::new(env!("CARGO_BIN_EXE_musync"))
+    let out = crate::util::musync()
         .args(["convert", "--library"])
         .arg(&env.library)
         .arg("--staging")
@@ -504,7 +504,7 @@ fn staging_inside_the_library_is_refused() {
     assert!(stderr(&out).contains("overlap"), "{}", stderr(&out));
     assert!(!env.lib("mirror").exists());
     // A staging folder holding the library would let a mirrored path land inside it.
-    let out = Command::new(env!("CARGO_BIN_EXE_musync"))
+    let out = crate::util::musync()
         .args(["convert", "--library"])
         .arg(&env.library)
         .arg("--staging")

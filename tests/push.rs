@@ -446,7 +446,7 @@ fn prune_backups_deletes_only_old_backup_folders() {
         fs::write(dir.join("a.mp3"), "x").unwrap();
     }
     let prune = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_musync"))
+        let out = crate::util::musync()
             .args([
                 "prune-backups",
                 "--remote",

@@ -174,6 +174,7 @@ impl Remote {
     /// rclone set up for this remote.
     pub fn rclone(&self) -> Command {
         let mut cmd = Command::new(tool("rclone", "rclone"));
+        crate::util::isolate(&mut cmd);
         cmd.envs(self.envs()).stdin(Stdio::null());
         cmd
     }

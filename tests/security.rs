@@ -476,7 +476,7 @@ fn status_and_init_hide_the_remote_password() {
         assert_hidden(&shown(&env, &out), &["NotShownAnywhere"], "status");
     }
     let config = env.dir.path().join("config.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_musync"))
+    let out = crate::util::musync()
         .args([
             "--config",
             config.to_str().unwrap(),
@@ -540,7 +540,7 @@ fn remote_password_is_never_shown() {
     assert_hidden(&shown(&env, &out), &secrets, "a refused push");
 
     for json in [true, false] {
-        let mut verify = Command::new(env!("CARGO_BIN_EXE_musync"));
+        let mut verify = crate::util::musync();
         verify.args(["verify", "--remote", &remote.spec, "--staging"]);
         verify.arg(&env.staging).envs(remote.envs());
         let out = verify.args(json.then_some("--json")).output().unwrap();

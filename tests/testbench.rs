@@ -20,7 +20,7 @@ fn every_testbench_file_converts_with_the_right_length() {
         return;
     }
     let env = Env::empty();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_musync"))
+    let out = crate::util::musync()
         .args(["convert", "--json", "--library"])
         .arg(&bench)
         .arg("--staging")

@@ -13,6 +13,41 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/library")
 }
 
+/// The real `musync` binary, cut off from the developer's own setup (see `isolate`).
+pub fn musync() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_musync"));
+    isolate(&mut cmd);
+    cmd
+}
+
+/// Give a command (musync, or a program that starts it) an empty HOME and XDG_CONFIG_HOME of
+/// its own and none of the `MUSYNC_*` or `RCLONE_*` variables of the environment the tests run
+/// in, so that no user's config file, rclone config or settings can change a test's outcome or
+/// point it at a real remote. A test sets what it needs after this.
+pub fn isolate(cmd: &mut Command) -> &mut Command {
+    let home = isolated_home();
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"));
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        if key_str.starts_with("MUSYNC_") || key_str.starts_with("RCLONE_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
+/// One empty folder per test process, standing in for the user's home.
+pub fn isolated_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let home =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("home-{}", std::process::id()));
+        fs::create_dir_all(home.join(".config")).unwrap();
+        home
+    })
+}
+
 /// A library and a staging folder in a fresh temporary directory.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -49,7 +84,7 @@ impl Env {
     }
 
     pub fn command(&self, subcommand: &str) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_musync"));
+        let mut cmd = musync();
         cmd.arg(subcommand)
             .arg("--library")
             .arg(&self.library)

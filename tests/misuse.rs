@@ -1,0 +1,6 @@
+//! The misuse harness: the mistakes people make with musync (two runs at once, folders inside
+//! one another, a server that dies, a share that ignores case, …), each as a test that broke
+//! before its fix. Each asserts one clear line, the right exit code, nothing lost, and that the
+//! next normal run converges.
+
+mod environment;
