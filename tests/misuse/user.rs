@@ -73,7 +73,9 @@ fn library_disk_gone_mid_run() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let finished = |env: &Env| {
         let tree = mirror_tree(env);
-        tree.keys().filter(|p| p.ends_with(".mp3") && !p.contains(".musync-tmp-")).count()
+        tree.keys()
+            .filter(|p| p.ends_with(".mp3") && !p.contains(".musync-tmp-"))
+            .count()
     };
     while finished(&env) < 2 {
         assert!(Instant::now() < deadline, "convert made nothing in 60 s");
