@@ -47,10 +47,7 @@ impl Folder {
 /// Two of the folders overlap: a configuration error (exit code 2), found before anything is
 /// touched.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{0}; the library, staging and a local remote may not overlap: choose folders outside \
-     one another. Nothing was changed"
-)]
+#[error("{0}; the library, staging and a local remote may not overlap. Nothing was changed")]
 pub struct Overlap(pub String);
 
 /// How `a` stands to `b`.
