@@ -106,16 +106,18 @@ pub fn tag_key(
 
 pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
-    let Facts {
-        scan,
-        manifest,
-        resolved,
-        wanted,
-        mut failures,
-        mut plan,
-    } = gather(settings)?;
+    let (
+        Facts {
+            scan,
+            manifest,
+            resolved,
+            wanted,
+            mut failures,
+            plan,
+        },
+        mut summary,
+    ) = planned(settings)?;
     let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
-    let mut summary = summarise(settings.mode, &mut plan, &mut failures, &manifest, &sources);
     summary.dry_run = settings.dry_run;
     summary.refused = guard(&plan, &manifest, &wanted, settings.force);
     failures.iter().for_each(Failure::print);
@@ -134,6 +136,37 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
     summary.seconds = started.elapsed().as_secs_f64();
     log_summary(settings.mode, &summary, started.elapsed());
     Ok(summary)
+}
+
+/// The facts and the summary of their plan. A dry run beside a run that changes staging (see
+/// `crate::lock`) may catch one of its files between its record and its rename: it plans again
+/// while the manifest changed meanwhile, or a file failed while that run goes on (a few tries).
+fn planned(settings: &Settings) -> anyhow::Result<(Facts, Summary)> {
+    let staging = &settings.staging;
+    let mut tries = 0;
+    loop {
+        let before = crate::manifest::fingerprint(staging);
+        let mut facts = gather(settings)?;
+        let sources: BTreeMap<&str, &Wanted> =
+            (facts.wanted.iter()).map(|w| (w.rel.as_str(), w)).collect();
+        let summary = summarise(
+            settings.mode,
+            &mut facts.plan,
+            &mut facts.failures,
+            &facts.manifest,
+            &sources,
+        );
+        drop(sources);
+        tries += 1;
+        let settled = || {
+            crate::manifest::fingerprint(staging) == before
+                && (facts.failures.is_empty() || crate::lock::writer(staging).is_none())
+        };
+        if !settings.dry_run || tries == 10 || settled() {
+            return Ok((facts, summary));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The run's summary as one line of `--log-file`.
