@@ -259,3 +259,35 @@ fn readers_make_no_lock_files() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_stops_a_waiting_run_and_leaves_the_holder_alone() {
+    use std::io::BufRead;
+    let env = slow_library();
+    let (first, _slow) = writer(&env);
+    let mut second = sync(&env, &["--wait"]).spawn().unwrap();
+    // Its stderr is read to the end, so that its last words have somewhere to go.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = std::io::BufReader::new(second.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in err.lines() {
+            tx.send(line.unwrap()).unwrap();
+        }
+    });
+    let waiting = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(waiting.ends_with("waiting for it to end"), "{waiting}");
+    let start = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-INT", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = second.wait().unwrap();
+    reader.join().unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert_eq!(status.code(), Some(130), "{status}: {rest:?}");
+    assert!(start.elapsed() < Duration::from_secs(5), "Ctrl-C took long");
+    assert!(lock_held(&env.staging), "the holder lost its lock");
+    finished(first, "the holder");
+    verify_clean(&env, "after a stopped wait");
+}
