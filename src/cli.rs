@@ -152,8 +152,9 @@ pub struct RemoteArgs {
     #[command(flatten)]
     pub policy: PushPolicy,
 
-    /// Take over the push lock even if another musync seems to hold it.
-    #[arg(long)]
+    /// Does nothing: kept so that old scripts still run. The lock is the kernel's now, and
+    /// ends with the run that holds it, so there is never one to break.
+    #[arg(long, hide = true)]
     pub break_lock: bool,
 
     #[command(flatten)]
@@ -250,6 +251,11 @@ pub struct Common {
     /// Print one JSON object with the results on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// When another musync run is changing the staging folder, wait for it to end instead of
+    /// refusing (exit code 3).
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// The genre rules. Each one given is remembered for later runs of every stage.

@@ -21,6 +21,11 @@ pub struct Settings {
 /// says so), `Err` only when the file cannot be written.
 pub fn run(settings: &Settings) -> anyhow::Result<Vec<String>> {
     let config = &settings.config;
+    crate::overlap::check(
+        settings.library.as_deref(),
+        settings.staging.as_deref(),
+        settings.remote.as_deref(),
+    )?;
     if config.exists() && !settings.force {
         bail!(
             "{} exists; edit it, or run again with --force to replace it",

@@ -2,8 +2,8 @@
 //! and exit with a code that says how it went.
 
 use musync::{
-    cli, config, convert, fsutil, init, interrupt, manifest, manual, metadata, push, rclone,
-    report, scan, settings, status, subsonic, summary, tag, verify,
+    cli, config, convert, fsutil, init, interrupt, lock, manifest, manual, metadata, overlap, push,
+    rclone, report, scan, settings, status, subsonic, summary, tag, verify,
 };
 
 use std::io::Write;
@@ -70,6 +70,8 @@ fn main() -> ExitCode {
             tracing::error!(target: report::LOG_ONLY, "{e:#}");
             if e.downcast_ref::<rclone::RcloneError>().is_some() {
                 Exit::Remote
+            } else if e.is::<lock::Busy>() {
+                Exit::Refused
             } else {
                 Exit::Usage
             }
@@ -140,18 +142,20 @@ fn convert_settings(args: ConvertArgs, quiet: bool) -> anyhow::Result<convert::S
 }
 
 fn convert(args: ConvertArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let json = args.common.json;
-    run_stage(&convert_settings(args, quiet)?, json, quiet)
+    let (json, wait) = (args.common.json, args.common.wait);
+    run_stage(&convert_settings(args, quiet)?, json, quiet, wait)
 }
 
 fn tag(args: TagArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let json = args.common.json;
+    let (json, wait) = (args.common.json, args.common.wait);
     let settings = settings(args.common, args.genre, args.select, Mode::TagOnly, quiet)?;
-    run_stage(&settings, json, quiet)
+    run_stage(&settings, json, quiet, wait)
 }
 
 fn push_settings(staging: PathBuf, dry_run: bool, args: RemoteArgs) -> push::Settings {
-    policy_settings(staging, args.remote, dry_run, args.policy, args.break_lock)
+    // `--break-lock` is accepted and ignored: a kernel lock ends with its holder.
+    let _ = args.break_lock;
+    policy_settings(staging, args.remote, dry_run, args.policy)
 }
 
 fn policy_settings(
@@ -159,7 +163,6 @@ fn policy_settings(
     remote: String,
     dry_run: bool,
     policy: PushPolicy,
-    break_lock: bool,
 ) -> push::Settings {
     push::Settings {
         staging,
@@ -168,7 +171,6 @@ fn policy_settings(
         backup: !policy.no_backup,
         delete_foreign: policy.delete_foreign,
         max_delete: policy.max_delete,
-        break_lock,
     }
 }
 
@@ -176,7 +178,13 @@ fn push(args: PushArgs, quiet: bool) -> anyhow::Result<Exit> {
     if let Some(exit) = library_missing(&args.common.library) {
         return Ok(exit);
     }
-    convert::check_staging(&args.common.library, &args.common.staging)?;
+    let common = &args.common;
+    overlap::check(
+        Some(&common.library),
+        Some(&common.staging),
+        Some(&args.remote.remote),
+    )?;
+    let _lock = staging_lock(&common.staging, "push", common.dry_run, common.wait)?;
     let rclone = find_rclone(&args.common.staging, args.common.dry_run)?;
     let json = args.common.json;
     let server = subsonic_server(&args.remote.subsonic)?;
@@ -247,7 +255,13 @@ fn sync(args: SyncArgs, quiet: bool) -> anyhow::Result<Exit> {
     if let Some(exit) = library_missing(&args.convert.common.library) {
         return Ok(exit);
     }
-    convert::check_staging(&args.convert.common.library, &args.convert.common.staging)?;
+    let common = &args.convert.common;
+    overlap::check(
+        Some(&common.library),
+        Some(&common.staging),
+        Some(&args.remote.remote),
+    )?;
+    let _lock = staging_lock(&common.staging, "sync", dry_run, common.wait)?;
     let rclone = find_rclone(&args.convert.common.staging, dry_run)?;
     let server = subsonic_server(&args.remote.subsonic)?;
     let mut settings = convert_settings(args.convert, quiet)?;
@@ -342,6 +356,21 @@ fn find_rclone(staging: &std::path::Path, dry_run: bool) -> anyhow::Result<rclon
     Ok(rclone)
 }
 
+/// A run that changes staging holds its lock to the end (a second one is refused, or waits);
+/// a dry run takes none, and says when another run is changing what it reads.
+fn staging_lock(
+    staging: &std::path::Path,
+    command: &str,
+    dry_run: bool,
+    wait: bool,
+) -> anyhow::Result<Option<lock::Lock>> {
+    if dry_run {
+        lock::note_writer(staging);
+        return Ok(None);
+    }
+    lock::take(staging, command, wait).map(Some)
+}
+
 fn library_missing(library: &std::path::Path) -> Option<Exit> {
     (!library.is_dir()).then(|| {
         eprintln!(
@@ -352,11 +381,21 @@ fn library_missing(library: &std::path::Path) -> Option<Exit> {
     })
 }
 
-fn run_stage(settings: &convert::Settings, json: bool, quiet: bool) -> anyhow::Result<Exit> {
+fn run_stage(
+    settings: &convert::Settings,
+    json: bool,
+    quiet: bool,
+    wait: bool,
+) -> anyhow::Result<Exit> {
     if let Some(exit) = library_missing(&settings.library) {
         return Ok(exit);
     }
-    convert::check_staging(&settings.library, &settings.staging)?;
+    overlap::check(Some(&settings.library), Some(&settings.staging), None)?;
+    let command = match settings.mode {
+        Mode::Convert => "convert",
+        Mode::TagOnly => "tag",
+    };
+    let _lock = staging_lock(&settings.staging, command, settings.dry_run, wait)?;
     let summary = match settings.mode {
         Mode::Convert => convert::run(settings)?,
         Mode::TagOnly => tag::run(settings)?,
@@ -387,6 +426,12 @@ fn jobs(jobs: Option<u16>) -> usize {
 }
 
 fn verify(args: cli::VerifyArgs, quiet: bool) -> anyhow::Result<Exit> {
+    overlap::check(
+        args.library.as_deref(),
+        Some(&args.staging),
+        args.remote.as_deref(),
+    )?;
+    lock::note_writer(&args.staging);
     // A dry run's rclone: the version check is not saved, since verify writes nothing.
     let rclone = match &args.remote {
         Some(_) => Some(find_rclone(&args.staging, true)?),
@@ -421,10 +466,15 @@ fn status(args: cli::StatusArgs) -> anyhow::Result<Exit> {
     if let Some(exit) = library_missing(&args.library) {
         return Ok(exit);
     }
-    convert::check_staging(&args.library, &args.staging)?;
+    overlap::check(
+        Some(&args.library),
+        Some(&args.staging),
+        args.remote.as_deref(),
+    )?;
+    lock::note_writer(&args.staging);
     let json = args.json;
     let push = (args.remote)
-        .map(|remote| policy_settings(args.staging.clone(), remote, true, args.policy, false));
+        .map(|remote| policy_settings(args.staging.clone(), remote, true, args.policy));
     // Dry run: the rclone version check is not saved.
     let rclone = match &push {
         Some(_) => Some(find_rclone(&args.staging, true)?),
@@ -436,6 +486,7 @@ fn status(args: cli::StatusArgs) -> anyhow::Result<Exit> {
         jobs: args.jobs,
         dry_run: true,
         json,
+        wait: false,
     };
     let convert = convert_settings(
         ConvertArgs {

@@ -172,15 +172,26 @@ fn journal_path(staging: &Path) -> PathBuf {
 }
 
 /// Load the snapshot and replay the journal. A missing manifest is an empty one.
+///
+/// A run may compact the journal into a new snapshot between the two reads (a reader does not
+/// wait for a writer): the old snapshot without its journal would be the manifest of before
+/// that run. So the pair is read again until the files did not change meanwhile.
 pub fn load(staging: &Path) -> anyhow::Result<Manifest> {
     let read = |path: PathBuf| match fs::read(&path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let snapshot = read(snapshot_path(staging))?;
-    let journal = read(journal_path(staging))?;
-    parse(staging, snapshot.as_deref(), journal.as_deref())
+    let mut tries = 0;
+    loop {
+        let before = fingerprint(staging);
+        let snapshot = read(snapshot_path(staging))?;
+        let journal = read(journal_path(staging))?;
+        tries += 1;
+        if tries == 10 || fingerprint(staging) == before {
+            return parse(staging, snapshot.as_deref(), journal.as_deref());
+        }
+    }
 }
 
 /// The manifest from the bytes of its snapshot and journal (`None`: that file does not exist).

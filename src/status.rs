@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::convert::{self, Counts};
+use crate::manifest;
 use crate::push;
 use crate::rclone::{self, Rclone};
 use crate::report;
@@ -50,7 +51,19 @@ pub struct PushStatus {
 
 pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Status> {
     debug_assert!(settings.convert.dry_run);
-    let (mut converted, mut tagged) = convert::preview(&settings.convert)?;
+    // A run changing staging meanwhile (it holds `crate::lock`) may have put a file in place
+    // after its record was read: planned again until the manifest did not change during it.
+    let staging = &settings.convert.staging;
+    let mut tries = 0;
+    let (mut converted, mut tagged) = loop {
+        let before = manifest::fingerprint(staging);
+        let previewed = convert::preview(&settings.convert)?;
+        tries += 1;
+        if tries == 10 || manifest::fingerprint(staging) == before {
+            break previewed;
+        }
+    };
+    converted.failed.iter().for_each(report::Failure::print);
     let current = converted.refused.is_none() && is_current(&converted.counts);
     let push = match (&settings.push, rclone) {
         (Some(push), Some(rclone)) => Some(PushStatus {

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::fsutil;
 use crate::interrupt;
+use crate::lock;
 use crate::manifest;
 use crate::push::{self, BACKUP_DIR};
 use crate::rclone::Rclone;
@@ -148,24 +149,23 @@ pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Repor
     // The listing (rclone's time) and the hashing (ours) overlap.
     std::thread::scope(|s| {
         let listing = remote.map(|(name, rclone)| s.spawn(move || rclone.list(name)));
+        let loaded = manifest::fingerprint(staging);
         let manifest = manifest::load(staging)?;
-        let expected: BTreeMap<&str, &str> = (manifest.records.values())
-            .map(|r| (r.output.as_str(), r.output_hash.as_str()))
-            .collect();
+        let expected = outputs(&manifest);
         let (present, unreadable) = staged_files(staging);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(settings.jobs)
             .build()
             .context("starting the hashing threads")?;
-        let mut staged = pool.install(|| {
-            compare_staged(&expected, &present, |rel| {
-                // After Ctrl-C the remaining files are skipped, and the report is not printed.
-                if interrupt::interrupted() {
-                    return Err(String::new());
-                }
-                fsutil::sha256_file(&staging.join(rel)).map_err(|e| format!("{e:#}"))
-            })
-        });
+        let hash = |rel: &str| {
+            // After Ctrl-C the remaining files are skipped, and the report is not printed.
+            if interrupt::interrupted() {
+                return Err(String::new());
+            }
+            fsutil::sha256_file(&staging.join(rel)).map_err(|e| format!("{e:#}"))
+        };
+        let mut staged = pool.install(|| compare_staged(&expected, &present, hash));
+        pool.install(|| settle(staging, &mut staged, loaded, hash))?;
         if interrupt::interrupted() {
             return Err(interrupt::Interrupted.into());
         }
@@ -182,6 +182,63 @@ pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Repor
         };
         Ok(Report { staged, remote })
     })
+}
+
+/// Each staged output's path and sha256.
+fn outputs(manifest: &manifest::Manifest) -> BTreeMap<&str, &str> {
+    (manifest.records.values())
+        .map(|r| (r.output.as_str(), r.output_hash.as_str()))
+        .collect()
+}
+
+/// While another run changes staging (it holds `crate::lock`), or after it changed the
+/// manifest during the check, a mismatch may be a file that run was just then writing: each is
+/// looked at again against the manifest as it is now, until none is left, or no run changes
+/// staging. What is left is reported.
+fn settle(
+    staging: &Path,
+    staged: &mut Check<String>,
+    mut loaded: String,
+    hash: impl Fn(&str) -> Result<String, String> + Sync,
+) -> anyhow::Result<()> {
+    for round in 0..20 {
+        let writing = lock::writer(staging).is_some();
+        if staged.is_clean()
+            || interrupt::interrupted()
+            || (!writing && manifest::fingerprint(staging) == loaded)
+        {
+            break;
+        }
+        if writing && round > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        loaded = manifest::fingerprint(staging);
+        let manifest = manifest::load(staging)?;
+        let suspects: BTreeSet<String> = (staged.missing.iter().cloned())
+            .chain(staged.changed.drain(..).map(|c| c.path))
+            .chain(staged.unknown.iter().cloned())
+            // A file moved or removed between the listing and its hashing.
+            .chain(staged.unreadable.drain(..).map(|f| f.path))
+            .collect();
+        let expected: BTreeMap<&str, &str> = outputs(&manifest)
+            .into_iter()
+            .filter(|(p, _)| suspects.contains(*p))
+            .collect();
+        let present = (suspects.into_iter())
+            .filter(|p| {
+                staging
+                    .join(p)
+                    .symlink_metadata()
+                    .is_ok_and(|m| !m.is_dir())
+            })
+            .collect();
+        let again = compare_staged(&expected, &present, &hash);
+        staged.missing = again.missing;
+        staged.changed = again.changed;
+        staged.unknown = again.unknown;
+        staged.unreadable = again.unreadable;
+    }
+    Ok(())
 }
 
 /// Staging-relative paths of everything under `staging` but folders, musync's own folder and

@@ -4,4 +4,6 @@
 //! next normal run converges.
 
 mod environment;
+mod lock;
+mod overlap;
 mod user;

@@ -142,12 +142,18 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Relative paths of the regular files under `dir`, sorted.
+/// Relative paths of the regular files under `dir`, sorted; a staging folder's lock files are
+/// left out (every run that may write takes the lock and notes its pid there, even when it
+/// then has nothing to do; `tests/misuse/lock.rs` checks who writes them).
 pub fn files(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            let lock = [".musync/lock", ".musync/lock.busy"].map(|f| dir.join(f));
+            !lock.iter().any(|l| e.path() == l)
+        })
         .map(|e| {
             e.path()
                 .strip_prefix(dir)
@@ -269,4 +275,45 @@ pub fn stand_in_rclone(script: &str) -> tempfile::TempDir {
     let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     fs::set_permissions(&bin, executable).unwrap();
     dir
+}
+
+/// Whether a musync run holds the lock of the staging folder `staging` now, as flock(1) sees it
+/// from outside (the writer holds `lock.busy` as long as `lock`).
+pub fn lock_held(staging: &Path) -> bool {
+    let busy = staging.join(".musync/lock.busy");
+    busy.exists()
+        && !run_status(
+            Command::new("flock")
+                .args(["-n", "-s"])
+                .arg(&busy)
+                .arg("true"),
+        )
+        .success()
+}
+
+fn run_status(cmd: &mut Command) -> std::process::ExitStatus {
+    cmd.status()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Wait until `child`, a musync run that writes `staging`, holds the staging lock.
+pub fn wait_for_lock(staging: &Path, child: &mut std::process::Child) {
+    let start = std::time::Instant::now();
+    while !lock_held(staging) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it was seen holding the staging lock");
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the run did not take the staging lock within a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A stand-in rclone that waits `seconds` before every call but `version`: a push that lasts.
+pub fn slow_rclone(seconds: u32) -> tempfile::TempDir {
+    stand_in_rclone(&format!(
+        "#!/bin/sh\n[ \"$1\" = version ] || sleep {seconds}\nexec REAL \"$@\"\n"
+    ))
 }

@@ -9,10 +9,8 @@ pub mod plan;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -108,16 +106,18 @@ pub fn tag_key(
 
 pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
-    let Facts {
-        scan,
-        manifest,
-        resolved,
-        wanted,
-        mut failures,
-        mut plan,
-    } = gather(settings)?;
+    let (
+        Facts {
+            scan,
+            manifest,
+            resolved,
+            wanted,
+            mut failures,
+            plan,
+        },
+        mut summary,
+    ) = planned(settings)?;
     let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
-    let mut summary = summarise(settings.mode, &mut plan, &mut failures, &manifest, &sources);
     summary.dry_run = settings.dry_run;
     summary.refused = guard(&plan, &manifest, &wanted, settings.force);
     failures.iter().for_each(Failure::print);
@@ -136,6 +136,37 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
     summary.seconds = started.elapsed().as_secs_f64();
     log_summary(settings.mode, &summary, started.elapsed());
     Ok(summary)
+}
+
+/// The facts and the summary of their plan. A dry run beside a run that changes staging (see
+/// `crate::lock`) may catch one of its files between its record and its rename: it plans again
+/// while the manifest changed meanwhile, or a file failed while that run goes on (a few tries).
+fn planned(settings: &Settings) -> anyhow::Result<(Facts, Summary)> {
+    let staging = &settings.staging;
+    let mut tries = 0;
+    loop {
+        let before = crate::manifest::fingerprint(staging);
+        let mut facts = gather(settings)?;
+        let sources: BTreeMap<&str, &Wanted> =
+            (facts.wanted.iter()).map(|w| (w.rel.as_str(), w)).collect();
+        let summary = summarise(
+            settings.mode,
+            &mut facts.plan,
+            &mut facts.failures,
+            &facts.manifest,
+            &sources,
+        );
+        drop(sources);
+        tries += 1;
+        let settled = || {
+            crate::manifest::fingerprint(staging) == before
+                && (facts.failures.is_empty() || crate::lock::writer(staging).is_none())
+        };
+        if !settings.dry_run || tries == 10 || settled() {
+            return Ok((facts, summary));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The run's summary as one line of `--log-file`.
@@ -176,8 +207,8 @@ fn log_summary(mode: Mode, s: &Summary, elapsed: std::time::Duration) {
     );
 }
 
-/// What `convert --dry-run` and `tag --dry-run` would report, from one scan and one plan, each
-/// failure printed once: what `status` shows. Writes nothing.
+/// What `convert --dry-run` and `tag --dry-run` would report, from one scan and one plan: what
+/// `status` shows. Writes and prints nothing (the caller prints the failures, in `convert`).
 pub fn preview(settings: &Settings) -> anyhow::Result<(Summary, Summary)> {
     let Facts {
         manifest,
@@ -203,7 +234,6 @@ pub fn preview(settings: &Settings) -> anyhow::Result<(Summary, Summary)> {
         &manifest,
         &sources,
     );
-    failures.iter().for_each(Failure::print);
     (convert.dry_run, tag.dry_run) = (true, true);
     convert.failed = failures;
     tag.failed = tag_failures;
@@ -333,39 +363,4 @@ fn guard(plan: &Plan, manifest: &Manifest, wanted: &[Wanted], force: bool) -> Op
              it complete? Nothing was changed (use --force if this is intended)"
         )
     })
-}
-
-/// Refuse a staging folder inside the library, or one holding it: the library is never written to.
-pub fn check_staging(library: &Path, staging: &Path) -> anyhow::Result<()> {
-    let library = fs::canonicalize(library)
-        .with_context(|| format!("library {} cannot be opened", library.display()))?;
-    let staging_real = resolve(staging);
-    if staging_real.starts_with(&library) || library.starts_with(&staging_real) {
-        anyhow::bail!(
-            "staging {} and the library {} overlap; choose a staging folder outside the library \
-             and not above it",
-            staging.display(),
-            library.display()
-        );
-    }
-    Ok(())
-}
-
-/// `path` with symlinks resolved as far as it exists, the rest appended as written.
-fn resolve(path: &Path) -> PathBuf {
-    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut existing = path.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = fs::canonicalize(existing) {
-            return rest.iter().rev().fold(real, |p, c| p.join(c));
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                existing = parent;
-            }
-            _ => return path.clone(),
-        }
-    }
 }

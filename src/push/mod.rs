@@ -15,7 +15,7 @@ use serde::Serialize;
 
 pub use backups::{BACKUP_DIR, parse_age as backups_age, prune};
 use plan::{DeleteCap, Local, MoveStep, Options};
-use state::{Busy, Lock, State};
+use state::State;
 
 use crate::fsutil::Stamp;
 use crate::interrupt;
@@ -31,7 +31,6 @@ pub struct Settings {
     pub backup: bool,
     pub delete_foreign: bool,
     pub max_delete: DeleteCap,
-    pub break_lock: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -143,6 +142,7 @@ fn output_stamps(manifest: &manifest::Manifest) -> BTreeMap<String, Stamp> {
         .collect()
 }
 
+/// Unless it is a dry run, the caller holds the staging folder's lock (`crate::lock`).
 pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
     let s = push(settings, rclone)?;
@@ -168,22 +168,6 @@ pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
 
 fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let staging = &settings.staging;
-    let _lock = match settings.dry_run {
-        true => None,
-        false => match Lock::take(staging, &settings.remote, settings.break_lock) {
-            Ok(lock) => Some(lock),
-            Err(e) => match e.downcast::<Busy>() {
-                Ok(Busy(why)) => {
-                    let refused = Some(why);
-                    return Ok(Summary {
-                        refused,
-                        ..Summary::default()
-                    });
-                }
-                Err(e) => return Err(e),
-            },
-        },
-    };
     // The listing (rclone's time) and the local bookkeeping (ours) overlap.
     let (listing, local) = std::thread::scope(|s| {
         let listing = s.spawn(|| rclone.list(&settings.remote));

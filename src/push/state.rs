@@ -1,11 +1,10 @@
 //! The push state: which files musync put on a remote (so it deletes no others) or may have put
-//! there (a call that never reported back), and the lock that keeps two pushes to one remote
-//! apart. Both live in `<staging>/.musync/push/`, one pair per remote, keyed by a hash of the
-//! remote's name.
+//! there (a call that never reported back). It lives in `<staging>/.musync/push/`, one file per
+//! remote, keyed by a hash of the remote's name. Pushes are kept apart by the staging folder's
+//! lock (`crate::lock`), which the command holds for the whole run.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -88,58 +87,6 @@ impl State {
     pub fn save(&self, staging: &Path) -> anyhow::Result<()> {
         let path = base(staging, &self.remote).with_extension("json");
         fsutil::write_atomic(&path, &self.to_bytes()?)
-    }
-}
-
-/// Another push holds the lock: a guard's refusal, not a failure.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Busy(pub String);
-
-/// Held for the length of a push; removed on drop.
-pub struct Lock {
-    path: PathBuf,
-}
-
-impl Lock {
-    /// Take the lock for `remote`. A lock left by a process that no longer runs is taken over;
-    /// `break_lock` takes over any.
-    pub fn take(staging: &Path, remote: &str, break_lock: bool) -> anyhow::Result<Lock> {
-        let path = base(staging, remote).with_extension("lock");
-        let dir = path.parent().expect("lock has a folder");
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        loop {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id())
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    return Ok(Lock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = fs::read_to_string(&path).unwrap_or_default();
-                    let pid = holder.trim();
-                    let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
-                    if alive && !break_lock {
-                        return Err(Busy(format!(
-                            "another push to {} is running (pid {pid}); if it is not, \
-                             run again with --break-lock",
-                            rclone::redact(remote)
-                        ))
-                        .into());
-                    }
-                    tracing::warn!("taking over a stale push lock (pid {pid})");
-                    fs::remove_file(&path)
-                        .with_context(|| format!("removing {}", path.display()))?;
-                }
-                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
-            }
-        }
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
     }
 }
 
