@@ -219,7 +219,8 @@ pub struct PruneArgs {
     #[arg(long, value_name = "REMOTE")]
     pub remote: String,
 
-    /// Age of the backups to delete: a number with m, h, d or w (e.g. 30d).
+    /// Age of the backups to delete: a number with min, h, d, w, mo (30 days) or y (365 days),
+    /// e.g. 30d or 6mo. A bare m is refused as ambiguous.
     #[arg(long, value_name = "AGE")]
     pub older_than: String,
 
