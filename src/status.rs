@@ -7,8 +7,9 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::convert::{self, Counts};
+use crate::interrupt;
 use crate::push;
-use crate::rclone::{self, Rclone};
+use crate::rclone::{self, Rclone, RcloneError};
 use crate::report;
 use crate::tag::TagSummary;
 
@@ -46,25 +47,51 @@ pub struct PushStatus {
     pub pending_convert: bool,
     #[serde(flatten)]
     pub planned: Option<Stage<push::Summary>>,
+    /// rclone or the remote failed, so the push could not be planned (named on stderr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
-pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Status> {
+/// `rclone` is the one found, or why none could be (which fails the push part only).
+pub fn run(
+    settings: &Settings,
+    rclone: Option<Result<&Rclone, &anyhow::Error>>,
+) -> anyhow::Result<Status> {
     debug_assert!(settings.convert.dry_run);
     let (mut converted, mut tagged) = convert::preview(&settings.convert)?;
     let current = converted.refused.is_none() && is_current(&converted.counts);
     let push = match (&settings.push, rclone) {
-        (Some(push), Some(rclone)) => Some(PushStatus {
-            remote: rclone::redact(&push.remote),
-            pending_convert: !current,
-            planned: if current {
-                debug_assert!(push.dry_run);
-                let mut summary = push::run(push, rclone)?;
-                let plan = std::mem::take(&mut summary.plan_lines);
-                Some(Stage { summary, plan })
-            } else {
-                None
-            },
-        }),
+        (Some(push), Some(rclone)) => {
+            let mut status = PushStatus {
+                remote: rclone::redact(&push.remote),
+                pending_convert: !current,
+                planned: None,
+                error: None,
+            };
+            let planned = match rclone {
+                Err(e) => Err(format!("{e:#}")),
+                Ok(_) if !current => Ok(None),
+                Ok(rclone) => {
+                    debug_assert!(push.dry_run);
+                    match push::run(push, rclone) {
+                        Ok(mut summary) => {
+                            let plan = std::mem::take(&mut summary.plan_lines);
+                            Ok(Some(Stage { summary, plan }))
+                        }
+                        // The remote's failure leaves the local part standing.
+                        Err(e) if e.is::<RcloneError>() && !interrupt::interrupted() => {
+                            Err(format!("{e:#}"))
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            match planned {
+                Ok(planned) => status.planned = planned,
+                Err(e) => status.error = Some(e),
+            }
+            Some(status)
+        }
         _ => None,
     };
     let convert_plan = std::mem::take(&mut converted.plan_lines);
@@ -98,11 +125,16 @@ impl Status {
         self.convert.summary.failed.len() + push.map_or(0, |p| p.summary.failed.len())
     }
 
+    /// Why the push part could not be planned: rclone or the remote failed.
+    pub fn remote_error(&self) -> Option<&str> {
+        self.push.as_ref()?.error.as_deref()
+    }
+
     /// Why a stage's guard would refuse to act, if one would.
     pub fn refused(&self) -> Option<&str> {
         let push = self.push.as_ref().and_then(|p| p.planned.as_ref());
         (self.convert.summary.refused.as_deref())
-            .or_else(|| push.and_then(|p| p.summary.refused.as_deref()))
+            .or_else(|| push.and_then(|p| Some(p.summary.refused.as_ref()?.reason.as_str())))
     }
 
     pub fn print(&self, out: &mut impl Write) -> io::Result<()> {
@@ -133,6 +165,13 @@ impl Status {
         let Some(push) = &self.push else {
             return Ok(());
         };
+        if push.error.is_some() {
+            return writeln!(
+                out,
+                "push to {}: not planned: the remote failed (the error is on stderr).",
+                push.remote
+            );
+        }
         let Some(Stage { summary: p, plan }) = &push.planned else {
             return writeln!(
                 out,
@@ -142,7 +181,8 @@ impl Status {
             );
         };
         writeln!(out, "push to {}: {}.", push.remote, p.counts())?;
-        stage_tail(out, plan, p.refused.as_deref(), p.failed.len())
+        let refused = p.refused.as_ref().map(|r| r.reason.as_str());
+        stage_tail(out, plan, refused, p.failed.len())
     }
 }
 
@@ -221,6 +261,7 @@ mod tests {
             remote: "nas:music".into(),
             pending_convert: true,
             planned: None,
+            error: None,
         };
         let text = printed(&status(12, Some(pending)));
         let lines: Vec<&str> = text.lines().collect();
@@ -258,6 +299,7 @@ mod tests {
                 },
                 plan: vec!["upload a.mp3 (99 bytes)".into()],
             }),
+            error: None,
         };
         let s = status(0, Some(planned));
         let text = printed(&s);
