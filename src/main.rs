@@ -519,10 +519,20 @@ fn init(args: InitArgs, config: Option<PathBuf>) -> anyhow::Result<Exit> {
         remote: args.remote,
         force: args.force,
     };
-    for line in init::run(&settings)? {
-        println!("{line}");
-    }
-    Ok(Exit::Ok)
+    let report = init::run(&settings)?;
+    let mut out = std::io::stdout().lock();
+    summary::finish_output(report.lines.iter().try_for_each(|l| writeln!(out, "{l}")))?;
+    // The file is written either way; the exit code says what still needs fixing.
+    Ok(match report.problem {
+        None => Exit::Ok,
+        Some(problem) => {
+            eprintln!("musync: the config file was written, but a check failed (see above)");
+            match problem {
+                init::Problem::Config => Exit::Usage,
+                init::Problem::Remote => Exit::Remote,
+            }
+        }
+    })
 }
 
 /// `musync completions SHELL`: the script on stdout.

@@ -278,6 +278,22 @@ impl Rclone {
         Ok(names)
     }
 
+    /// How many sub-folders the folder `remote` holds, or `None` when it does not exist (rclone's
+    /// "directory not found"): a remote that is down is an error, a folder not made yet is not.
+    pub fn folder(&self, remote: &str) -> Result<Option<usize>, RcloneError> {
+        let flags = [
+            "--dirs-only",
+            "--max-depth",
+            "1",
+            "--no-mimetype",
+            "--no-modtime",
+        ];
+        match self.lsjson(&flags, remote)? {
+            Some(json) => Ok(Some(entries(&json)?.len())),
+            None => Ok(None),
+        }
+    }
+
     /// Removes `remote`/`dir` and everything in it. `dir` must name a sub-folder: purging the
     /// remote itself is refused. A missing `dir` is an error (rclone exits 3 or 1 by version).
     pub fn purge(&self, remote: &str, dir: &str) -> Result<(), RcloneError> {
