@@ -203,7 +203,6 @@ fn run_push(
     };
     let shown = bar.clone();
     let rclone = rclone.with_progress(move |stats| report::show_push_stats(&shown, stats));
-    bar.set_message("listing the remote");
     let summary = push::run(settings, &rclone);
     bar.finish_and_clear();
     summary

@@ -131,6 +131,7 @@ pub fn push_progress(quiet: bool) -> Option<ProgressBar> {
         ProgressStyle::with_template("push {bar:20} {bytes}/{total_bytes}, {msg}, ETA {eta}")
             .expect("valid template"),
     );
+    bar.set_message("listing the remote");
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
 }
