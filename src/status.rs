@@ -319,4 +319,67 @@ mod tests {
         let none = serde_json::to_value(status(0, None)).unwrap();
         assert!(none["push"].is_null());
     }
+
+    #[test]
+    fn a_remote_that_failed_leaves_the_local_lines_and_says_so() {
+        let failed = PushStatus {
+            remote: "nas:music".into(),
+            pending_convert: false,
+            planned: None,
+            error: Some("rclone lsjson failed (exit 1): no route to host".into()),
+        };
+        let s = status(0, Some(failed));
+        assert_eq!(
+            s.remote_error(),
+            Some("rclone lsjson failed (exit 1): no route to host")
+        );
+        let text = printed(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("convert: would convert 0"), "{text}");
+        assert!(lines[1].starts_with("tag: would tag 0"), "{text}");
+        assert_eq!(
+            lines[2],
+            "push to nas:music: not planned: the remote failed (the error is on stderr)."
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["push"]["error"],
+            "rclone lsjson failed (exit 1): no route to host"
+        );
+    }
+
+    #[test]
+    fn a_refused_push_is_planned_but_not_counted_as_done() {
+        let refused = PushStatus {
+            remote: "nas:music".into(),
+            pending_convert: false,
+            planned: Some(Stage {
+                summary: push::Summary {
+                    unchanged: 3,
+                    dry_run: true,
+                    refused: Some(push::Refused {
+                        reason: "over the cap".into(),
+                        planned: Some(push::Planned {
+                            delete: 5,
+                            back_up: 5,
+                            ..push::Planned::default()
+                        }),
+                    }),
+                    ..push::Summary::default()
+                },
+                plan: vec![],
+            }),
+            error: None,
+        };
+        let s = status(0, Some(refused));
+        assert_eq!(s.refused(), Some("over the cap"));
+        assert!(
+            printed(&s).ends_with(
+                "push to nas:music: would be refused; it would upload 0 files (0 bytes), move 0, \
+                 delete 5, back up 5; 3 unchanged.\n  refused: over the cap\n"
+            ),
+            "{}",
+            printed(&s)
+        );
+    }
 }

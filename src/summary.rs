@@ -88,8 +88,21 @@ pub fn print_push(s: &push::Summary, quiet: bool) -> std::io::Result<()> {
     let mut first = counts.chars();
     let capital = first.next().map(|c| c.to_ascii_uppercase());
     writeln!(out, "{}{}.", capital.unwrap_or_default(), first.as_str())?;
-    if !s.failed.is_empty() {
+    // What stopped the push, so that nobody reads the counts above as the whole job.
+    if s.remote_failed {
+        writeln!(
+            out,
+            "rclone or the remote failed (above on stderr): only what is counted here was done; \
+             run the push again."
+        )?;
+    } else if !s.failed.is_empty() {
         writeln!(out, "{}", report::files_failed(s.failed.len()))?;
+    }
+    if s.interrupted {
+        writeln!(
+            out,
+            "Interrupted: only what is counted here was done; run the push again."
+        )?;
     }
     Ok(())
 }

@@ -449,3 +449,54 @@ fn no_push_progress_off_a_terminal_or_with_quiet() {
     );
     assert!(!screen.contains("ETA"), "{}", screen.escape_debug());
 }
+
+// Regression: a push whose upload failed still counted the restores it had planned; only what
+// rclone did may be counted, and the summary says the rest was not done.
+#[test]
+fn a_failed_upload_counts_only_what_was_done() {
+    let (env, remote, _) = configured();
+    assert!(push(&env, &remote, &[]).status.success());
+    let song = "Jazz/Miles Quartet/Blue Session/01 - Opening.mp3";
+    // Changed on the server: the push backs it up, then fails to upload it again.
+    fs::write(remote.join(song), "changed").unwrap();
+    let failing = stand_in_rclone(
+        "#!/bin/sh\nif [ \"$1\" = copy ]; then echo 'ERROR : quota exceeded' >&2; exit 7; fi\n\
+         exec REAL \"$@\"\n",
+    );
+    let run = |args: &[&str]| {
+        env.command("push")
+            .arg("--remote")
+            .arg(&remote)
+            .args(args)
+            .env("MUSYNC_RCLONE", failing.path().join("rclone"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let j = json(&out);
+    let n = |k: &str| j[k].as_u64().unwrap();
+    assert_eq!(
+        (
+            n("uploaded"),
+            n("bytes_uploaded"),
+            n("restored"),
+            n("backed_up")
+        ),
+        (0, 0, 0, 1),
+        "{j}"
+    );
+    fs::write(remote.join(song), "changed again").unwrap();
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert!(
+        lines[0].starts_with("Uploaded 0 files (0 bytes)"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("rclone or the remote failed"),
+        "{lines:?}"
+    );
+    assert!(stderr(&out).contains("quota exceeded"), "{}", stderr(&out));
+}
