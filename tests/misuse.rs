@@ -5,3 +5,4 @@
 
 mod environment;
 mod truth;
+mod user;

@@ -14,13 +14,13 @@ use crate::crash::{Lengths, decode_frames, leftovers, mirror_tree};
 use crate::util::*;
 
 /// A tmpfs mounted over a folder for the length of a test.
-struct Tmpfs {
-    dir: PathBuf,
+pub struct Tmpfs {
+    pub dir: PathBuf,
 }
 
 impl Tmpfs {
     /// Mount a tmpfs of `size` (e.g. `100k`) on `dir`; `Err` says why it cannot be done here.
-    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+    pub fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
         fs::create_dir_all(dir).unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -54,6 +54,11 @@ fn tmpfs_or_skip(test: &str, dir: &Path, size: &str) -> Option<Tmpfs> {
     match Tmpfs::mount(dir, size) {
         Ok(mount) => Some(mount),
         Err(why) => {
+            // In CI a test that cannot run is a failure, never a silent pass.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test}: needs a tmpfs mount (run the tests as root): {why}"
+            );
             eprintln!("SKIPPED {test}: needs a tmpfs mount (run the tests as root): {why}");
             None
         }
