@@ -59,6 +59,23 @@ pub enum ColorArg {
     Never,
 }
 
+/// The remote a `--remote` that may be given without a value names: `None` without one (or with
+/// `--offline`); an error for a bare `--remote` when no config file names a remote.
+pub fn optional_remote(
+    remote: Option<Option<String>>,
+    offline: bool,
+) -> anyhow::Result<Option<String>> {
+    match remote {
+        _ if offline => Ok(None),
+        Some(None) => anyhow::bail!(
+            "--remote without a value means the config file's remote, and none is set: give \
+             --remote REMOTE, or add `remote = ...` to the config file (musync init)"
+        ),
+        Some(Some(remote)) => Ok(Some(remote)),
+        None => Ok(None),
+    }
+}
+
 /// Parse `args` with the config file's values as the flags' defaults: a flag given wins.
 pub fn parse(args: Vec<std::ffi::OsString>, defaults: &crate::config::Defaults) -> Cli {
     use clap::{CommandFactory, FromArgMatches};
@@ -71,7 +88,16 @@ pub fn parse(args: Vec<std::ffi::OsString>, defaults: &crate::config::Defaults) 
 fn with_defaults(mut command: clap::Command, defaults: &crate::config::Defaults) -> clap::Command {
     for (id, values) in &defaults.args {
         if command.get_arguments().any(|a| a.get_id() == *id) {
-            command = command.mut_arg(*id, |a| a.default_values(values.clone()).required(false));
+            command = command.mut_arg(*id, |a| {
+                // `--remote` with no value (status, verify) means the config file's remote.
+                let optional_value = a.get_num_args().is_some_and(|n| n.min_values() == 0);
+                let a = a.default_values(values.clone()).required(false);
+                if optional_value {
+                    a.default_missing_values(values.clone())
+                } else {
+                    a
+                }
+            });
         }
     }
     let names: Vec<String> = command
@@ -220,7 +246,8 @@ pub struct PruneArgs {
     #[arg(long, value_name = "REMOTE")]
     pub remote: String,
 
-    /// Age of the backups to delete: a number with m, h, d or w (e.g. 30d).
+    /// Age of the backups to delete: a number with min, h, d, w, mo (30 days) or y (365 days),
+    /// e.g. 30d or 6mo. A bare m is refused as ambiguous.
     #[arg(long, value_name = "AGE")]
     pub older_than: String,
 
@@ -370,9 +397,14 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     pub staging: PathBuf,
 
-    /// Also check this remote against what musync pushed there (one listing; sizes only).
-    #[arg(long, value_name = "REMOTE")]
-    pub remote: Option<String>,
+    /// Also check this remote against what musync pushed there (one listing; sizes only); with
+    /// no value, the remote of the config file (which is checked anyway unless --offline).
+    #[arg(long, value_name = "REMOTE", num_args = 0..=1)]
+    pub remote: Option<Option<String>>,
+
+    /// Leave the remote out, even one from the config file.
+    #[arg(long, conflicts_with = "remote")]
+    pub offline: bool,
 
     /// Files hashed at once [default: the number of cores].
     #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -395,9 +427,14 @@ pub struct StatusArgs {
     #[arg(long, value_name = "DIR")]
     pub staging: PathBuf,
 
-    /// Also show what a push to this remote would do (one listing).
-    #[arg(long, value_name = "REMOTE")]
-    pub remote: Option<String>,
+    /// Also show what a push to this remote would do (one listing); with no value, the remote
+    /// of the config file (which is shown anyway unless --offline).
+    #[arg(long, value_name = "REMOTE", num_args = 0..=1)]
+    pub remote: Option<Option<String>>,
+
+    /// Leave the remote out, even one from the config file.
+    #[arg(long, conflicts_with = "remote")]
+    pub offline: bool,
 
     /// Files read at once [default: the number of cores].
     #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]

@@ -1,5 +1,6 @@
 //! `musync init`: write a commented config file from the flags given, then check what the
-//! settings point at (the library, rclone, the remote) and say what was found. It asks nothing.
+//! settings point at (the library, rclone, the remote) and say what was found, and which
+//! problem is the worst (for the exit code). It asks nothing.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,9 +18,37 @@ pub struct Settings {
     pub force: bool,
 }
 
-/// Writes the config and returns the report's lines; `Ok` even when a check fails (the report
-/// says so), `Err` only when the file cannot be written.
-pub fn run(settings: &Settings) -> anyhow::Result<Vec<String>> {
+/// What `init` found: a line per check, and the worst problem among them.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<String>,
+    pub problem: Option<Problem>,
+}
+
+/// A problem a check found; the config file is written all the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Problem {
+    /// rclone is missing or too old, or the remote does not answer (exit 4).
+    Remote,
+    /// A setting names something that is not there or cannot work, e.g. the library is not
+    /// found (exit 2); it is the one to fix first.
+    Config,
+}
+
+impl Report {
+    fn line(&mut self, line: String) {
+        self.lines.push(line);
+    }
+
+    fn problem(&mut self, line: String, problem: Problem) {
+        self.lines.push(line);
+        self.problem = self.problem.max(Some(problem));
+    }
+}
+
+/// Writes the config and checks what it names; `Ok` even when a check fails (the report says
+/// so, and which), `Err` only when the file cannot be written.
+pub fn run(settings: &Settings) -> anyhow::Result<Report> {
     let config = &settings.config;
     crate::overlap::check(
         settings.library.as_deref(),
@@ -36,37 +65,52 @@ pub fn run(settings: &Settings) -> anyhow::Result<Vec<String>> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     fsutil::write_atomic(config, template(settings).as_bytes())?;
-    let mut report = vec![format!("wrote {}", config.display())];
-    report.push(match &settings.library {
-        Some(dir) if dir.is_dir() => format!("library {}: found", dir.display()),
-        Some(dir) => format!(
-            "library {}: NOT FOUND (is the disk mounted?)",
-            dir.display()
+    let mut report = Report::default();
+    report.line(format!("wrote {}", config.display()));
+    match &settings.library {
+        Some(dir) if dir.is_dir() => report.line(format!("library {}: found", dir.display())),
+        Some(dir) => report.problem(
+            format!(
+                "library {}: NOT FOUND (is the disk mounted?)",
+                dir.display()
+            ),
+            Problem::Config,
         ),
-        None => "library: not set; add it to the file".to_owned(),
-    });
+        None => report.line("library: not set; add it to the file".to_owned()),
+    }
     let rclone = Rclone::find(None, false);
-    report.push(match &rclone {
-        Ok(rc) => format!("rclone {}: found", rc.version()),
-        Err(e) => format!("rclone: {e}"),
-    });
-    report.push(match (&settings.remote, &rclone) {
+    match &rclone {
+        Ok(rc) => report.line(format!("rclone {}: found", rc.version())),
+        Err(e) if settings.remote.is_some() => {
+            report.problem(format!("rclone: {e}"), Problem::Remote);
+        }
+        Err(e) => report.line(format!("rclone: {e}")),
+    }
+    match (&settings.remote, &rclone) {
         (Some(remote), Ok(rc)) => {
             let shown = rclone::redact(remote);
-            match rc.list_dirs(remote, "") {
-                Ok(dirs) => format!(
-                    "remote {shown}: reachable ({} folders at its root)",
-                    dirs.len()
-                ),
-                Err(e) => format!("remote {shown}: NOT REACHABLE: {e}"),
+            match rc.folder(remote) {
+                Ok(Some(dirs)) => {
+                    report.line(format!("remote {shown}: reachable ({dirs} folders in it)"))
+                }
+                Ok(None) => report.line(format!(
+                    "remote {shown}: reachable; the folder does not exist yet and will be \
+                     created by the first push"
+                )),
+                Err(e) => {
+                    report.problem(
+                        format!("remote {shown}: NOT REACHABLE: {e}"),
+                        Problem::Remote,
+                    );
+                }
             }
         }
-        (Some(remote), Err(_)) => format!(
+        (Some(remote), Err(_)) => report.line(format!(
             "remote {}: not checked without rclone",
             rclone::redact(remote)
-        ),
-        (None, _) => "remote: not set; add it to the file to push".to_owned(),
-    });
+        )),
+        (None, _) => report.line("remote: not set; add it to the file to push".to_owned()),
+    }
     Ok(report)
 }
 

@@ -189,7 +189,7 @@ fn push(args: PushArgs, quiet: bool) -> anyhow::Result<Exit> {
     let json = args.common.json;
     let server = subsonic_server(&args.remote.subsonic)?;
     let settings = push_settings(args.common.staging, args.common.dry_run, args.remote);
-    let summary = push::run(&settings, &rclone)?;
+    let summary = run_push(&settings, rclone, quiet || json)?;
     summary.failed.iter().for_each(report::Failure::print);
     let printed = if json {
         summary::print_json(&mut std::io::stdout(), &summary)
@@ -198,6 +198,22 @@ fn push(args: PushArgs, quiet: bool) -> anyhow::Result<Exit> {
     };
     summary::finish_output(printed)?;
     Ok(rescan(server.as_ref(), &summary, push_exit(&summary)))
+}
+
+/// The push, with a progress bar fed by rclone's stats on a terminal (cleared when it ends).
+fn run_push(
+    settings: &push::Settings,
+    rclone: rclone::Rclone,
+    quiet: bool,
+) -> anyhow::Result<push::Summary> {
+    let Some(bar) = report::push_progress(quiet || settings.dry_run) else {
+        return push::run(settings, &rclone);
+    };
+    let shown = bar.clone();
+    let rclone = rclone.with_progress(move |stats| report::show_push_stats(&shown, stats));
+    let summary = push::run(settings, &rclone);
+    bar.finish_and_clear();
+    summary
 }
 
 fn subsonic_server(args: &cli::SubsonicArgs) -> anyhow::Result<Option<subsonic::Server>> {
@@ -229,8 +245,8 @@ fn rescan(server: Option<&subsonic::Server>, summary: &push::Summary, exit: Exit
 }
 
 fn push_exit(s: &push::Summary) -> Exit {
-    if let Some(why) = &s.refused {
-        eprintln!("musync: refused: {why}");
+    if let Some(refused) = &s.refused {
+        eprintln!("musync: refused: {}", refused.reason);
         Exit::Refused
     } else if s.remote_failed {
         Exit::Remote
@@ -266,6 +282,12 @@ fn sync(args: SyncArgs, quiet: bool) -> anyhow::Result<Exit> {
     let server = subsonic_server(&args.remote.subsonic)?;
     let mut settings = convert_settings(args.convert, quiet)?;
     let converted = convert::run(&settings)?;
+    // Convert's summary shows when convert ends, not after a push that may be long, or fail.
+    if !json {
+        let mut out = std::io::stdout().lock();
+        let printed = summary::print_summary(&mut out, &converted, Mode::Convert, quiet);
+        summary::finish_output(printed)?;
+    }
     settings.mode = Mode::TagOnly;
     settings.overrides = Overrides::default();
     // After Ctrl-C, no stage starts.
@@ -283,9 +305,10 @@ fn sync(args: SyncArgs, quiet: bool) -> anyhow::Result<Exit> {
     let current = to_do == convert::Counts::default() && tagged.counts.retagged == 0;
     let pushed =
         if converted.refused.is_none() && (!dry_run || current) && !interrupt::interrupted() {
-            Some(push::run(
+            Some(run_push(
                 &push_settings(settings.staging.clone(), dry_run, args.remote),
-                &rclone,
+                rclone,
+                quiet || json,
             )?)
         } else {
             None
@@ -301,18 +324,15 @@ fn sync(args: SyncArgs, quiet: bool) -> anyhow::Result<Exit> {
         };
         summary::print_json(&mut std::io::stdout(), &all)
     } else {
-        let mut out = std::io::stdout().lock();
-        summary::print_summary(&mut out, &converted, Mode::Convert, quiet).and_then(|()| {
-            match &pushed {
-                Some(p) => summary::print_push(p, quiet),
-                None if dry_run && converted.refused.is_none() => writeln!(
-                    out,
-                    "The push is planned once the mirror is up to date: run `musync convert`, \
-                     then `musync push --dry-run`."
-                ),
-                None => Ok(()),
-            }
-        })
+        match &pushed {
+            Some(p) => summary::print_push(p, quiet),
+            None if dry_run && converted.refused.is_none() => writeln!(
+                std::io::stdout(),
+                "The push is planned once the mirror is up to date: run `musync convert`, then \
+                 `musync push --dry-run`."
+            ),
+            None => Ok(()),
+        }
     };
     summary::finish_output(printed)?;
     if let Some(why) = &converted.refused {
@@ -426,35 +446,51 @@ fn jobs(jobs: Option<u16>) -> usize {
 }
 
 fn verify(args: cli::VerifyArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let remote = cli::optional_remote(args.remote, args.offline)?;
     overlap::check(
         args.library.as_deref(),
         Some(&args.staging),
-        args.remote.as_deref(),
+        remote.as_deref(),
     )?;
     lock::note_writer(&args.staging);
     // A dry run's rclone: the version check is not saved, since verify writes nothing.
-    let rclone = match &args.remote {
-        Some(_) => Some(find_rclone(&args.staging, true)?),
-        None => None,
-    };
+    let rclone = remote.as_ref().map(|_| find_rclone(&args.staging, true));
     let settings = verify::Settings {
         staging: args.staging,
-        remote: args.remote,
+        remote: remote.clone(),
         jobs: jobs(args.jobs),
     };
-    let report = verify::run(&settings, rclone.as_ref())?;
+    let mut report = match &rclone {
+        Some(Err(_)) => verify::run(
+            &verify::Settings {
+                remote: None,
+                ..settings
+            },
+            None,
+        )?,
+        Some(Ok(rclone)) => verify::run(&settings, Some(rclone))?,
+        None => verify::run(&settings, None)?,
+    };
+    if let Some(Err(e)) = &rclone {
+        report.remote_error = Some(format!("{e:#}"));
+    }
     report.failures().iter().for_each(report::Failure::print);
+    let shown = remote.as_deref().map(rclone::redact);
+    if let (Some(e), Some(name)) = (&report.remote_error, &shown) {
+        eprintln!("musync: {name}: {e}");
+    }
     let printed = if args.json {
         summary::print_json(&mut std::io::stdout(), &report)
     } else if quiet {
         Ok(())
     } else {
         let mut out = std::io::stdout().lock();
-        let remote = settings.remote.as_deref().map(rclone::redact);
-        (report.summary(remote.as_deref()).iter()).try_for_each(|l| writeln!(out, "{l}"))
+        (report.summary(shown.as_deref()).iter()).try_for_each(|l| writeln!(out, "{l}"))
     };
     summary::finish_output(printed)?;
-    Ok(if report.is_clean() {
+    Ok(if report.remote_error.is_some() {
+        Exit::Remote
+    } else if report.is_clean() {
         Exit::Ok
     } else {
         Exit::SomeFailed
@@ -466,18 +502,19 @@ fn status(args: cli::StatusArgs) -> anyhow::Result<Exit> {
     if let Some(exit) = library_missing(&args.library) {
         return Ok(exit);
     }
+    let remote = cli::optional_remote(args.remote, args.offline)?;
     overlap::check(
         Some(&args.library),
         Some(&args.staging),
-        args.remote.as_deref(),
+        remote.as_deref(),
     )?;
     lock::note_writer(&args.staging);
     let json = args.json;
-    let push = (args.remote)
-        .map(|remote| policy_settings(args.staging.clone(), remote, true, args.policy));
+    let push =
+        remote.map(|remote| policy_settings(args.staging.clone(), remote, true, args.policy));
     // Dry run: the rclone version check is not saved.
     let rclone = match &push {
-        Some(_) => Some(find_rclone(&args.staging, true)?),
+        Some(_) => Some(find_rclone(&args.staging, true)),
         None => None,
     };
     let common = Common {
@@ -497,14 +534,22 @@ fn status(args: cli::StatusArgs) -> anyhow::Result<Exit> {
         },
         true,
     )?;
-    let status = status::run(&status::Settings { convert, push }, rclone.as_ref())?;
+    let status = status::run(
+        &status::Settings { convert, push },
+        rclone.as_ref().map(Result::as_ref),
+    )?;
+    if let (Some(e), Some(push)) = (status.remote_error(), &status.push) {
+        eprintln!("musync: push to {}: {e}", push.remote);
+    }
     let printed = if json {
         summary::print_json(&mut std::io::stdout(), &status)
     } else {
         status.print(&mut std::io::stdout().lock())
     };
     summary::finish_output(printed)?;
-    Ok(if status.refused().is_some() {
+    Ok(if status.remote_error().is_some() {
+        Exit::Remote
+    } else if status.refused().is_some() {
         Exit::Refused
     } else if status.failed() > 0 {
         Exit::SomeFailed
@@ -524,10 +569,20 @@ fn init(args: InitArgs, config: Option<PathBuf>) -> anyhow::Result<Exit> {
         remote: args.remote,
         force: args.force,
     };
-    for line in init::run(&settings)? {
-        println!("{line}");
-    }
-    Ok(Exit::Ok)
+    let report = init::run(&settings)?;
+    let mut out = std::io::stdout().lock();
+    summary::finish_output(report.lines.iter().try_for_each(|l| writeln!(out, "{l}")))?;
+    // The file is written either way; the exit code says what still needs fixing.
+    Ok(match report.problem {
+        None => Exit::Ok,
+        Some(problem) => {
+            eprintln!("musync: the config file was written, but a check failed (see above)");
+            match problem {
+                init::Problem::Config => Exit::Usage,
+                init::Problem::Remote => Exit::Remote,
+            }
+        }
+    })
 }
 
 /// `musync completions SHELL`: the script on stdout.

@@ -30,7 +30,32 @@ pub struct Rclone {
     bin: PathBuf,
     version: String,
     extra_flags: Vec<String>,
+    /// Told rclone's transfer figures while an upload runs (see `with_progress`).
+    progress: Option<Progress>,
 }
+
+/// rclone's own transfer figures, from the stats lines it logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub bytes: u64,
+    pub total_bytes: u64,
+    pub transfers: u64,
+    pub total_transfers: u64,
+}
+
+/// What an upload tells its stats to.
+#[derive(Clone)]
+struct Progress(std::sync::Arc<dyn Fn(Stats) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// How often rclone logs its stats during an upload that reports progress.
+const STATS_EVERY: &str = "500ms";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RcloneError {
@@ -120,7 +145,17 @@ impl Rclone {
             version,
             bin,
             extra_flags: flags.split_whitespace().map(str::to_owned).collect(),
+            progress: None,
         })
+    }
+
+    /// This rclone, telling `on_stats` its transfer figures (about twice a second) while it
+    /// uploads: rclone then logs in JSON (`--use-json-log`) with stats lines, which musync reads
+    /// as they come rather than at the end. Without it rclone is run as before.
+    #[must_use]
+    pub fn with_progress(mut self, on_stats: impl Fn(Stats) + Send + Sync + 'static) -> Rclone {
+        self.progress = Some(Progress(std::sync::Arc::new(on_stats)));
+        self
     }
 
     /// As rclone prints it, e.g. `v1.60.1-DEV`.
@@ -243,6 +278,22 @@ impl Rclone {
         Ok(names)
     }
 
+    /// How many sub-folders the folder `remote` holds, or `None` when it does not exist (rclone's
+    /// "directory not found"): a remote that is down is an error, a folder not made yet is not.
+    pub fn folder(&self, remote: &str) -> Result<Option<usize>, RcloneError> {
+        let flags = [
+            "--dirs-only",
+            "--max-depth",
+            "1",
+            "--no-mimetype",
+            "--no-modtime",
+        ];
+        match self.lsjson(&flags, remote)? {
+            Some(json) => Ok(Some(entries(&json)?.len())),
+            None => Ok(None),
+        }
+    }
+
     /// Removes `remote`/`dir` and everything in it. `dir` must name a sub-folder: purging the
     /// remote itself is refused. A missing `dir` is an error (rclone exits 3 or 1 by version).
     pub fn purge(&self, remote: &str, dir: &str) -> Result<(), RcloneError> {
@@ -294,6 +345,12 @@ impl Rclone {
             flag.push(list.path());
             cmd.arg(flag);
         }
+        // Only the call that transfers bytes reports progress.
+        let progress = self.progress.as_ref().filter(|_| op == "copy");
+        if progress.is_some() {
+            cmd.args(["--stats", STATS_EVERY, "--stats-log-level", "NOTICE"])
+                .arg("--use-json-log");
+        }
         cmd.args(&self.extra_flags).arg("--");
         let mut env = BTreeMap::new();
         for arg in args {
@@ -330,7 +387,95 @@ impl Rclone {
         if let Some(file) = stdout {
             cmd.stdout(file);
         }
-        output(op, &mut cmd, ok)
+        match progress {
+            Some(progress) => output_with_stats(op, &mut cmd, ok, progress),
+            None => output(op, &mut cmd, ok),
+        }
+    }
+}
+
+/// rclone's stats from one line of its JSON log (`--use-json-log`): the `stats` object of the
+/// lines 1.60 and later log at the stats level. Any other line is `None`.
+pub fn parse_stats(line: &str) -> Option<Stats> {
+    #[derive(Deserialize)]
+    struct Line {
+        stats: Stats,
+    }
+    let line = line.trim();
+    if !line.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<Line>(line).ok().map(|l| l.stats)
+}
+
+/// A JSON log line as rclone's plain log writes it (`ERROR : msg`), for the error's tail; any
+/// other line as it is.
+fn plain_log_line(line: &str) -> String {
+    #[derive(Deserialize)]
+    struct Line {
+        level: String,
+        msg: String,
+    }
+    match serde_json::from_str::<Line>(line.trim()) {
+        Ok(l) => {
+            let level = match l.level.as_str() {
+                "warning" | "notice" => "NOTICE".to_owned(),
+                other => other.to_ascii_uppercase(),
+            };
+            format!("{level} : {}", l.msg.trim())
+        }
+        Err(_) => line.to_owned(),
+    }
+}
+
+/// As `output`, but reading rclone's stderr as it comes: stats lines go to `progress`, the
+/// others are kept (in rclone's plain form) for the error's tail.
+fn output_with_stats(
+    op: &str,
+    cmd: &mut Command,
+    ok: &[i32],
+    progress: &Progress,
+) -> Result<Output, RcloneError> {
+    use std::io::BufRead;
+    let start = Instant::now();
+    die_with_musync(cmd);
+    cmd.env_remove(crate::subsonic::PASSWORD_VAR);
+    // Only `copy` reports progress, and it prints nothing worth keeping on stdout.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RcloneError::NotFound),
+        result => result?,
+    };
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let on_stats = progress.0.clone();
+    let reader = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for line in io::BufReader::new(stderr).split(b'\n') {
+            let line = String::from_utf8_lossy(&line?).into_owned();
+            match parse_stats(&line) {
+                Some(stats) => on_stats(stats),
+                None => writeln!(kept, "{}", plain_log_line(&line))?,
+            }
+        }
+        io::Result::Ok(kept)
+    });
+    // This thread spawned rclone, so it waits for it (see `die_with_musync`).
+    let status = child.wait()?;
+    let stderr = reader.join().expect("the stderr reader does not panic")?;
+    tracing::debug!("rclone {op}: {status} after {:.2?}", start.elapsed());
+    match status.code() {
+        Some(code) if code == 0 || ok.contains(&code) => Ok(Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        }),
+        code => Err(RcloneError::Failed {
+            op: op.to_owned(),
+            code,
+            stderr_tail: stderr_tail(&redact(&String::from_utf8_lossy(&stderr))),
+        }),
     }
 }
 

@@ -254,6 +254,7 @@ fn empty_lists_make_no_call() {
         bin: "/nonexistent/rclone".into(),
         version: "v1.60.0".into(),
         extra_flags: vec![],
+        progress: None,
     };
     assert!(rc.upload(Path::new("/nonexistent"), "nas:", &[]).is_ok());
     assert!(rc.move_into("nas:", "backup", &[]).is_ok());
@@ -451,4 +452,66 @@ fn redact_takes_keys_after_any_character() {
         ":sftp,user=Jürgen,pass=***:Ärger=1"
     );
     assert_eq!(redact("tÜeb=<<=<"), "tÜeb=<<=<");
+}
+
+#[test]
+fn stats_are_read_from_json_log_lines_only() {
+    // As rclone 1.60.1 logs them with --use-json-log (trimmed).
+    let line = r#"{"level":"warning","msg":"\nTransferred: ...","source":"accounting/stats.go:482","stats":{"bytes":937984,"checks":0,"elapsedTime":0.27,"eta":null,"speed":0,"totalBytes":9000000,"totalTransfers":3,"transferring":[{"bytes":356352,"name":"f1.bin"}],"transfers":1},"time":"2026-11-30T03:05:52.166677+00:00"}"#;
+    assert_eq!(
+        parse_stats(line),
+        Some(Stats {
+            bytes: 937_984,
+            total_bytes: 9_000_000,
+            transfers: 1,
+            total_transfers: 3
+        })
+    );
+    let error =
+        r#"{"level":"error","msg":"a.mp3: Failed to copy: disk full","source":"x","time":"t"}"#;
+    assert_eq!(parse_stats(error), None);
+    assert_eq!(
+        parse_stats("2026/11/30 03:06:00 NOTICE: 1 MiB / 8 MiB"),
+        None
+    );
+    // The other lines keep what the error's tail reads from rclone's plain log.
+    assert_eq!(
+        plain_log_line(error),
+        "ERROR : a.mp3: Failed to copy: disk full"
+    );
+    let notice = r#"{"level":"warning","msg":"Config file not found","time":"t"}"#;
+    assert_eq!(plain_log_line(notice), "NOTICE : Config file not found");
+    assert_eq!(plain_log_line("panic: oops"), "panic: oops");
+}
+
+#[test]
+fn an_upload_with_progress_reports_rclone_stats_to_the_last_byte() {
+    let files = ["a.mp3", "b/c.mp3"];
+    let (_dir, local, remote) = setup(&files);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let rc = rclone().with_progress(move |s| sink.lock().unwrap().push(s));
+    rc.upload(&local, &remote, &names(&files)).unwrap();
+    let seen = seen.lock().unwrap();
+    let bytes = ("a.mp3".len() + "b/c.mp3".len()) as u64;
+    assert_eq!(
+        seen.last(),
+        Some(&Stats {
+            bytes,
+            total_bytes: bytes,
+            transfers: 2,
+            total_transfers: 2
+        }),
+        "{seen:?}"
+    );
+    assert_eq!(sizes(&rc, &remote).len(), 2);
+    // A failure still reads as one line with rclone's own words, not JSON.
+    let e = rc
+        .upload(&local, "nosuchremote:x", &names(&files))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("didn't find section in config file") && !e.contains('{'),
+        "{e}"
+    );
 }

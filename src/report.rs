@@ -120,6 +120,32 @@ pub fn progress(total_bytes: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// The push's progress bar, over the bytes rclone uploads (from its own stats), drawn on stderr;
+/// `None` (and no stats asked of rclone) with `-q` or when stderr is not a terminal.
+pub fn push_progress(quiet: bool) -> Option<ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("push {bar:20} {bytes}/{total_bytes}, {msg}, ETA {eta}")
+            .expect("valid template"),
+    );
+    bar.set_message("listing the remote");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
+/// Moves the push's bar to rclone's latest figures.
+pub fn show_push_stats(bar: &ProgressBar, stats: crate::rclone::Stats) {
+    bar.set_length(stats.total_bytes);
+    bar.set_position(stats.bytes);
+    bar.set_message(format!(
+        "{}/{} files",
+        stats.transfers, stats.total_transfers
+    ));
+}
+
 /// Logs go to stderr at the -q/-v level, and with `--log-file` also to that file: every action,
 /// failure and run summary, timestamped, without colour.
 pub fn init_logging(cli: &crate::cli::Cli) -> anyhow::Result<()> {

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use crate::convert::{self, Counts};
 use crate::manifest;
+use crate::interrupt;
 use crate::push;
-use crate::rclone::{self, Rclone};
+use crate::rclone::{self, Rclone, RcloneError};
 use crate::report;
 use crate::tag::TagSummary;
 
@@ -47,9 +48,16 @@ pub struct PushStatus {
     pub pending_convert: bool,
     #[serde(flatten)]
     pub planned: Option<Stage<push::Summary>>,
+    /// rclone or the remote failed, so the push could not be planned (named on stderr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
-pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Status> {
+/// `rclone` is the one found, or why none could be (which fails the push part only).
+pub fn run(
+    settings: &Settings,
+    rclone: Option<Result<&Rclone, &anyhow::Error>>,
+) -> anyhow::Result<Status> {
     debug_assert!(settings.convert.dry_run);
     // A run changing staging meanwhile (it holds `crate::lock`) may have put a file in place
     // after its record was read: planned again until the manifest did not change during it.
@@ -66,18 +74,37 @@ pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Statu
     converted.failed.iter().for_each(report::Failure::print);
     let current = converted.refused.is_none() && is_current(&converted.counts);
     let push = match (&settings.push, rclone) {
-        (Some(push), Some(rclone)) => Some(PushStatus {
-            remote: rclone::redact(&push.remote),
-            pending_convert: !current,
-            planned: if current {
-                debug_assert!(push.dry_run);
-                let mut summary = push::run(push, rclone)?;
-                let plan = std::mem::take(&mut summary.plan_lines);
-                Some(Stage { summary, plan })
-            } else {
-                None
-            },
-        }),
+        (Some(push), Some(rclone)) => {
+            let mut status = PushStatus {
+                remote: rclone::redact(&push.remote),
+                pending_convert: !current,
+                planned: None,
+                error: None,
+            };
+            let planned = match rclone {
+                Err(e) => Err(format!("{e:#}")),
+                Ok(_) if !current => Ok(None),
+                Ok(rclone) => {
+                    debug_assert!(push.dry_run);
+                    match push::run(push, rclone) {
+                        Ok(mut summary) => {
+                            let plan = std::mem::take(&mut summary.plan_lines);
+                            Ok(Some(Stage { summary, plan }))
+                        }
+                        // The remote's failure leaves the local part standing.
+                        Err(e) if e.is::<RcloneError>() && !interrupt::interrupted() => {
+                            Err(format!("{e:#}"))
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            match planned {
+                Ok(planned) => status.planned = planned,
+                Err(e) => status.error = Some(e),
+            }
+            Some(status)
+        }
         _ => None,
     };
     let convert_plan = std::mem::take(&mut converted.plan_lines);
@@ -111,11 +138,16 @@ impl Status {
         self.convert.summary.failed.len() + push.map_or(0, |p| p.summary.failed.len())
     }
 
+    /// Why the push part could not be planned: rclone or the remote failed.
+    pub fn remote_error(&self) -> Option<&str> {
+        self.push.as_ref()?.error.as_deref()
+    }
+
     /// Why a stage's guard would refuse to act, if one would.
     pub fn refused(&self) -> Option<&str> {
         let push = self.push.as_ref().and_then(|p| p.planned.as_ref());
         (self.convert.summary.refused.as_deref())
-            .or_else(|| push.and_then(|p| p.summary.refused.as_deref()))
+            .or_else(|| push.and_then(|p| Some(p.summary.refused.as_ref()?.reason.as_str())))
     }
 
     pub fn print(&self, out: &mut impl Write) -> io::Result<()> {
@@ -146,6 +178,13 @@ impl Status {
         let Some(push) = &self.push else {
             return Ok(());
         };
+        if push.error.is_some() {
+            return writeln!(
+                out,
+                "push to {}: not planned: the remote failed (the error is on stderr).",
+                push.remote
+            );
+        }
         let Some(Stage { summary: p, plan }) = &push.planned else {
             return writeln!(
                 out,
@@ -155,7 +194,8 @@ impl Status {
             );
         };
         writeln!(out, "push to {}: {}.", push.remote, p.counts())?;
-        stage_tail(out, plan, p.refused.as_deref(), p.failed.len())
+        let refused = p.refused.as_ref().map(|r| r.reason.as_str());
+        stage_tail(out, plan, refused, p.failed.len())
     }
 }
 
@@ -234,6 +274,7 @@ mod tests {
             remote: "nas:music".into(),
             pending_convert: true,
             planned: None,
+            error: None,
         };
         let text = printed(&status(12, Some(pending)));
         let lines: Vec<&str> = text.lines().collect();
@@ -271,6 +312,7 @@ mod tests {
                 },
                 plan: vec!["upload a.mp3 (99 bytes)".into()],
             }),
+            error: None,
         };
         let s = status(0, Some(planned));
         let text = printed(&s);
@@ -289,5 +331,68 @@ mod tests {
         assert_eq!(json["push"]["plan"][0], "upload a.mp3 (99 bytes)");
         let none = serde_json::to_value(status(0, None)).unwrap();
         assert!(none["push"].is_null());
+    }
+
+    #[test]
+    fn a_remote_that_failed_leaves_the_local_lines_and_says_so() {
+        let failed = PushStatus {
+            remote: "nas:music".into(),
+            pending_convert: false,
+            planned: None,
+            error: Some("rclone lsjson failed (exit 1): no route to host".into()),
+        };
+        let s = status(0, Some(failed));
+        assert_eq!(
+            s.remote_error(),
+            Some("rclone lsjson failed (exit 1): no route to host")
+        );
+        let text = printed(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("convert: would convert 0"), "{text}");
+        assert!(lines[1].starts_with("tag: would tag 0"), "{text}");
+        assert_eq!(
+            lines[2],
+            "push to nas:music: not planned: the remote failed (the error is on stderr)."
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["push"]["error"],
+            "rclone lsjson failed (exit 1): no route to host"
+        );
+    }
+
+    #[test]
+    fn a_refused_push_is_planned_but_not_counted_as_done() {
+        let refused = PushStatus {
+            remote: "nas:music".into(),
+            pending_convert: false,
+            planned: Some(Stage {
+                summary: push::Summary {
+                    unchanged: 3,
+                    dry_run: true,
+                    refused: Some(push::Refused {
+                        reason: "over the cap".into(),
+                        planned: Some(push::Planned {
+                            delete: 5,
+                            back_up: 5,
+                            ..push::Planned::default()
+                        }),
+                    }),
+                    ..push::Summary::default()
+                },
+                plan: vec![],
+            }),
+            error: None,
+        };
+        let s = status(0, Some(refused));
+        assert_eq!(s.refused(), Some("over the cap"));
+        assert!(
+            printed(&s).ends_with(
+                "push to nas:music: would be refused; it would upload 0 files (0 bytes), move 0, \
+                 delete 5, back up 5; 3 unchanged.\n  refused: over the cap\n"
+            ),
+            "{}",
+            printed(&s)
+        );
     }
 }

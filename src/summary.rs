@@ -87,5 +87,38 @@ pub fn print_push(s: &push::Summary, quiet: bool) -> std::io::Result<()> {
     let counts = s.counts();
     let mut first = counts.chars();
     let capital = first.next().map(|c| c.to_ascii_uppercase());
-    writeln!(out, "{}{}.", capital.unwrap_or_default(), first.as_str())
+    writeln!(out, "{}{}.", capital.unwrap_or_default(), first.as_str())?;
+    // What stopped the push, so that nobody reads the counts above as the whole job.
+    if s.remote_failed {
+        writeln!(
+            out,
+            "rclone or the remote failed (above on stderr): only what is counted here was done; \
+             run the push again."
+        )?;
+    } else if !s.failed.is_empty() {
+        writeln!(out, "{}", report::files_failed(s.failed.len()))?;
+    }
+    if s.interrupted {
+        writeln!(
+            out,
+            "Interrupted: only what is counted here was done; run the push again."
+        )?;
+    }
+    Ok(())
+}
+
+/// Convert's counts as JSON: `unchanged` as in tag and push, and `skipped`, its old name, kept
+/// for one release so that scripts reading it keep working.
+impl serde::Serialize for convert::Counts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Counts", 6)?;
+        s.serialize_field("converted", &self.converted)?;
+        s.serialize_field("retagged", &self.retagged)?;
+        s.serialize_field("renamed", &self.renamed)?;
+        s.serialize_field("removed", &self.removed)?;
+        s.serialize_field("unchanged", &self.skipped)?;
+        s.serialize_field("skipped", &self.skipped)?;
+        s.end()
+    }
 }

@@ -52,6 +52,9 @@ pub struct Changed<T> {
 pub struct Report {
     pub staged: Check<String>,
     pub remote: Option<Check<u64>>,
+    /// rclone or the remote failed, so the remote was not checked (named on stderr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_error: Option<String>,
 }
 
 impl<T> Check<T> {
@@ -126,6 +129,11 @@ impl Report {
             let (n, counts) = (check.checked, check.counts());
             lines.push(format!("Verified {n} pushed files on {name}: {counts}."));
         }
+        if let (Some(_), Some(name)) = (&self.remote_error, remote) {
+            lines.push(format!(
+                "Did not verify {name}: the remote failed (the error is on stderr)."
+            ));
+        }
         lines
     }
 }
@@ -145,10 +153,10 @@ pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Repor
         "staging {} is missing or not a folder; nothing to verify",
         staging.display()
     );
-    let remote = settings.remote.as_deref().zip(rclone);
+    let remote_side = settings.remote.as_deref().zip(rclone);
     // The listing (rclone's time) and the hashing (ours) overlap.
     std::thread::scope(|s| {
-        let listing = remote.map(|(name, rclone)| s.spawn(move || rclone.list(name)));
+        let listing = remote_side.map(|(name, rclone)| s.spawn(move || rclone.list(name)));
         let loaded = manifest::fingerprint(staging);
         let manifest = manifest::load(staging)?;
         let expected = outputs(&manifest);
@@ -170,17 +178,25 @@ pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Repor
             return Err(interrupt::Interrupted.into());
         }
         staged.unreadable.extend(unreadable);
-        let remote = match (listing, remote) {
-            (Some(listing), Some((name, _))) => {
-                let listing = listing.join().expect("the listing thread does not panic")?;
-                let state = push::state::State::load(staging, name)?;
-                let sizes = listing.into_iter().map(|(p, f)| (p, f.size)).collect();
-                let pushed = state.files.iter().map(|(p, f)| (p.clone(), f.size));
-                Some(compare_remote(&pushed.collect(), &sizes))
+        let (mut remote, mut remote_error) = (None, None);
+        if let (Some(listing), Some((name, _))) = (listing, remote_side) {
+            match listing.join().expect("the listing thread does not panic") {
+                Ok(listing) => {
+                    let state = push::state::State::load(staging, name)?;
+                    let sizes = listing.into_iter().map(|(p, f)| (p, f.size)).collect();
+                    let pushed = state.files.iter().map(|(p, f)| (p.clone(), f.size));
+                    remote = Some(compare_remote(&pushed.collect(), &sizes));
+                }
+                // The staged files' check stands; the remote's failure is reported beside it.
+                Err(e) if !interrupt::interrupted() => remote_error = Some(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
-            _ => None,
-        };
-        Ok(Report { staged, remote })
+        }
+        Ok(Report {
+            staged,
+            remote,
+            remote_error,
+        })
     })
 }
 
@@ -419,6 +435,7 @@ mod tests {
         let report = Report {
             staged,
             remote: Some(remote),
+            remote_error: None,
         };
         let lines: Vec<String> = (report.failures().iter())
             .map(|f| format!("{}: {}", f.path, f.error))

@@ -6,4 +6,5 @@
 mod environment;
 mod lock;
 mod overlap;
+mod truth;
 mod user;

@@ -86,8 +86,9 @@ pub struct Plan {
     pub failures: Vec<Failure>,
 }
 
-/// How many actions of each kind: the figures of a run's summary, planned or done.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+/// How many actions of each kind: the figures of a run's summary, planned or done. Its JSON
+/// form is in `summary`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     pub converted: usize,
     pub retagged: usize,

@@ -45,19 +45,37 @@ fn parse(name: &str) -> Option<u64> {
     u64::try_from(days_from_civil(y, m, d) * 86_400 + h * 3600 + min * 60 + s).ok()
 }
 
-/// Parse `30d`, `12h`, `2w`, `90m`.
+/// Parse an age with an explicit unit: `90min`, `48h`, `30d`, `8w`, `6mo` (30 days) or `1y`
+/// (365 days). A bare `m` is refused: it means minutes to some and months to others. An age
+/// that reaches back before 1970 (or overflows) is refused, so that no backup's time plus the
+/// age can wrap around.
 pub fn parse_age(s: &str) -> anyhow::Result<Duration> {
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let secs = match unit {
-        "m" => 60,
+    const UNITS: &str = "min, h, d, w, mo or y, e.g. 30d or 6mo";
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(digits);
+    let secs: u64 = match unit {
+        "min" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
-        _ => bail!("`{s}` is not an age: use a number with m, h, d or w, e.g. 30d"),
+        "mo" => 30 * 86_400,
+        "y" => 365 * 86_400,
+        "m" => bail!("`{s}` is ambiguous: write `{n}min` for minutes or `{n}mo` for months"),
+        _ => bail!("`{s}` is not an age: use a number with {UNITS}"),
     };
-    match n.parse::<u64>() {
-        Ok(n) => Ok(Duration::from_secs(n * secs)),
-        Err(_) => bail!("`{s}` is not an age: use a number with m, h, d or w, e.g. 30d"),
+    if n.is_empty() {
+        bail!("`{s}` is not an age: use a number with {UNITS}");
+    }
+    let too_old = || anyhow::anyhow!("`{s}` is out of range: it reaches back before 1970");
+    let age = n
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(secs))
+        .map(Duration::from_secs)
+        .ok_or_else(too_old)?;
+    match SystemTime::now().checked_sub(age) {
+        Some(cutoff) if cutoff >= UNIX_EPOCH => Ok(age),
+        _ => Err(too_old()),
     }
 }
 
@@ -125,8 +143,42 @@ mod tests {
 
     #[test]
     fn ages() {
-        assert_eq!(parse_age("30d").unwrap(), Duration::from_secs(30 * 86_400));
-        assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
-        assert!(parse_age("30").is_err() && parse_age("d").is_err() && parse_age("").is_err());
+        let day = 86_400;
+        assert_eq!(parse_age("30d").unwrap(), Duration::from_secs(30 * day));
+        assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * day));
+        assert_eq!(parse_age("6mo").unwrap(), Duration::from_secs(180 * day));
+        assert_eq!(parse_age("1y").unwrap(), Duration::from_secs(365 * day));
+        assert_eq!(parse_age("48h").unwrap(), Duration::from_secs(48 * 3600));
+        assert_eq!(parse_age("90min").unwrap(), Duration::from_secs(90 * 60));
+        for bad in [
+            "30", "d", "", "-1d", "1.5d", "1 d", "1D", "mo", "1dd", "1yr",
+        ] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
+    }
+
+    // Regression: `1m` meant one minute, and someone who meant a month lost every backup.
+    #[test]
+    fn a_bare_m_is_refused_with_both_spellings() {
+        let e = parse_age("1m").unwrap_err().to_string();
+        assert!(
+            e.contains("ambiguous") && e.contains("`1min`") && e.contains("`1mo`"),
+            "{e}"
+        );
+    }
+
+    // Regression: a huge age wrapped around in release builds and every backup was deleted.
+    #[test]
+    fn ages_out_of_range_are_refused() {
+        for huge in [
+            "18446744073709551615d",
+            "99999999999999999999999d",
+            "300000000000y",
+            "100y",
+        ] {
+            let e = parse_age(huge).unwrap_err().to_string();
+            assert!(e.contains("out of range"), "{huge}: {e}");
+        }
+        assert!(parse_age("50y").is_ok());
     }
 }

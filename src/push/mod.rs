@@ -33,6 +33,10 @@ pub struct Settings {
     pub max_delete: DeleteCap,
 }
 
+/// What a push did. A refused push did nothing: its counts are 0 and what it would have done is
+/// under `refused.planned`. A dry run's counts are its plan. In a push that ran,
+/// uploaded + moved + adopted + unchanged (+ the staged files that failed) = the files in the
+/// mirror.
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
     pub uploaded: usize,
@@ -42,11 +46,15 @@ pub struct Summary {
     pub bytes_uploaded: u64,
     /// Files deleted or changed on the server since the last push, and put back.
     pub restored: usize,
+    /// Found on the remote as staged though not recorded as pushed (e.g. uploaded by a push that
+    /// was killed): recorded, not sent again.
+    pub adopted: usize,
+    /// On the remote and recorded already: nothing to do.
     pub unchanged: usize,
     pub failed: Vec<Failure>,
     pub dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub refused: Option<String>,
+    pub refused: Option<Refused>,
     #[serde(skip)]
     pub plan_lines: Vec<String>,
     /// An rclone call failed (as opposed to a staged file).
@@ -57,14 +65,91 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
+/// Why a push refused to act, and what it would have done.
+#[derive(Debug, Serialize)]
+pub struct Refused {
+    pub reason: String,
+    /// `None` when it was refused before it could plan (another push runs, nothing is staged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned: Option<Planned>,
+}
+
+impl Refused {
+    fn unplanned(reason: String) -> Refused {
+        Refused {
+            reason,
+            planned: None,
+        }
+    }
+}
+
+/// The steps of a plan, counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Planned {
+    pub upload: usize,
+    pub bytes: u64,
+    #[serde(rename = "move")]
+    pub moves: usize,
+    pub delete: usize,
+    pub back_up: usize,
+    pub adopt: usize,
+}
+
+impl Planned {
+    fn of(plan: &plan::Plan) -> Planned {
+        Planned {
+            upload: plan.uploads.len(),
+            bytes: plan.bytes,
+            moves: plan.moves.len(),
+            delete: plan.removed.len(),
+            back_up: plan.backups.len(),
+            adopt: plan.adopted.len(),
+        }
+    }
+}
+
 impl Summary {
-    /// `uploaded 3 files (1024 bytes), moved 1, …; 5 unchanged`, or in the future tense
-    /// (`would upload …`) for a dry run.
+    /// `uploaded 3 files (1024 bytes), moved 1, …; 5 unchanged`, in the future tense (`would
+    /// upload …`) for a dry run, and for a refused push `refused, nothing was changed` with
+    /// what it would have done.
     pub fn counts(&self) -> String {
-        let [upload, moved, deleted, backed_up, restored] = if self.dry_run {
-            ["would upload", "move", "delete", "back up", "to restore"]
+        if let Some(refused_plan) = &self.refused {
+            let refused = if self.dry_run {
+                "would be refused"
+            } else {
+                "refused, nothing was changed"
+            };
+            let Some(p) = &refused_plan.planned else {
+                return refused.to_owned();
+            };
+            let mut line = format!(
+                "{refused}; it would upload {} files ({} bytes), move {}, delete {}, back up {}; \
+                 {} unchanged",
+                p.upload, p.bytes, p.moves, p.delete, p.back_up, self.unchanged
+            );
+            if p.adopt > 0 {
+                line += &format!(", {} to adopt", p.adopt);
+            }
+            return line;
+        }
+        let [upload, moved, deleted, backed_up, restored, adopted] = if self.dry_run {
+            [
+                "would upload",
+                "move",
+                "delete",
+                "back up",
+                "to restore",
+                "to adopt",
+            ]
         } else {
-            ["uploaded", "moved", "deleted", "backed up", "restored"]
+            [
+                "uploaded",
+                "moved",
+                "deleted",
+                "backed up",
+                "restored",
+                "adopted",
+            ]
         };
         let mut line = format!(
             "{upload} {} files ({} bytes), {moved} {}, {deleted} {}, {backed_up} {}; {} unchanged",
@@ -75,6 +160,12 @@ impl Summary {
             self.backed_up,
             self.unchanged
         );
+        if self.adopted > 0 {
+            line += &format!(
+                ", {} {adopted} (already on the remote; recorded, not sent again)",
+                self.adopted
+            );
+        }
         if self.restored > 0 {
             line += &format!("; {} {restored} after changes on the server", self.restored);
         }
@@ -149,17 +240,18 @@ pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     tracing::info!(
         target: report::LOG_ONLY,
         "push: uploaded {} ({} bytes), moved {}, deleted {}, backed up {}, restored {}, \
-         unchanged {}, failed {}{}{}{} in {:.1} s",
+         adopted {}, unchanged {}, failed {}{}{}{} in {:.1} s",
         s.uploaded,
         s.bytes_uploaded,
         s.moved,
         s.deleted,
         s.backed_up,
         s.restored,
+        s.adopted,
         s.unchanged,
         s.failed.len(),
         if s.dry_run { " (dry run: nothing was done)" } else { "" },
-        s.refused.as_ref().map_or(String::new(), |why| format!(" (refused: {why})")),
+        s.refused.as_ref().map_or(String::new(), |r| format!(" (refused: {})", r.reason)),
         if s.interrupted { " (interrupted)" } else { "" },
         started.elapsed().as_secs_f64()
     );
@@ -189,10 +281,10 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         ..Summary::default()
     };
     if manifest_empty {
-        summary.refused = Some(format!(
+        summary.refused = Some(Refused::unplanned(format!(
             "staging {} holds no converted music; run musync convert first. Nothing was pushed",
             staging.display()
-        ));
+        )));
         return Ok(summary);
     }
     let mut listing: BTreeMap<String, u64> = listing?
@@ -247,20 +339,27 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             .filter(|p| !state.files.contains_key(*p))
             .count();
     if !settings.max_delete.allows(plan.removed.len(), managed) {
-        summary.refused = Some(format!(
-            "the push would delete {} of the {managed} files musync manages on {}, over the cap of \
-             {}; nothing was changed (raise it with --max-delete)",
-            plan.removed.len(),
-            rclone::redact(&settings.remote),
-            settings.max_delete
-        ));
+        summary.refused = Some(Refused {
+            reason: format!(
+                "the push would delete {} of the {managed} files musync manages on {}, over the \
+                 cap of {}; nothing was changed (raise it with --max-delete)",
+                plan.removed.len(),
+                rclone::redact(&settings.remote),
+                settings.max_delete
+            ),
+            planned: Some(Planned::of(&plan)),
+        });
+        // Nothing was done: the plan's figures are under `refused`; `unchanged` stays, a fact.
+        summary.restored = 0;
+        return Ok(summary);
     }
-    if settings.dry_run || summary.refused.is_some() || plan.is_empty() {
+    if settings.dry_run || plan.is_empty() {
         summary.uploaded = plan.uploads.len();
         summary.moved = plan.moves.len();
         summary.deleted = plan.removed.len();
         summary.backed_up = plan.backups.len();
         summary.bytes_uploaded = plan.bytes;
+        summary.adopted = plan.adopted.len();
         let complete = plan.is_empty() && summary.failed.is_empty();
         if !settings.dry_run && complete && state.complete_for.as_ref() != Some(&fingerprint) {
             state.complete_for = Some(fingerprint);
@@ -411,9 +510,15 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     state.save(staging)?;
     summary.uploaded = uploaded;
     summary.bytes_uploaded = if uploaded > 0 { plan.bytes } else { 0 };
+    // Each file put back is one of the uploads.
+    summary.restored = if uploaded > 0 { plan.restored.len() } else { 0 };
     summary.moved = moved;
     summary.deleted = deleted;
     summary.backed_up = backed_up;
+    // Adopted files count once recorded: a push stopped before that recorded none.
+    summary.adopted = (plan.adopted.iter())
+        .filter(|p| state.files.contains_key(*p))
+        .count();
     Ok(summary)
 }
 
