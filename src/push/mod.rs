@@ -7,7 +7,7 @@ mod backups;
 pub mod plan;
 pub mod state;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -186,7 +186,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     };
     // The listing (rclone's time) and the local bookkeeping (ours) overlap.
     let (listing, local) = std::thread::scope(|s| {
-        let listing = s.spawn(|| rclone.list(&settings.remote));
+        let listing = s.spawn(|| rclone.listing(&settings.remote));
         let local = local_side(staging, &settings.remote);
         (
             listing.join().expect("the listing thread does not panic"),
@@ -211,12 +211,28 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         ));
         return Ok(summary);
     }
-    let mut listing: BTreeMap<String, u64> = listing?
-        .into_iter()
+    let rclone::Listing { files, links } = listing?;
+    if links.contains(BACKUP_DIR) {
+        summary.refused = Some(format!(
+            "{BACKUP_DIR} on {} is a symbolic link: musync backs up nothing through it, and \
+             pushes nothing without a backup folder. Nothing was changed",
+            rclone::redact(&settings.remote)
+        ));
+        return Ok(summary);
+    }
+    // Backup folders already there, so that this push's own is a new one.
+    let backup_dirs: BTreeSet<&str> = (files.keys())
+        .filter_map(|p| p.strip_prefix(&format!("{BACKUP_DIR}/")))
+        .filter_map(|p| p.split_once('/').map(|(dir, _)| dir))
+        .collect();
+    let backup_dir = backups::fresh_dir(std::time::SystemTime::now(), |dir| {
+        backup_dirs.contains(&dir[BACKUP_DIR.len() + 1..])
+    });
+    let mut listing: BTreeMap<String, u64> = (files.iter())
         .filter(|(p, _)| !p.starts_with(&format!("{BACKUP_DIR}/")))
         // rclone's file lists hold one name a line: a line break cannot be moved or deleted.
         .filter(|(p, _)| relpath::check_line(p).is_ok())
-        .map(|(p, f)| (p, f.size))
+        .map(|(p, f)| (p.clone(), f.size))
         .collect();
     // Nor uploaded: such a file is left out, alone, rather than fail the whole upload call.
     mirror.retain(|p, _| {
@@ -227,12 +243,36 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         }
         listable
     });
-    let opts = Options {
+    // Nor written through a symbolic link on the remote: rclone would write to its target,
+    // outside the remote.
+    mirror.retain(|p, _| {
+        let Some(link) = plan::link_at(p, &links) else {
+            return true;
+        };
+        let why = format!(
+            "the remote has a symbolic link at {}; musync writes nothing through it \
+             (remove it, or replace it with a real file or folder)",
+            escape_controls(link)
+        );
+        summary.failed.push(Failure::new(p.as_str(), &why));
+        false
+    });
+    let mut opts = Options {
         backup: settings.backup,
         delete_foreign: settings.delete_foreign,
+        case_insensitive: false,
     };
     let (mut pushed, mut pending) = (state.files.clone(), state.pending.clone());
     let mut plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
+    // A push with nothing to do needs not know (and spends no rclone call on it).
+    if !plan.is_empty()
+        && let plan::CaseProbe::Ask { dir, name } = plan::case_probe(files.keys())
+        && rclone.ignores_case(&settings.remote, &dir, &name)?
+    {
+        tracing::debug!("{} ignores case", rclone::redact(&settings.remote));
+        opts.case_insensitive = true;
+        plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
+    }
     // A staged file to upload must be what musync made. One that is not is left out of the
     // push, here and on the remote (neither uploaded nor deleted), and the push planned again.
     let stamps = match stamps {
@@ -299,8 +339,8 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             if stop(&mut summary) {
                 break 'steps;
             }
-            let dir = backups::dir_name(std::time::SystemTime::now());
-            match rclone.move_into(remote, &dir, &plan.backups) {
+            let dir = &backup_dir;
+            match rclone.move_into(remote, dir, &plan.backups, &backups::random_tag()) {
                 Ok(()) => {
                     for p in &plan.backups {
                         state.files.remove(p);
@@ -318,7 +358,8 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             }
             state.save(staging)?;
         }
-        for step in plan::move_steps(&plan.moves) {
+        let tag = backups::random_tag();
+        for step in plan::move_steps(&plan.moves, opts.case_insensitive, &tag) {
             if stop(&mut summary) {
                 break 'steps;
             }
@@ -327,6 +368,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
                     from_dir,
                     to_dir,
                     files,
+                    ..
                 } => files
                     .iter()
                     .map(|f| (rclone::join(from_dir, f), rclone::join(to_dir, f)))
@@ -345,7 +387,19 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
                     from_dir,
                     to_dir,
                     files,
-                } => rclone.move_between(remote, from_dir, to_dir, files),
+                    prune,
+                } => rclone
+                    .move_between(remote, from_dir, to_dir, files)
+                    .inspect(|()| {
+                        // Left behind, the old folder keeps its case on a case-insensitive
+                        // remote (the push still converges: it then holds the mirror's files).
+                        if *prune && let Err(e) = rclone.rmdirs(remote, from_dir) {
+                            tracing::warn!(
+                                "emptied folder {} stays: {e}",
+                                escape_controls(from_dir)
+                            );
+                        }
+                    }),
                 MoveStep::File { from, to } => rclone.rename(remote, from, to),
             };
             match result {

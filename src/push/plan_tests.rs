@@ -69,6 +69,7 @@ impl World {
 const BACKUP: Options = Options {
     backup: true,
     delete_foreign: false,
+    case_insensitive: false,
 };
 
 fn mirror(files: &[(&str, u64, &str)]) -> BTreeMap<String, Local> {
@@ -140,6 +141,7 @@ fn foreign_files_are_left_alone_unless_asked() {
         Options {
             backup: false,
             delete_foreign: true,
+            case_insensitive: false,
         },
     );
     assert_eq!(p.deletes, ["playlist.m3u"]);
@@ -155,6 +157,7 @@ fn removed_source_is_backed_up_or_deleted() {
         Options {
             backup: false,
             delete_foreign: false,
+            case_insensitive: false,
         },
     );
     assert_eq!(
@@ -277,6 +280,7 @@ fn moves_are_grouped_by_folder_rename() {
         from_dir: from.into(),
         to_dir: to.into(),
         files: files.iter().map(|f| (*f).into()).collect(),
+        prune: false,
     };
     let file = |from: &str, to: &str| MoveStep::File {
         from: from.into(),
@@ -288,7 +292,7 @@ fn moves_are_grouped_by_folder_rename() {
         ("Jazz/C/D/2.mp3", "Blues/C/D/2.mp3"),
     ]);
     assert_eq!(
-        move_steps(&genre),
+        move_steps(&genre, false, "t"),
         [folder("Jazz", "Blues", &["A/B/1.mp3", "C/D/2.mp3"])]
     );
     // An album renamed, a file renamed, folders that nest, a move to or from the root.
@@ -300,7 +304,7 @@ fn moves_are_grouped_by_folder_rename() {
         ("top.mp3", "G/top.mp3"),
     ]);
     assert_eq!(
-        move_steps(&mixed),
+        move_steps(&mixed, false, "t"),
         [
             folder("G/Album", "G/Album (Live)", &["1.mp3", "2.mp3"]),
             file("G/X/old.mp3", "G/X/new.mp3"),
@@ -422,10 +426,10 @@ proptest! {
             let foreign: BTreeMap<_, _> = before.iter().filter(|(k, _)| k.starts_with("foreign/")).map(|(k, v)| (k.clone(), v.clone())).collect();
             let plan = world.plan(&mirror, BACKUP);
             // The grouped move steps are exactly the planned moves.
-            let mut expanded: Vec<(String, String)> = move_steps(&plan.moves)
+            let mut expanded: Vec<(String, String)> = move_steps(&plan.moves, false, "t")
                 .into_iter()
                 .flat_map(|step| match step {
-                    MoveStep::Folder { from_dir, to_dir, files } => {
+                    MoveStep::Folder { from_dir, to_dir, files, .. } => {
                         files.iter().map(|f| (format!("{from_dir}/{f}"), format!("{to_dir}/{f}"))).collect()
                     }
                     MoveStep::File { from, to } => vec![(from, to)],
