@@ -264,8 +264,10 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     };
     let (mut pushed, mut pending) = (state.files.clone(), state.pending.clone());
     let mut plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
-    // A push with nothing to do needs not know (and spends no rclone call on it).
+    // A push with nothing to do, or whose names differ in more than case, needs not know
+    // (and spends no rclone call on it).
     if !plan.is_empty()
+        && plan::case_matters(&mirror, &listing, &pushed, &pending)
         && let plan::CaseProbe::Ask { dir, name } = plan::case_probe(files.keys())
         && rclone.ignores_case(&settings.remote, &dir, &name)?
     {

@@ -111,6 +111,32 @@ pub fn plan(
     plan
 }
 
+/// Whether two different names among the mirror, the listing and the push state differ only
+/// in case. If none do, a case-insensitive remote gets the very plan a case-sensitive one gets,
+/// and the push needs not ask which one it has.
+pub fn case_matters(
+    mirror: &BTreeMap<String, Local>,
+    remote: &BTreeMap<String, u64>,
+    pushed: &BTreeMap<String, Pushed>,
+    pending: &BTreeMap<String, Pushed>,
+) -> bool {
+    let mut seen: BTreeMap<String, &String> = BTreeMap::new();
+    let paths = (mirror.keys())
+        .chain(remote.keys())
+        .chain(pushed.keys())
+        .chain(pending.keys());
+    for path in paths {
+        match seen.entry(fold(path)) {
+            std::collections::btree_map::Entry::Occupied(e) if *e.get() != path => return true,
+            std::collections::btree_map::Entry::Occupied(_) => {}
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(path);
+            }
+        }
+    }
+    false
+}
+
 /// A name as a case-insensitive remote compares it.
 pub fn fold(path: &str) -> String {
     path.to_lowercase()
