@@ -361,6 +361,8 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             state.save(staging)?;
         }
         let tag = backups::random_tag();
+        // A rename through a temporary name is one file moved, in two steps.
+        let destinations: BTreeSet<&String> = plan.moves.iter().map(|(_, to)| to).collect();
         for step in plan::move_steps(&plan.moves, opts.case_insensitive, &tag) {
             if stop(&mut summary) {
                 break 'steps;
@@ -417,8 +419,8 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
                             escape_controls(&to)
                         );
                         state.pending.remove(&to);
+                        moved += usize::from(destinations.contains(&to));
                         state.files.insert(to, pushed);
-                        moved += 1;
                     }
                     state.save(staging)?;
                 }
