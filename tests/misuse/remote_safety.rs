@@ -269,3 +269,131 @@ fn a_case_only_file_rename_on_smb_keeps_the_file() {
         assert_noop(&env, &remote);
     }
 }
+
+/// A FAT disk image mounted with the FUSE driver `fusefat` (the kernel here may have no vfat):
+/// a local folder that ignores case, as a USB stick does. Unmounted when dropped.
+struct FatDisk {
+    mount: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl FatDisk {
+    fn mount() -> FatDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, mount) = (dir.path().join("fat.img"), dir.path().join("mnt"));
+        fs::create_dir(&mount).unwrap();
+        fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+        let mkfs = [
+            "/usr/sbin/mkfs.vfat",
+            "/sbin/mkfs.vfat",
+            "/usr/bin/mkfs.vfat",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("mkfs.vfat is not installed: scripts/test installs it (apt package dosfstools)");
+        run(std::process::Command::new(mkfs).arg(&image));
+        let mut fusefat = std::process::Command::new("fusefat");
+        fusefat.args(["-o", "rw+"]).arg(&image).arg(&mount);
+        let out = fusefat.output().unwrap_or_else(|e| {
+            panic!("fusefat: {e}: scripts/test installs it (apt package fusefat)")
+        });
+        assert!(
+            out.status.success(),
+            "cannot mount a FAT image with fusefat (is /dev/fuse there?): {}",
+            stderr(&out)
+        );
+        FatDisk { mount, _dir: dir }
+    }
+}
+
+impl Drop for FatDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("fusermount")
+            .arg("-u")
+            .arg(&self.mount)
+            .status();
+    }
+}
+
+/// The names of the entries of `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+// Regression: on a FAT disk (where rclone itself does not know the case is ignored) a user's
+// file differing only in case was overwritten, and case-only renames moved files onto
+// themselves.
+#[test]
+fn a_fat_disk_that_ignores_case_gets_backups_and_case_only_renames() {
+    let disk = FatDisk::mount();
+    let dir = disk.mount.join("music");
+    fs::create_dir(&dir).unwrap();
+    let remote = dir.to_str().unwrap();
+    let env = converted(&[]);
+    let push_here = |args: &[&str]| {
+        let out = env
+            .command("push")
+            .args(["--json", "--remote", remote])
+            .args(args)
+            .env("MUSYNC_RCLONE_FLAGS", FAIL_FAST)
+            .output()
+            .unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}\n{json}",
+            stderr(&out)
+        );
+        json
+    };
+    let user = b"the user's own take".to_vec();
+    write(&dir.join(TRACK.to_uppercase()), &user);
+    let json = push_here(&[]);
+    assert_eq!(json["backed_up"], 1, "{json}");
+    let backups = dir.join(".musync-backups");
+    let kept: Vec<Vec<u8>> = files(&backups)
+        .iter()
+        .map(|f| fs::read(backups.join(f)).unwrap())
+        .collect();
+    assert_eq!(kept, [user]);
+
+    rename_in_library(
+        &env,
+        "Jazz/Miles Quartet/Blue Session",
+        "Jazz/Miles Quartet/blue session",
+    );
+    let json = push_here(&["--no-backup"]);
+    assert_eq!(
+        (json["moved"].as_u64(), json["deleted"].as_u64()),
+        (Some(3), Some(0)),
+        "{json}"
+    );
+    let album = dir.join("Jazz/Miles Quartet");
+    assert_eq!(names(&album), ["blue session"]);
+    rename_in_library(
+        &env,
+        "Jazz/Miles Quartet/blue session/02 - Second Take.flac",
+        "Jazz/Miles Quartet/blue session/02 - second take.flac",
+    );
+    let json = push_here(&["--no-backup"]);
+    assert_eq!(
+        (json["moved"].as_u64(), json["deleted"].as_u64()),
+        (Some(1), Some(0)),
+        "{json}"
+    );
+    let staged = env.staged("Jazz/Miles Quartet/blue session/02 - second take.mp3");
+    let landed = album.join("blue session/02 - second take.mp3");
+    assert_eq!(fs::read(landed).ok(), Some(fs::read(staged).unwrap()));
+    let json = push_here(&[]);
+    assert_eq!(
+        ["uploaded", "moved", "deleted", "backed_up"].map(|k| json[k].as_u64()),
+        [Some(0); 4],
+        "{json}"
+    );
+}
