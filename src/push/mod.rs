@@ -212,10 +212,11 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         return Ok(summary);
     }
     let rclone::Listing { files, links } = listing?;
-    if links.contains(BACKUP_DIR) {
+    if settings.backup && links.contains(BACKUP_DIR) {
         summary.refused = Some(format!(
             "{BACKUP_DIR} on {} is a symbolic link: musync backs up nothing through it, and \
-             pushes nothing without a backup folder. Nothing was changed",
+             replaces nothing without a backup (remove the link, or push with --no-backup). \
+             Nothing was changed",
             rclone::redact(&settings.remote)
         ));
         return Ok(summary);

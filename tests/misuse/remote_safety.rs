@@ -397,3 +397,22 @@ fn a_fat_disk_that_ignores_case_gets_backups_and_case_only_renames() {
         "{json}"
     );
 }
+
+// The backup folder itself a symbolic link: backups would be moved through it, outside the
+// remote. The push is refused (exit 3) and changes nothing.
+#[test]
+fn a_linked_backup_folder_refuses_the_push() {
+    let remote = Remote::start(Kind::Local);
+    let env = converted(&[]);
+    let outside = env.dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, remote.dir.join(".musync-backups")).unwrap();
+    let (json, out) = push(&env, &remote, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}\n{json}");
+    assert!(
+        err.contains(".musync-backups") && err.contains("symbolic link"),
+        "{err}"
+    );
+    assert!(files(&remote.dir).is_empty() && files(&outside).is_empty());
+}
