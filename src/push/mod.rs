@@ -1,7 +1,9 @@
 //! The push stage: make the remote equal the staged mirror with the real rclone. It lists the
-//! remote once, plans from the manifest, the listing and the push state (pure, in `plan`), checks
-//! the guards, then runs a handful of rclone calls, saving the state after each so it never
-//! claims more than happened. Files musync did not push are never deleted (unless asked).
+//! remote once (symbolic links included, so nothing is written through one; and, only when two
+//! names differ in case alone, asks whether the remote ignores case), plans from the manifest,
+//! the listing and the push state (pure, in `plan`), checks the guards, then runs a handful of
+//! rclone calls, saving the state after each so it never claims more than happened. Files
+//! musync did not push are never deleted (unless asked).
 
 mod backups;
 pub mod plan;
