@@ -503,11 +503,7 @@ fn status(args: cli::StatusArgs) -> anyhow::Result<Exit> {
         return Ok(exit);
     }
     let remote = cli::optional_remote(args.remote, args.offline)?;
-    overlap::check(
-        Some(&args.library),
-        Some(&args.staging),
-        remote.as_deref(),
-    )?;
+    overlap::check(Some(&args.library), Some(&args.staging), remote.as_deref())?;
     lock::note_writer(&args.staging);
     let json = args.json;
     let push =

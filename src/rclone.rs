@@ -166,12 +166,45 @@ impl Rclone {
     /// Every file under `remote`, recursively: path relative to `remote` ('/'-separated) → size.
     /// A folder that does not exist yet lists as empty. An unknown size (rclone's -1) reads as 0,
     /// which never matches a real file, so the caller re-uploads rather than trusts it.
+    /// Symbolic links are not in it (see `listing`).
     pub fn list(&self, remote: &str) -> Result<BTreeMap<String, RemoteFile>, RcloneError> {
-        let flags = ["-R", "--files-only", "--no-mimetype", "--no-modtime"];
+        Ok(self.listing(remote)?.files)
+    }
+
+    /// `list`, and the symbolic links under `remote`. Without `--links` rclone's local backend
+    /// skips a link with a mere NOTICE, and a later write to its path goes through it, outside
+    /// the remote; with it (1.60 and later) each link lists as a file `<path>.rclonelink`.
+    /// Other backends list what their server shows (an sftp server follows links itself).
+    pub fn listing(&self, remote: &str) -> Result<Listing, RcloneError> {
+        let flags = [
+            "-R",
+            "--files-only",
+            "--links",
+            "--no-mimetype",
+            "--no-modtime",
+        ];
         match self.lsjson(&flags, remote)? {
-            Some(json) => parse_listing(&json),
-            None => Ok(BTreeMap::new()),
+            Some(json) => parse_links_listing(&json),
+            None => Ok(Listing::default()),
         }
+    }
+
+    /// Whether `remote` ignores the case of names, as SMB shares and FAT or exFAT disks do,
+    /// asked of the server itself (rclone's `CaseInsensitive` feature is false for a FAT disk
+    /// on Linux): `flipped_dir` is a listed folder holding `name` with its case flipped, and
+    /// not listed itself; a case-insensitive remote lists `name` in it.
+    pub fn ignores_case(
+        &self,
+        remote: &str,
+        flipped_dir: &str,
+        name: &str,
+    ) -> Result<bool, RcloneError> {
+        let flags = ["--files-only", "--no-mimetype", "--no-modtime"];
+        let target = join(remote, checked_rel(flipped_dir)?);
+        Ok(match self.lsjson(&flags, &target)? {
+            Some(json) => entries(&json)?.iter().any(|e| e.name == name),
+            None => false,
+        })
     }
 
     /// Uploads `files` (relative to `local_root`) to the same relative paths under `remote`, in
@@ -209,13 +242,40 @@ impl Rclone {
     /// Moves `files` (relative to `remote`) into `remote`/`dest_dir`, keeping their relative
     /// paths, in one call. Same remote on both sides, so rclone moves server-side where the
     /// backend can. Missing files are skipped; emptied source folders stay.
+    ///
+    /// A file already in `dest_dir` is never replaced nor taken for the one moved (rclone
+    /// deletes the source of a move when the destination has its size and time): it is renamed
+    /// with `-<tag>` before its name (`01-<tag>.mp3`) and the move goes ahead.
     pub fn move_into(
         &self,
         remote: &str,
         dest_dir: &str,
         files: &[String],
+        tag: &str,
     ) -> Result<(), RcloneError> {
-        self.move_between(remote, "", dest_dir, files)
+        if files.is_empty() {
+            return Ok(());
+        }
+        let to = join(remote, checked_rel(dest_dir)?);
+        let suffix = format!("--suffix=-{tag}");
+        let flags = [
+            "--no-traverse",
+            "--ignore-times",
+            &suffix,
+            "--suffix-keep-extension",
+        ];
+        let args = [remote.as_ref(), to.as_ref()];
+        self.run("move", &flags, Some(files), &args, &[], None)?;
+        Ok(())
+    }
+
+    /// Removes `remote`/`dir` and the folders under it if they hold no file; a folder that
+    /// holds one stays, and so does a missing `dir`.
+    pub fn rmdirs(&self, remote: &str, dir: &str) -> Result<(), RcloneError> {
+        let target = join(remote, checked_rel(dir)?);
+        let ok = [EXIT_DIR_NOT_FOUND];
+        self.run("rmdirs", &[], None, &[target.as_ref()], &ok, None)?;
+        Ok(())
     }
 
     /// Moves `files` (relative to `remote`/`from_dir`; "" is the remote itself) to the same
@@ -483,17 +543,38 @@ fn output_with_stats(
 /// A path that could leave the remote (see `relpath`) is left out with a warning, so musync never
 /// moves or deletes by it; nor does it overwrite it, as no staged file has such a path.
 pub fn parse_listing(json: &[u8]) -> Result<BTreeMap<String, RemoteFile>, RcloneError> {
-    let mut files = BTreeMap::new();
+    Ok(parse_links_listing(json)?.files)
+}
+
+/// A remote's files, and its symbolic links (listed with `--links`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub files: BTreeMap<String, RemoteFile>,
+    /// Paths (without `.rclonelink`) of the links: nothing may be written through them.
+    pub links: std::collections::BTreeSet<String>,
+}
+
+/// What rclone's `--links` appends to the name of a symbolic link.
+const LINK_SUFFIX: &str = ".rclonelink";
+
+/// `parse_listing`, with each `<path>.rclonelink` entry read as a link at `<path>`.
+pub fn parse_links_listing(json: &[u8]) -> Result<Listing, RcloneError> {
+    let mut listing = Listing::default();
     for e in entries(json)? {
         match crate::relpath::check(&e.path) {
-            Ok(_) => {
-                let size = e.size.try_into().unwrap_or(0);
-                files.insert(e.path, RemoteFile { size });
-            }
+            Ok(_) => match e.path.strip_suffix(LINK_SUFFIX) {
+                Some(link) if !link.is_empty() && !link.ends_with('/') => {
+                    listing.links.insert(link.to_owned());
+                }
+                _ => {
+                    let size = e.size.try_into().unwrap_or(0);
+                    listing.files.insert(e.path, RemoteFile { size });
+                }
+            },
             Err(why) => tracing::warn!("rclone listed an {why}; musync leaves it alone"),
         }
     }
-    Ok(files)
+    Ok(listing)
 }
 
 fn entries(json: &[u8]) -> Result<Vec<Entry>, RcloneError> {

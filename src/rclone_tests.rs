@@ -223,6 +223,12 @@ fn listed_paths_that_leave_the_remote_are_left_out() {
     let files = parse_listing(json).unwrap();
     let want = [("a/b.mp3", 3), ("c.mp3", 0)].map(|(p, size)| (p.to_owned(), RemoteFile { size }));
     assert_eq!(files, BTreeMap::from(want));
+    let links = br#"[{"Path":"a/b.mp3.rclonelink","Name":"b.mp3.rclonelink","Size":9},
+        {"Path":"c.rclonelink","Name":"c.rclonelink","Size":9},
+        {"Path":".rclonelink","Name":".rclonelink","Size":1}]"#;
+    let listing = parse_links_listing(links).unwrap();
+    assert_eq!(listing.links.iter().collect::<Vec<_>>(), ["a/b.mp3", "c"]);
+    assert_eq!(listing.files.keys().collect::<Vec<_>>(), [".rclonelink"]);
     let err = parse_listing(b"[{").unwrap_err().to_string();
     assert!(err.contains("reading rclone lsjson output"), "{err}");
 }
@@ -257,7 +263,7 @@ fn empty_lists_make_no_call() {
         progress: None,
     };
     assert!(rc.upload(Path::new("/nonexistent"), "nas:", &[]).is_ok());
-    assert!(rc.move_into("nas:", "backup", &[]).is_ok());
+    assert!(rc.move_into("nas:", "backup", &[], "t").is_ok());
     assert!(rc.delete("nas:", &[]).is_ok());
     assert!(matches!(rc.list("nas:"), Err(RcloneError::NotFound)));
 }
@@ -362,6 +368,7 @@ fn move_rename_delete_list_dirs_purge() {
             "absent.mp3",
             "nodir/absent.mp3",
         ]),
+        "t1",
     )
     .unwrap();
     let listed = rc.list(&remote).unwrap();
@@ -407,6 +414,59 @@ fn move_rename_delete_list_dirs_purge() {
     rc.purge(&remote, "backup/2024-01-01").unwrap();
     assert!(rc.list_dirs(&remote, "backup").unwrap().is_empty());
     assert!(rc.list(&remote).unwrap().contains_key("top.mp3"));
+}
+
+// Regression: a backup moved onto one of the same name replaced it, or (same size and time)
+// was deleted as already there.
+#[test]
+fn a_backup_never_replaces_a_file_in_the_backup_folder() {
+    let rc = rclone();
+    let (dir, local, remote) = setup(&["a/01.mp3"]);
+    rc.upload(&local, &remote, &names(&["a/01.mp3"])).unwrap();
+    let kept = Path::new(&remote).join("bk/a/01.mp3");
+    fs::create_dir_all(kept.parent().unwrap()).unwrap();
+    // Same size and time as the file moved in: rclone would take them for one file.
+    fs::write(&kept, "a/01.xyz").unwrap();
+    let moved = Path::new(&remote).join("a/01.mp3");
+    let time = fs::metadata(&moved).unwrap().modified().unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&kept)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+    rc.move_into(&remote, "bk", &names(&["a/01.mp3"]), "t7")
+        .unwrap();
+    assert_eq!(fs::read_to_string(&kept).unwrap(), "a/01.mp3");
+    let renamed = Path::new(&remote).join("bk/a/01-t7.mp3");
+    assert_eq!(fs::read_to_string(renamed).unwrap(), "a/01.xyz");
+    assert!(!moved.exists());
+    drop(dir);
+}
+
+#[test]
+fn symbolic_links_on_a_local_remote_are_listed_as_links() {
+    let rc = rclone();
+    let (dir, local, remote) = setup(&["a/01.mp3"]);
+    rc.upload(&local, &remote, &names(&["a/01.mp3"])).unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("x.mp3"), "x").unwrap();
+    let root = Path::new(&remote);
+    std::os::unix::fs::symlink(outside.join("x.mp3"), root.join("a/02.mp3")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("b")).unwrap();
+    let listing = rc.listing(&remote).unwrap();
+    assert_eq!(listing.files.keys().collect::<Vec<_>>(), ["a/01.mp3"]);
+    assert_eq!(listing.links.iter().collect::<Vec<_>>(), ["a/02.mp3", "b"]);
+}
+
+#[test]
+fn a_case_sensitive_folder_does_not_ignore_case() {
+    let rc = rclone();
+    let (_dir, local, remote) = setup(&["Jazz/01.mp3"]);
+    rc.upload(&local, &remote, &names(&["Jazz/01.mp3"]))
+        .unwrap();
+    assert!(!rc.ignores_case(&remote, "jAZZ", "01.mp3").unwrap());
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::convert::{self, Counts};
-use crate::manifest;
 use crate::interrupt;
+use crate::manifest;
 use crate::push;
 use crate::rclone::{self, Rclone, RcloneError};
 use crate::report;

@@ -6,5 +6,6 @@
 mod environment;
 mod lock;
 mod overlap;
+mod remote_safety;
 mod truth;
 mod user;

@@ -25,7 +25,8 @@ apt_install() {
 }
 
 # What the tests call: flac, ffprobe (ffmpeg), lame, mutagen, supysonic, rclone, smbd, groff,
-# script (util-linux), rustfmt and clippy. Used by scripts/test and scripts/reliability.
+# script (util-linux), mkfs.vfat, fusefat, rustfmt and clippy. Used by scripts/test and
+# scripts/reliability.
 install_test_tools() {
     local packages=()
     command -v flac >/dev/null || packages+=(flac)
@@ -36,6 +37,9 @@ install_test_tools() {
     command -v rclone >/dev/null || packages+=(rclone)
     # smbd is in /usr/sbin, which a non-root PATH may lack.
     command -v smbd >/dev/null || [[ -x /usr/sbin/smbd ]] || packages+=(samba)
+    # A FAT disk image (mkfs.vfat) mounted by FUSE (fusefat): a local folder that ignores case.
+    command -v mkfs.vfat >/dev/null || [[ -x /usr/sbin/mkfs.vfat ]] || packages+=(dosfstools)
+    command -v fusefat >/dev/null || packages+=(fusefat)
     command -v groff >/dev/null || packages+=(groff-base)
     command -v script >/dev/null || packages+=(bsdutils)
     if ((${#packages[@]})); then

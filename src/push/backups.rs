@@ -1,6 +1,6 @@
 //! The backup folder on the remote: every file a push overwrites or deletes is first moved into
-//! `.musync-backups/<UTC time>/`, keeping its path. Media servers skip hidden folders. Here:
-//! the folder names, and pruning old ones.
+//! `.musync-backups/<UTC time>-<tag>/`, keeping its path. Media servers skip hidden folders.
+//! Here: the folder names, and pruning old ones.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,8 +10,39 @@ use crate::rclone::Rclone;
 
 pub const BACKUP_DIR: &str = ".musync-backups";
 
-/// `.musync-backups/2026-11-22T10-00-00` for a push started at that UTC time.
-pub fn dir_name(at: SystemTime) -> String {
+/// `.musync-backups/2026-11-22T10-00-00-<tag>` for a push started at that UTC time: the tag
+/// (from `tag`) keeps two pushes of one second, from two staging folders, out of one folder,
+/// where `rclone move` would replace the first one's backups with the second's.
+pub fn dir_name(at: SystemTime, tag: &str) -> String {
+    format!("{}-{tag}", time_name(at))
+}
+
+/// A tag no other push is likely to pick: 8 hex digits from the OS's randomness, else from
+/// a randomly keyed hash of the time and the process id.
+pub fn random_tag() -> String {
+    let mut bytes = [0u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        use std::hash::BuildHasher;
+        let seed = (SystemTime::now(), std::process::id());
+        let hash = std::collections::hash_map::RandomState::new().hash_one(seed);
+        bytes.copy_from_slice(&hash.to_le_bytes()[..4]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A backup folder for a push started `at` that no listed file (`taken`: paths relative to
+/// the remote) is in yet: the backups of another push are never moved over.
+pub fn fresh_dir(at: SystemTime, mut taken: impl FnMut(&str) -> bool) -> String {
+    loop {
+        let dir = dir_name(at, &random_tag());
+        if !taken(&dir) {
+            return dir;
+        }
+    }
+}
+
+/// `.musync-backups/2026-11-22T10-00-00`, the name of backup folders before they had a tag.
+fn time_name(at: SystemTime) -> String {
     let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let (y, m, d) = civil_from_days(days);
@@ -24,8 +55,17 @@ pub fn dir_name(at: SystemTime) -> String {
     )
 }
 
-/// Seconds since the epoch of a backup folder's name, `None` for any other name.
+/// Seconds since the epoch of a backup folder's name (`<time>` or `<time>-<tag>`), `None` for
+/// any other name.
 fn parse(name: &str) -> Option<u64> {
+    let (time, tag) = name.split_at_checked(19)?;
+    let tagged = tag
+        .strip_prefix('-')
+        .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if !tag.is_empty() && !tagged {
+        return None;
+    }
+    let name = time;
     let b = name.as_bytes();
     if b.len() != 19
         || b[4] != b'-'
@@ -130,15 +170,41 @@ mod tests {
     #[test]
     fn names_round_trip() {
         let at = UNIX_EPOCH + Duration::from_secs(1_795_341_600); // 2026-11-22T10:00:00Z
-        let name = dir_name(at);
-        assert_eq!(name, ".musync-backups/2026-11-22T10-00-00");
+        let name = dir_name(at, "0a1b2c3d");
+        assert_eq!(name, ".musync-backups/2026-11-22T10-00-00-0a1b2c3d");
         assert_eq!(parse(&name[BACKUP_DIR.len() + 1..]), Some(1_795_341_600));
         for secs in [0, 951_782_400, 4_107_542_399] {
-            let name = dir_name(UNIX_EPOCH + Duration::from_secs(secs));
+            let name = dir_name(UNIX_EPOCH + Duration::from_secs(secs), &random_tag());
             assert_eq!(parse(&name[BACKUP_DIR.len() + 1..]), Some(secs), "{name}");
         }
         assert_eq!(parse("notes"), None);
         assert_eq!(parse("2026-13-22T10-00-00"), None);
+        assert_eq!(parse("2026-11-22T10-00-00-"), None);
+        assert_eq!(parse("2026-11-22T10-00-00x1"), None);
+        assert_eq!(parse("2026-11-22T10-00-00-a/b"), None);
+    }
+
+    // Regression: the folders of musync before the tag (`<time>` alone) are still pruned.
+    #[test]
+    fn untagged_folders_of_older_pushes_still_parse() {
+        assert_eq!(parse("2026-11-22T10-00-00"), Some(1_795_341_600));
+    }
+
+    // Regression: two pushes in the same second shared one backup folder.
+    #[test]
+    fn two_pushes_in_one_second_get_two_folders() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_795_341_600);
+        let first = fresh_dir(at, |_| false);
+        assert_ne!(first, fresh_dir(at, |_| false));
+        let mut tries = 0;
+        let second = fresh_dir(at, |_| {
+            tries += 1;
+            tries < 3
+        });
+        assert_eq!(
+            (tries, parse(&second[BACKUP_DIR.len() + 1..])),
+            (3, Some(1_795_341_600))
+        );
     }
 
     #[test]

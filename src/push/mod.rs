@@ -1,13 +1,15 @@
 //! The push stage: make the remote equal the staged mirror with the real rclone. It lists the
-//! remote once, plans from the manifest, the listing and the push state (pure, in `plan`), checks
-//! the guards, then runs a handful of rclone calls, saving the state after each so it never
-//! claims more than happened. Files musync did not push are never deleted (unless asked).
+//! remote once (symbolic links included, so nothing is written through one; and, only when two
+//! names differ in case alone, asks whether the remote ignores case), plans from the manifest,
+//! the listing and the push state (pure, in `plan`), checks the guards, then runs a handful of
+//! rclone calls, saving the state after each so it never claims more than happened. Files
+//! musync did not push are never deleted (unless asked).
 
 mod backups;
 pub mod plan;
 pub mod state;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -262,7 +264,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let staging = &settings.staging;
     // The listing (rclone's time) and the local bookkeeping (ours) overlap.
     let (listing, local) = std::thread::scope(|s| {
-        let listing = s.spawn(|| rclone.list(&settings.remote));
+        let listing = s.spawn(|| rclone.listing(&settings.remote));
         let local = local_side(staging, &settings.remote);
         (
             listing.join().expect("the listing thread does not panic"),
@@ -287,12 +289,29 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         )));
         return Ok(summary);
     }
-    let mut listing: BTreeMap<String, u64> = listing?
-        .into_iter()
+    let rclone::Listing { files, links } = listing?;
+    if settings.backup && links.contains(BACKUP_DIR) {
+        summary.refused = Some(Refused::unplanned(format!(
+            "{BACKUP_DIR} on {} is a symbolic link: musync backs up nothing through it, and \
+             replaces nothing without a backup (remove the link, or push with --no-backup). \
+             Nothing was changed",
+            rclone::redact(&settings.remote)
+        )));
+        return Ok(summary);
+    }
+    // Backup folders already there, so that this push's own is a new one.
+    let backup_dirs: BTreeSet<&str> = (files.keys())
+        .filter_map(|p| p.strip_prefix(&format!("{BACKUP_DIR}/")))
+        .filter_map(|p| p.split_once('/').map(|(dir, _)| dir))
+        .collect();
+    let backup_dir = backups::fresh_dir(std::time::SystemTime::now(), |dir| {
+        backup_dirs.contains(&dir[BACKUP_DIR.len() + 1..])
+    });
+    let mut listing: BTreeMap<String, u64> = (files.iter())
         .filter(|(p, _)| !p.starts_with(&format!("{BACKUP_DIR}/")))
         // rclone's file lists hold one name a line: a line break cannot be moved or deleted.
         .filter(|(p, _)| relpath::check_line(p).is_ok())
-        .map(|(p, f)| (p, f.size))
+        .map(|(p, f)| (p.clone(), f.size))
         .collect();
     // Nor uploaded: such a file is left out, alone, rather than fail the whole upload call.
     mirror.retain(|p, _| {
@@ -303,12 +322,38 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         }
         listable
     });
-    let opts = Options {
+    // Nor written through a symbolic link on the remote: rclone would write to its target,
+    // outside the remote.
+    mirror.retain(|p, _| {
+        let Some(link) = plan::link_at(p, &links) else {
+            return true;
+        };
+        let why = format!(
+            "the remote has a symbolic link at {}; musync writes nothing through it \
+             (remove it, or replace it with a real file or folder)",
+            escape_controls(link)
+        );
+        summary.failed.push(Failure::new(p.as_str(), &why));
+        false
+    });
+    let mut opts = Options {
         backup: settings.backup,
         delete_foreign: settings.delete_foreign,
+        case_insensitive: false,
     };
     let (mut pushed, mut pending) = (state.files.clone(), state.pending.clone());
     let mut plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
+    // A push with nothing to do, or whose names differ in more than case, needs not know
+    // (and spends no rclone call on it).
+    if !plan.is_empty()
+        && plan::case_matters(&mirror, &listing, &pushed, &pending)
+        && let plan::CaseProbe::Ask { dir, name } = plan::case_probe(files.keys())
+        && rclone.ignores_case(&settings.remote, &dir, &name)?
+    {
+        tracing::debug!("{} ignores case", rclone::redact(&settings.remote));
+        opts.case_insensitive = true;
+        plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
+    }
     // A staged file to upload must be what musync made. One that is not is left out of the
     // push, here and on the remote (neither uploaded nor deleted), and the push planned again.
     let stamps = match stamps {
@@ -382,8 +427,8 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             if stop(&mut summary) {
                 break 'steps;
             }
-            let dir = backups::dir_name(std::time::SystemTime::now());
-            match rclone.move_into(remote, &dir, &plan.backups) {
+            let dir = &backup_dir;
+            match rclone.move_into(remote, dir, &plan.backups, &backups::random_tag()) {
                 Ok(()) => {
                     for p in &plan.backups {
                         state.files.remove(p);
@@ -401,7 +446,10 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             }
             state.save(staging)?;
         }
-        for step in plan::move_steps(&plan.moves) {
+        let tag = backups::random_tag();
+        // A rename through a temporary name is one file moved, in two steps.
+        let destinations: BTreeSet<&String> = plan.moves.iter().map(|(_, to)| to).collect();
+        for step in plan::move_steps(&plan.moves, opts.case_insensitive, &tag) {
             if stop(&mut summary) {
                 break 'steps;
             }
@@ -410,6 +458,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
                     from_dir,
                     to_dir,
                     files,
+                    ..
                 } => files
                     .iter()
                     .map(|f| (rclone::join(from_dir, f), rclone::join(to_dir, f)))
@@ -428,7 +477,19 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
                     from_dir,
                     to_dir,
                     files,
-                } => rclone.move_between(remote, from_dir, to_dir, files),
+                    prune,
+                } => rclone
+                    .move_between(remote, from_dir, to_dir, files)
+                    .inspect(|()| {
+                        // Left behind, the old folder keeps its case on a case-insensitive
+                        // remote (the push still converges: it then holds the mirror's files).
+                        if *prune && let Err(e) = rclone.rmdirs(remote, from_dir) {
+                            tracing::warn!(
+                                "emptied folder {} stays: {e}",
+                                escape_controls(from_dir)
+                            );
+                        }
+                    }),
                 MoveStep::File { from, to } => rclone.rename(remote, from, to),
             };
             match result {
@@ -444,8 +505,8 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
                             escape_controls(&to)
                         );
                         state.pending.remove(&to);
+                        moved += usize::from(destinations.contains(&to));
                         state.files.insert(to, pushed);
-                        moved += 1;
                     }
                     state.save(staging)?;
                 }

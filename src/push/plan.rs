@@ -26,6 +26,8 @@ pub struct Options {
     pub backup: bool,
     /// Also delete remote files musync did not put there.
     pub delete_foreign: bool,
+    /// The remote takes `a.mp3` and `A.mp3` for one file (SMB, FAT and exFAT disks).
+    pub case_insensitive: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -53,7 +55,121 @@ pub struct Plan {
 
 /// `pending` is what calls that never reported back may have put on the remote (the push
 /// state's `pending`): musync's own files, but of uncertain content.
+///
+/// On a case-insensitive remote a listed file whose name differs only in case from one musync
+/// pushed (or was pushing) is that file: the server kept the case it had. A file that differs
+/// only in case from one about to be written is in its way: it is backed up first like any
+/// file replaced, and deleted by nothing that runs after the write.
 pub fn plan(
+    mirror: &BTreeMap<String, Local>,
+    remote: &BTreeMap<String, u64>,
+    pushed: &BTreeMap<String, Pushed>,
+    pending: &BTreeMap<String, Pushed>,
+    opts: Options,
+) -> Plan {
+    if !opts.case_insensitive {
+        return plan_exact(mirror, remote, pushed, pending, opts);
+    }
+    let remote = &as_recorded(mirror, remote, pushed, pending);
+    let mut plan = plan_exact(mirror, remote, pushed, pending, opts);
+    let mut listed: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+    for path in remote.keys() {
+        listed.entry(fold(path)).or_default().push(path);
+    }
+    let sources: BTreeSet<&String> = plan.moves.iter().map(|(from, _)| from).collect();
+    let written = plan
+        .uploads
+        .iter()
+        .chain(plan.moves.iter().map(|(_, to)| to));
+    let mut in_the_way = Vec::new();
+    for path in written {
+        for other in listed.get(&fold(path)).into_iter().flatten() {
+            let moving_away = sources.contains(other) || plan.backups.contains(other);
+            if *other != path && !moving_away && opts.backup {
+                in_the_way.push((*other).clone());
+            }
+        }
+    }
+    plan.backups.extend(in_the_way);
+    plan.backups.sort();
+    plan.backups.dedup();
+    // Deletions run after the uploads: one of a name the mirror has in another case would
+    // delete the file just written. The write replaced it; it is only forgotten.
+    let wanted: BTreeSet<String> = mirror.keys().map(|p| fold(p)).collect();
+    let (replaced, deletes): (Vec<String>, Vec<String>) = std::mem::take(&mut plan.deletes)
+        .into_iter()
+        .partition(|p| wanted.contains(&fold(p)));
+    plan.deletes = deletes;
+    plan.removed.retain(|p| !replaced.contains(p));
+    plan.forgotten.extend(replaced);
+    for path in &plan.deletes {
+        assert!(
+            !wanted.contains(&fold(path)),
+            "the push plan would delete {path}, which is in the mirror in another case"
+        );
+    }
+    plan
+}
+
+/// Whether two different names among the mirror, the listing and the push state differ only
+/// in case. If none do, a case-insensitive remote gets the very plan a case-sensitive one gets,
+/// and the push needs not ask which one it has.
+pub fn case_matters(
+    mirror: &BTreeMap<String, Local>,
+    remote: &BTreeMap<String, u64>,
+    pushed: &BTreeMap<String, Pushed>,
+    pending: &BTreeMap<String, Pushed>,
+) -> bool {
+    let mut seen: BTreeMap<String, &String> = BTreeMap::new();
+    let paths = (mirror.keys())
+        .chain(remote.keys())
+        .chain(pushed.keys())
+        .chain(pending.keys());
+    for path in paths {
+        match seen.entry(fold(path)) {
+            std::collections::btree_map::Entry::Occupied(e) if *e.get() != path => return true,
+            std::collections::btree_map::Entry::Occupied(_) => {}
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(path);
+            }
+        }
+    }
+    false
+}
+
+/// A name as a case-insensitive remote compares it.
+pub fn fold(path: &str) -> String {
+    path.to_lowercase()
+}
+
+/// The listing of a case-insensitive remote with each file that differs only in case from one
+/// musync pushed, or was pushing, and that is not listed itself, under the recorded name.
+fn as_recorded(
+    mirror: &BTreeMap<String, Local>,
+    remote: &BTreeMap<String, u64>,
+    pushed: &BTreeMap<String, Pushed>,
+    pending: &BTreeMap<String, Pushed>,
+) -> BTreeMap<String, u64> {
+    let mut ours: BTreeMap<String, &String> = BTreeMap::new();
+    for path in pushed.keys().chain(pending.keys()) {
+        if !remote.contains_key(path) {
+            ours.entry(fold(path)).or_insert(path);
+        }
+    }
+    let known =
+        |p: &String| mirror.contains_key(p) || pushed.contains_key(p) || pending.contains_key(p);
+    let mut recorded = BTreeMap::new();
+    for (path, &size) in remote {
+        let name = match ours.get(&fold(path)) {
+            Some(ours) if !known(path) => (*ours).clone(),
+            _ => path.clone(),
+        };
+        recorded.insert(name, size);
+    }
+    recorded
+}
+
+fn plan_exact(
     mirror: &BTreeMap<String, Local>,
     remote: &BTreeMap<String, u64>,
     pushed: &BTreeMap<String, Pushed>,
@@ -234,6 +350,9 @@ pub enum MoveStep {
         from_dir: String,
         to_dir: String,
         files: Vec<String>,
+        /// Then remove `from_dir` and its folders if emptied: a case-insensitive remote keeps
+        /// an existing folder's case, so the old folder must be gone before the new one is made.
+        prune: bool,
     },
     /// One file, renamed on its own.
     File { from: String, to: String },
@@ -242,7 +361,18 @@ pub enum MoveStep {
 /// Groups moves by the folder rename they share: `Jazz/A/x.mp3 -> Blues/A/x.mp3` is the
 /// rename `Jazz -> Blues` applied to `A/x.mp3` (the longest common trailing part). A move whose
 /// file name changes, or whose folders nest (`A -> A/B`), is a `File` step.
-pub fn move_steps(moves: &[(String, String)]) -> Vec<MoveStep> {
+///
+/// On a case-insensitive remote a rename that changes only case is a move onto itself (rclone
+/// refuses it for a folder, as overlapping): it runs as two, through a hidden temporary name
+/// made with `tag`, unique to the push.
+pub fn move_steps(moves: &[(String, String)], case_insensitive: bool, tag: &str) -> Vec<MoveStep> {
+    let same = |a: &str, b: &str| {
+        if case_insensitive {
+            fold(a) == fold(b)
+        } else {
+            a == b
+        }
+    };
     let mut folders: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut steps = Vec::new();
     for (from, to) in moves {
@@ -257,17 +387,36 @@ pub fn move_steps(moves: &[(String, String)]) -> Vec<MoveStep> {
             f[..f.len() - common].join("/"),
             t[..t.len() - common].join("/"),
         );
-        let nested = |a: &str, b: &str| b.strip_prefix(a).is_some_and(|rest| rest.starts_with('/'));
+        let nested = |a: &str, b: &str| {
+            let (a, b) = if case_insensitive {
+                (fold(a), fold(b))
+            } else {
+                (a.to_owned(), b.to_owned())
+            };
+            b.strip_prefix(&a).is_some_and(|rest| rest.starts_with('/'))
+        };
         if common == 0
             || from_dir.is_empty()
             || to_dir.is_empty()
             || nested(&from_dir, &to_dir)
             || nested(&to_dir, &from_dir)
         {
-            steps.push(MoveStep::File {
-                from: from.clone(),
-                to: to.clone(),
-            });
+            if same(from, to) {
+                let temp = temp_name(from, tag, steps.len());
+                steps.push(MoveStep::File {
+                    from: from.clone(),
+                    to: temp.clone(),
+                });
+                steps.push(MoveStep::File {
+                    from: temp,
+                    to: to.clone(),
+                });
+            } else {
+                steps.push(MoveStep::File {
+                    from: from.clone(),
+                    to: to.clone(),
+                });
+            }
         } else {
             folders
                 .entry((from_dir, to_dir))
@@ -275,14 +424,98 @@ pub fn move_steps(moves: &[(String, String)]) -> Vec<MoveStep> {
                 .push(f[f.len() - common..].join("/"));
         }
     }
-    let folder_steps = folders
-        .into_iter()
-        .map(|((from_dir, to_dir), files)| MoveStep::Folder {
-            from_dir,
-            to_dir,
-            files,
-        });
-    folder_steps.chain(steps).collect()
+    let mut folder_steps = Vec::new();
+    for (n, ((from_dir, to_dir), files)) in folders.into_iter().enumerate() {
+        if same(&from_dir, &to_dir) {
+            let temp = temp_name(&from_dir, tag, n);
+            folder_steps.push(MoveStep::Folder {
+                from_dir,
+                to_dir: temp.clone(),
+                files: files.clone(),
+                prune: true,
+            });
+            folder_steps.push(MoveStep::Folder {
+                from_dir: temp,
+                to_dir,
+                files,
+                prune: true,
+            });
+        } else {
+            folder_steps.push(MoveStep::Folder {
+                from_dir,
+                to_dir,
+                files,
+                prune: false,
+            });
+        }
+    }
+    folder_steps.extend(steps);
+    folder_steps
+}
+
+/// A hidden name beside `path` for the middle of a case-only rename: `G/.musync-rename-<tag>-<n>`.
+fn temp_name(path: &str, tag: &str, n: usize) -> String {
+    let name = format!(".musync-rename-{tag}-{n}");
+    match path.rsplit_once('/') {
+        Some((parent, _)) => format!("{parent}/{name}"),
+        None => name,
+    }
+}
+
+/// The symbolic link on the remote at `path` or at one of its folders, if any: writing there
+/// would write through it, outside the remote.
+pub fn link_at<'a>(path: &str, links: &'a BTreeSet<String>) -> Option<&'a String> {
+    let folders = path.match_indices('/').map(|(i, _)| &path[..i]);
+    folders.chain([path]).find_map(|p| links.get(p))
+}
+
+/// How to learn whether a remote ignores case from what its listing shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaseProbe {
+    /// Two names differing only in case are both listed, or no name could tell.
+    Sensitive,
+    /// List folder `dir` (a listed folder with its case flipped): a case-insensitive remote
+    /// shows `name` in it, a case-sensitive one has no such folder.
+    Ask { dir: String, name: String },
+}
+
+pub fn case_probe<'a>(listing: impl IntoIterator<Item = &'a String> + Clone) -> CaseProbe {
+    let mut seen = BTreeSet::new();
+    for path in listing.clone() {
+        if !seen.insert(fold(path)) {
+            return CaseProbe::Sensitive;
+        }
+    }
+    let dirs: BTreeSet<&str> = (listing.clone().into_iter())
+        .filter_map(|p| p.rsplit_once('/').map(|(dir, _)| dir))
+        .collect();
+    for path in listing {
+        let Some((dir, name)) = path.rsplit_once('/') else {
+            continue;
+        };
+        let flipped: String = dir.chars().map(flip_case).collect();
+        if flipped != dir && !dirs.contains(flipped.as_str()) {
+            return CaseProbe::Ask {
+                dir: flipped,
+                name: name.to_owned(),
+            };
+        }
+    }
+    CaseProbe::Sensitive
+}
+
+/// `a` ↔ `A`; a character without a single other case stays.
+fn flip_case(c: char) -> char {
+    let other: String = if c.is_lowercase() {
+        c.to_uppercase().collect()
+    } else {
+        c.to_lowercase().collect()
+    };
+    let mut chars = other.chars();
+    match (chars.next(), chars.next()) {
+        (Some(o), None) => o,
+        _ => c,
+    }
 }
 
 /// How many deletions a push may make before it refuses: a number or a percentage of the files

@@ -69,6 +69,7 @@ impl World {
 const BACKUP: Options = Options {
     backup: true,
     delete_foreign: false,
+    case_insensitive: false,
 };
 
 fn mirror(files: &[(&str, u64, &str)]) -> BTreeMap<String, Local> {
@@ -140,6 +141,7 @@ fn foreign_files_are_left_alone_unless_asked() {
         Options {
             backup: false,
             delete_foreign: true,
+            case_insensitive: false,
         },
     );
     assert_eq!(p.deletes, ["playlist.m3u"]);
@@ -155,6 +157,7 @@ fn removed_source_is_backed_up_or_deleted() {
         Options {
             backup: false,
             delete_foreign: false,
+            case_insensitive: false,
         },
     );
     assert_eq!(
@@ -277,6 +280,7 @@ fn moves_are_grouped_by_folder_rename() {
         from_dir: from.into(),
         to_dir: to.into(),
         files: files.iter().map(|f| (*f).into()).collect(),
+        prune: false,
     };
     let file = |from: &str, to: &str| MoveStep::File {
         from: from.into(),
@@ -288,7 +292,7 @@ fn moves_are_grouped_by_folder_rename() {
         ("Jazz/C/D/2.mp3", "Blues/C/D/2.mp3"),
     ]);
     assert_eq!(
-        move_steps(&genre),
+        move_steps(&genre, false, "t"),
         [folder("Jazz", "Blues", &["A/B/1.mp3", "C/D/2.mp3"])]
     );
     // An album renamed, a file renamed, folders that nest, a move to or from the root.
@@ -300,7 +304,7 @@ fn moves_are_grouped_by_folder_rename() {
         ("top.mp3", "G/top.mp3"),
     ]);
     assert_eq!(
-        move_steps(&mixed),
+        move_steps(&mixed, false, "t"),
         [
             folder("G/Album", "G/Album (Live)", &["1.mp3", "2.mp3"]),
             file("G/X/old.mp3", "G/X/new.mp3"),
@@ -422,10 +426,10 @@ proptest! {
             let foreign: BTreeMap<_, _> = before.iter().filter(|(k, _)| k.starts_with("foreign/")).map(|(k, v)| (k.clone(), v.clone())).collect();
             let plan = world.plan(&mirror, BACKUP);
             // The grouped move steps are exactly the planned moves.
-            let mut expanded: Vec<(String, String)> = move_steps(&plan.moves)
+            let mut expanded: Vec<(String, String)> = move_steps(&plan.moves, false, "t")
                 .into_iter()
                 .flat_map(|step| match step {
-                    MoveStep::Folder { from_dir, to_dir, files } => {
+                    MoveStep::Folder { from_dir, to_dir, files, .. } => {
                         files.iter().map(|f| (format!("{from_dir}/{f}"), format!("{to_dir}/{f}"))).collect()
                     }
                     MoveStep::File { from, to } => vec![(from, to)],
@@ -448,6 +452,348 @@ proptest! {
                 prop_assert!(kept || backed_up, "lost {path}");
             }
             let again = world.plan(&mirror, BACKUP);
+            prop_assert!(again.is_empty(), "{:?}", again);
+        }
+    }
+}
+
+const CI: Options = Options {
+    backup: true,
+    delete_foreign: false,
+    case_insensitive: true,
+};
+
+const CI_NO_BACKUP: Options = Options {
+    backup: false,
+    ..CI
+};
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+// Regression: a user's `jazz/a/01.mp3` on an SMB share was overwritten by musync's
+// `Jazz/A/01.mp3` with no backup (the listing was matched by exact names).
+#[test]
+fn a_users_file_differing_only_in_case_is_backed_up() {
+    let mut w = World::default();
+    w.remote.insert("jazz/a/01.mp3".into(), (7, "user".into()));
+    let m = mirror(&[("Jazz/A/01.mp3", 10, "a")]);
+    let p = w.plan(&m, CI);
+    assert_eq!(p.backups, ["jazz/a/01.mp3"]);
+    assert_eq!(p.uploads, ["Jazz/A/01.mp3"]);
+    assert!(p.deletes.is_empty() && p.removed.is_empty());
+    // Without backups the upload replaces it, as it would a file of the very same name.
+    let p = w.plan(&m, CI_NO_BACKUP);
+    assert!(p.backups.is_empty() && p.deletes.is_empty());
+    // Once uploaded, the file keeps the server's case and is musync's: nothing more to do.
+    w.remote.insert("jazz/a/01.mp3".into(), (10, "a".into()));
+    w.pushed.insert(
+        "Jazz/A/01.mp3".into(),
+        Pushed {
+            size: 10,
+            hash: "a".into(),
+        },
+    );
+    assert!(w.plan(&m, CI).is_empty());
+}
+
+// Regression: a case-only album rename was one folder move onto itself, refused by rclone as
+// overlapping, and every later push failed.
+#[test]
+fn a_case_only_album_rename_moves_through_a_temporary_folder() {
+    let w = pushed(&[("G/Album/1.mp3", 10, "a"), ("G/Album/2.mp3", 11, "b")]);
+    let m = mirror(&[("G/album/1.mp3", 10, "a"), ("G/album/2.mp3", 11, "b")]);
+    let p = w.plan(&m, CI);
+    assert!(p.uploads.is_empty() && p.backups.is_empty() && p.deletes.is_empty());
+    let folder = |from: &str, to: &str| MoveStep::Folder {
+        from_dir: from.into(),
+        to_dir: to.into(),
+        files: strings(&["1.mp3", "2.mp3"]),
+        prune: true,
+    };
+    assert_eq!(
+        move_steps(&p.moves, true, "t"),
+        [
+            folder("G/Album", "G/.musync-rename-t-0"),
+            folder("G/.musync-rename-t-0", "G/album"),
+        ]
+    );
+    // On a case-sensitive remote it is one ordinary folder move.
+    assert_eq!(move_steps(&p.moves, false, "t").len(), 1);
+}
+
+// Regression: a case-only file rename with --no-backup uploaded `One.mp3`, then deleted
+// `one.mp3`, the same file.
+#[test]
+fn a_case_only_file_rename_never_deletes_what_it_wrote() {
+    let w = pushed(&[("G/A/one.mp3", 10, "a")]);
+    // Same content: a rename through a temporary name.
+    let p = w.plan(&mirror(&[("G/A/One.mp3", 10, "a")]), CI_NO_BACKUP);
+    let file = |from: &str, to: &str| MoveStep::File {
+        from: from.into(),
+        to: to.into(),
+    };
+    assert_eq!(
+        move_steps(&p.moves, true, "t"),
+        [
+            file("G/A/one.mp3", "G/A/.musync-rename-t-0"),
+            file("G/A/.musync-rename-t-0", "G/A/One.mp3"),
+        ]
+    );
+    // New content: uploaded over it, and the old name is forgotten, not deleted.
+    let p = w.plan(&mirror(&[("G/A/One.mp3", 12, "b")]), CI_NO_BACKUP);
+    assert_eq!(p.uploads, ["G/A/One.mp3"]);
+    assert!(p.deletes.is_empty() && p.removed.is_empty());
+    assert_eq!(p.forgotten, ["G/A/one.mp3"]);
+    // With backups the old one is moved away first.
+    let p = w.plan(&mirror(&[("G/A/One.mp3", 12, "b")]), CI);
+    assert_eq!(
+        (p.backups, p.uploads),
+        (strings(&["G/A/one.mp3"]), strings(&["G/A/One.mp3"]))
+    );
+}
+
+#[test]
+fn case_matters_only_when_two_names_differ_in_case_alone() {
+    let w = pushed(&[("G/Album/1.mp3", 10, "a")]);
+    let listing = |w: &World| -> BTreeMap<String, u64> {
+        w.remote.iter().map(|(p, (s, _))| (p.clone(), *s)).collect()
+    };
+    let matters = |w: &World, m: &BTreeMap<String, Local>| {
+        case_matters(m, &listing(w), &w.pushed, &w.pending)
+    };
+    assert!(!matters(&w, &mirror(&[("G/Album/1.mp3", 10, "a")])));
+    assert!(!matters(&w, &mirror(&[("G/Album (Live)/1.mp3", 10, "a")])));
+    assert!(matters(&w, &mirror(&[("G/album/1.mp3", 10, "a")])));
+    let mut w = World::default();
+    w.remote.insert("g/a/1.mp3".into(), (3, "user".into()));
+    assert!(matters(&w, &mirror(&[("G/A/1.mp3", 10, "a")])));
+}
+
+#[test]
+fn links_block_the_paths_under_them() {
+    let links: BTreeSet<String> = ["Jazz/A".to_owned(), "Pop/x.mp3".to_owned()].into();
+    assert_eq!(
+        link_at("Jazz/A/1.mp3", &links).map(String::as_str),
+        Some("Jazz/A")
+    );
+    assert_eq!(
+        link_at("Pop/x.mp3", &links).map(String::as_str),
+        Some("Pop/x.mp3")
+    );
+    assert_eq!(link_at("Jazz/AB/1.mp3", &links), None);
+    assert_eq!(link_at("Pop/x.mp3.bak", &links), None);
+}
+
+#[test]
+fn the_case_probe_asks_only_when_the_listing_cannot_tell() {
+    let list = |paths: &[&str]| strings(paths);
+    assert_eq!(
+        case_probe(&list(&["Jazz/A/1.mp3"])),
+        CaseProbe::Ask {
+            dir: "jAZZ/a".into(),
+            name: "1.mp3".into()
+        }
+    );
+    // Both cases listed: the remote keeps them apart.
+    assert_eq!(
+        case_probe(&list(&["Jazz/1.mp3", "jazz/1.mp3"])),
+        CaseProbe::Sensitive
+    );
+    // No folder name has a case to flip.
+    assert_eq!(
+        case_probe(&list(&["top.mp3", "1/2.mp3"])),
+        CaseProbe::Sensitive
+    );
+    // A flipped folder that is listed itself proves nothing.
+    assert_eq!(
+        case_probe(&list(&["ab/1.mp3", "AB/2.mp3", "X/1.mp3"])),
+        CaseProbe::Ask {
+            dir: "x".into(),
+            name: "1.mp3".into()
+        }
+    );
+}
+
+/// A case-insensitive remote as a model: folded path → (the name the server keeps, size,
+/// hash). An upload over a file keeps its name; a move gives the new one.
+#[derive(Clone, Debug, Default)]
+struct CiWorld {
+    remote: BTreeMap<String, (String, u64, String)>,
+    backups: Vec<(String, u64, String)>,
+    pushed: BTreeMap<String, Pushed>,
+    pending: BTreeMap<String, Pushed>,
+}
+
+impl CiWorld {
+    fn plan(&self, mirror: &BTreeMap<String, Local>, opts: Options) -> Plan {
+        let listing = self
+            .remote
+            .values()
+            .map(|(p, s, _)| (p.clone(), *s))
+            .collect();
+        plan(mirror, &listing, &self.pushed, &self.pending, opts)
+    }
+
+    fn execute(&mut self, mirror: &BTreeMap<String, Local>, plan: &Plan) {
+        for p in &plan.backups {
+            let file = self.remote.remove(&fold(p)).expect("backed-up file exists");
+            self.backups.push(file);
+            self.pushed.remove(p);
+            self.pending.remove(p);
+        }
+        let mut moves = Vec::new();
+        for step in move_steps(&plan.moves, true, "t") {
+            match step {
+                MoveStep::Folder {
+                    from_dir,
+                    to_dir,
+                    files,
+                    ..
+                } => moves.extend(
+                    files
+                        .iter()
+                        .map(|f| (format!("{from_dir}/{f}"), format!("{to_dir}/{f}"))),
+                ),
+                MoveStep::File { from, to } => moves.push((from, to)),
+            }
+        }
+        for (from, to) in moves {
+            let (_, size, hash) = self.remote.remove(&fold(&from)).expect("moved file exists");
+            self.remote.insert(fold(&to), (to.clone(), size, hash));
+            let state = self.pushed.remove(&from).expect("moved file was pushed");
+            self.pending.remove(&to);
+            self.pushed.insert(to, state);
+        }
+        for p in plan.uploads.iter().chain(&plan.adopted) {
+            let l = &mirror[p];
+            let name = self.remote.get(&fold(p)).map_or(p.clone(), |f| f.0.clone());
+            self.remote.insert(fold(p), (name, l.size, l.hash.clone()));
+            self.pending.remove(p);
+            self.pushed.insert(
+                p.clone(),
+                Pushed {
+                    size: l.size,
+                    hash: l.hash.clone(),
+                },
+            );
+        }
+        for p in &plan.deletes {
+            self.remote.remove(&fold(p));
+        }
+        for p in plan.deletes.iter().chain(&plan.forgotten) {
+            self.pushed.remove(p);
+            self.pending.remove(p);
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum CaseEdit {
+    Add(u8, u8),
+    Delete(u8),
+    FlipAlbum(u8),
+    FlipFile(u8),
+    Retag(u8),
+    UserFileInTheWay(u8),
+}
+
+fn case_edit() -> impl Strategy<Value = CaseEdit> {
+    prop_oneof![
+        (0..12u8, 1..5u8).prop_map(|(n, s)| CaseEdit::Add(n, s)),
+        (0..12u8).prop_map(CaseEdit::Delete),
+        (0..3u8).prop_map(CaseEdit::FlipAlbum),
+        (0..12u8).prop_map(CaseEdit::FlipFile),
+        (0..12u8).prop_map(CaseEdit::Retag),
+        (0..12u8).prop_map(CaseEdit::UserFileInTheWay),
+    ]
+}
+
+fn flip(s: &str) -> String {
+    s.chars().map(flip_case).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// On a case-insensitive remote, after any history of case-only renames and users' files
+    /// in the way, one push makes the remote hold the mirror (by folded name), the state is
+    /// the mirror, nothing is lost with backups on, and the next push does nothing.
+    #[test]
+    fn any_case_history_converges(
+        history in proptest::collection::vec(proptest::collection::vec(case_edit(), 1..5), 1..6),
+        backup in any::<bool>(),
+    ) {
+        let opts = Options { backup, ..CI };
+        // Track n: (album, name, size, hash).
+        let mut lib: BTreeMap<u8, (String, String, u64, String)> = BTreeMap::new();
+        let mut albums = ["Album0".to_owned(), "Album1".to_owned(), "Album2".to_owned()];
+        let mut world = CiWorld::default();
+        let mut tick = 0u32;
+        for step in &history {
+            for e in step {
+                tick += 1;
+                let nth = |lib: &BTreeMap<u8, _>, n: u8| lib.keys().nth(usize::from(n) % lib.len().max(1)).copied();
+                match *e {
+                    CaseEdit::Add(n, s) => {
+                        let album = albums[usize::from(n % 3)].clone();
+                        lib.entry(n).or_insert((album, format!("t{n:02}.mp3"), u64::from(s), format!("h{tick}")));
+                    }
+                    CaseEdit::Delete(n) => {
+                        if let Some(k) = nth(&lib, n) {
+                            lib.remove(&k);
+                        }
+                    }
+                    CaseEdit::FlipAlbum(a) => {
+                        let old = albums[usize::from(a)].clone();
+                        albums[usize::from(a)] = flip(&old);
+                        lib.values_mut().filter(|v| v.0 == old).for_each(|v| v.0 = flip(&old));
+                    }
+                    CaseEdit::FlipFile(n) => {
+                        if let Some(k) = nth(&lib, n) {
+                            let v = lib.get_mut(&k).unwrap();
+                            v.1 = flip(&v.1);
+                        }
+                    }
+                    CaseEdit::Retag(n) => {
+                        if let Some(k) = nth(&lib, n) {
+                            lib.get_mut(&k).unwrap().3 = format!("h{tick}");
+                        }
+                    }
+                    CaseEdit::UserFileInTheWay(n) => {
+                        if let Some((album, name, _, _)) = nth(&lib, n).map(|k| &lib[&k]) {
+                            let path = flip(&format!("{album}/{name}"));
+                            world.remote.entry(fold(&path)).or_insert((path, 1, format!("f{tick}")));
+                        }
+                    }
+                }
+            }
+            let mirror: BTreeMap<String, Local> = lib
+                .values()
+                .map(|(album, name, size, hash)| (format!("{album}/{name}"), local(*size, hash)))
+                .collect();
+            let before = world.remote.clone();
+            let plan = world.plan(&mirror, opts);
+            world.execute(&mirror, &plan);
+            for (path, l) in &mirror {
+                let got = world.remote.get(&fold(path)).map(|f| (f.1, f.2.clone()));
+                prop_assert_eq!(got, Some((l.size, l.hash.clone())), "{}", path);
+            }
+            let wanted: BTreeSet<String> = mirror.keys().map(|p| fold(p)).collect();
+            for (key, (name, _, hash)) in &world.remote {
+                prop_assert!(wanted.contains(key) || hash.starts_with('f'), "stray {}", name);
+            }
+            let state: BTreeSet<&String> = world.pushed.keys().collect();
+            prop_assert_eq!(state, mirror.keys().collect::<BTreeSet<_>>());
+            if backup {
+                for (name, size, hash) in before.values() {
+                    let kept = world.remote.values().any(|f| f.1 == *size && f.2 == *hash);
+                    let backed_up = world.backups.iter().any(|f| f.1 == *size && f.2 == *hash);
+                    prop_assert!(kept || backed_up, "lost {}", name);
+                }
+            }
+            let again = world.plan(&mirror, opts);
             prop_assert!(again.is_empty(), "{:?}", again);
         }
     }
