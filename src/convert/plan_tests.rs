@@ -1,5 +1,7 @@
-//! Planner tests: one per case of the convert issue, and a property test that runs random
-//! library histories through the planner and a model of the executor.
+//! Planner tests: one per case of the convert issue, and two property tests that run random
+//! library histories through the planner and a model of the executor: one where every run
+//! finishes, and one where steps fail and runs are killed part-way, which must still end as a
+//! fresh convert of the same library would.
 
 use std::collections::{BTreeMap, BTreeSet};
 
