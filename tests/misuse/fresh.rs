@@ -340,7 +340,15 @@ impl Library<'_> {
             }
             7 if !flacs.is_empty() => {
                 let flac = rng.pick(&flacs);
-                let mp3 = format!("{}.mp3", flac.strip_suffix(".flac").unwrap());
+                let stem = flac.strip_suffix(".flac").unwrap();
+                if rng.chance(0.3) {
+                    // A copy whose name differs only in case: one file on a Windows share.
+                    let (album, name) = stem.rsplit_once('/').unwrap();
+                    let twin = format!("{album}/{}.flac", name.to_uppercase());
+                    fs::copy(self.env.lib(flac), self.env.lib(&twin)).unwrap();
+                    return format!("copy {flac} to {twin}");
+                }
+                let mp3 = format!("{stem}.mp3");
                 make_mp3(&self.env.lib(&mp3), 1.0, "Same name");
                 format!("add {mp3} beside {flac}")
             }
