@@ -200,6 +200,12 @@ fn a_rename_whose_retag_failed_once_still_gets_the_new_tags() {
         stderr(&out)
     );
     fs::remove_file(env.lib("Rock/New/cover.jpg")).unwrap();
+    // The record left by the failed retag is the one a kill between the rename and the retag
+    // leaves (the retag journals nothing before it fails): the dry run, as `status`, sees the
+    // retag still to do.
+    let dry = env.convert(&["--dry-run"]);
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    assert!(plan.contains("retag   Rock/New/01.mp3"), "{plan}");
     let out = env.convert(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let staged = env.staged("Rock/New/01.mp3");
