@@ -457,11 +457,12 @@ fn incremental_runs_end_as_a_fresh_convert() {
             for _ in 0..=rng.below(3) {
                 log.push(library.edit(&mut rng));
             }
-            // Most runs take 20 to 300 ms here (the audio is short): the kill lands anywhere
-            // from the scan to the last rename.
-            let kill = rng
-                .chance(0.6)
-                .then(|| Duration::from_millis(rng.below(150) as u64));
+            // Most runs take 10 to 300 ms here (the audio is short): the kill lands anywhere
+            // from the scan to the last rename, often early where short runs do their work.
+            let kill = rng.chance(0.6).then(|| {
+                let range = if rng.chance(0.5) { 40 } else { 200 };
+                Duration::from_millis(rng.below(range) as u64)
+            });
             let run = convert_maybe_killed(&env, kill);
             runs += 1;
             killed += usize::from(run.starts_with("run killed"));
