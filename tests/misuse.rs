@@ -4,6 +4,7 @@
 //! next normal run converges.
 
 mod environment;
+mod fresh;
 mod lock;
 mod overlap;
 mod remote_safety;

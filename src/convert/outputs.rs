@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use unicode_normalization::UnicodeNormalization;
 
 use super::plan::Wanted;
-use crate::manifest::Manifest;
 use crate::report::Failure;
 use crate::scan::SourceKind;
 
@@ -23,22 +22,16 @@ pub fn output_path(source: &str) -> String {
 /// Give each source its output path. When two sources want the same one (`Song.flac` and
 /// `Song.mp3` side by side), or ones that differ only in letter case or Unicode normalisation
 /// (`Song.flac` and `song.flac`, `Café` in NFC and in NFD), which a Windows or SMB share or
-/// macOS stores as one file, the one that already has it keeps it, then lossless before MP3,
-/// then by name; the others fail with a message naming both. So does an output that would be a
-/// file where other outputs need a folder (`x.flac` beside a folder `x.mp3/`).
+/// macOS stores as one file, lossless wins before MP3, then the first by name; the others fail
+/// with a message naming both. So does an output that would be a file where other outputs need
+/// a folder (`x.flac` beside a folder `x.mp3/`). The winner depends on the library alone, never
+/// on which source was mirrored first, so an incremental run gives what a fresh convert gives.
 pub(super) fn assign_outputs<'a>(
     wanted: &'a [Wanted],
-    manifest: &Manifest,
     failures: &mut Vec<Failure>,
 ) -> BTreeMap<&'a str, String> {
     let mut order: Vec<&Wanted> = wanted.iter().collect();
-    order.sort_by_key(|w| {
-        let keeps = manifest
-            .records
-            .get(&w.rel)
-            .is_some_and(|r| r.output == output_path(&w.rel));
-        (!keeps, w.kind != SourceKind::Lossless, w.rel.as_str())
-    });
+    order.sort_by_key(|w| (w.kind != SourceKind::Lossless, w.rel.as_str()));
     // Remote key → (the source that has it, its output as written).
     let mut taken: BTreeMap<String, (&str, String)> = BTreeMap::new();
     let mut outputs = BTreeMap::new();

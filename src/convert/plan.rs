@@ -122,8 +122,10 @@ pub fn plan(
     staging: &Staging,
 ) -> Plan {
     let mut plan = Plan::default();
-    let outputs = assign_outputs(wanted, manifest, &mut plan.failures);
-    let mut live: BTreeSet<&str> = wanted.iter().map(|w| w.rel.as_str()).collect();
+    let outputs = assign_outputs(wanted, &mut plan.failures);
+    // A source that lost its output name to another is as good as gone: a fresh convert would
+    // give it no file either.
+    let mut live: BTreeSet<&str> = outputs.keys().copied().collect();
     live.extend(
         manifest
             .records
@@ -231,13 +233,15 @@ pub fn plan(
         }
     }
 
+    // Paths another source's file holds once the moves are done. A path only a convert will
+    // claim is not among them: the old file is deleted first (removals run before converts),
+    // so a convert that fails leaves no stale file under the new source's name, as a fresh
+    // convert would not.
     let reused: BTreeSet<String> = work
         .iter()
         .filter_map(|a| match a {
-            Action::Convert { output, .. }
-            | Action::Retag { output, .. }
-            | Action::Move { output, .. } => Some(output.clone()),
-            Action::Refresh { .. } | Action::Remove { .. } => None,
+            Action::Retag { output, .. } | Action::Move { output, .. } => Some(output.clone()),
+            Action::Convert { .. } | Action::Refresh { .. } | Action::Remove { .. } => None,
         })
         .chain(
             manifest

@@ -1,5 +1,7 @@
-//! Planner tests: one per case of the convert issue, and a property test that runs random
-//! library histories through the planner and a model of the executor.
+//! Planner tests: one per case of the convert issue, and two property tests that run random
+//! library histories through the planner and a model of the executor: one where every run
+//! finishes, and one where steps fail and runs are killed part-way, which must still end as a
+//! fresh convert of the same library would.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -567,5 +569,571 @@ proptest! {
             prop_assert!(again.actions.iter().all(|a| matches!(a, Action::Remove { source: None, delete: false, .. })), "{:?}", again.actions);
             prop_assert_eq!(again.unchanged, wanted.len());
         }
+    }
+}
+
+// Incremental == fresh: a model of the library with stamps and a fingerprint cache, of the
+// executor with its journal writes and file steps one by one, so that a step can fail and a run
+// can be killed between any two of them. After any history, running until nothing is left to
+// do must give the staging a fresh convert of the same library gives.
+
+/// A library file: its audio, its tags, and an mtime every content edit changes. A broken one
+/// (an empty `.wav`) reads but never converts.
+#[derive(Clone, Debug)]
+struct Src {
+    audio: String,
+    tags: String,
+    mtime: i64,
+    broken: bool,
+}
+
+type Lib = BTreeMap<String, Src>;
+
+fn stamp_of(s: &Src) -> Stamp {
+    Stamp {
+        size: (s.audio.len() + s.tags.len()) as u64,
+        mtime_ns: s.mtime,
+    }
+}
+
+fn kind_of(rel: &str) -> SourceKind {
+    if rel.ends_with(".mp3") {
+        SourceKind::Mp3
+    } else {
+        SourceKind::Lossless
+    }
+}
+
+/// What `facts::fingerprint` gives: the record's hashes while the stamp is unchanged, else the
+/// file's own.
+fn fingerprinted(lib: &Lib, manifest: &Manifest) -> Vec<Wanted> {
+    lib.iter()
+        .map(|(rel, s)| {
+            let (stamp, kind) = (stamp_of(s), kind_of(rel));
+            let (audio, tags) = match manifest.records.get(rel) {
+                Some(r) if r.stamp == stamp && r.kind == kind => {
+                    (r.audio_hash.clone(), r.tag_hash.clone())
+                }
+                _ => (s.audio.clone(), s.tags.clone()),
+            };
+            Wanted {
+                rel: rel.clone(),
+                kind,
+                stamp,
+                audio_hash: audio,
+                tag_hash: tags.clone(),
+                tag_key: tags,
+                encoder: if kind == SourceKind::Mp3 {
+                    "copy"
+                } else {
+                    "V2"
+                }
+                .into(),
+                own_genre: vec![],
+                genre: vec![],
+            }
+        })
+        .collect()
+}
+
+/// A run's faults: the actions (by index in the plan) whose fallible step fails, and how many
+/// steps (journal writes and file operations) it gets before it is killed.
+#[derive(Clone, Debug, Default)]
+struct Faults {
+    failing: u32,
+    kill_after: Option<usize>,
+}
+
+struct Killed;
+
+/// One journal write or file operation, unless the run is killed first.
+fn step(steps: &mut usize) -> Result<(), Killed> {
+    if *steps == 0 {
+        return Err(Killed);
+    }
+    *steps -= 1;
+    Ok(())
+}
+
+impl World {
+    /// The staging state `facts::staging_state` reports, from the files' contents.
+    fn observed(&self) -> Staging {
+        let mut staging = Staging {
+            present: self.files.keys().cloned().collect(),
+            ..Staging::default()
+        };
+        for r in self.manifest.records.values() {
+            match self.files.get(&r.output) {
+                Some(c) if *c == r.output_hash => {}
+                Some(c) if Some(c) == r.retag_from.as_ref() => {
+                    staging.stale.insert(r.output.clone());
+                }
+                Some(_) => {
+                    staging.changed.insert(r.output.clone());
+                }
+                None => {}
+            }
+        }
+        staging
+    }
+
+    /// One `musync convert`: fingerprint, plan, execute with `faults`. Returns the plan.
+    fn run(&mut self, lib: &Lib, faults: &Faults) -> Plan {
+        let wanted = fingerprinted(lib, &self.manifest);
+        let plan = plan(&wanted, &[], &self.manifest, &self.observed());
+        let by_rel: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
+        let mut steps = faults.kill_after.unwrap_or(usize::MAX);
+        let (serial, parallel): (Vec<_>, Vec<_>) =
+            plan.actions.iter().enumerate().partition(|(_, a)| {
+                matches!(
+                    a,
+                    Action::Move { .. } | Action::Remove { .. } | Action::Refresh { .. }
+                )
+            });
+        for (i, action) in serial.into_iter().chain(parallel) {
+            let fails = i < 32 && faults.failing & (1 << i) != 0;
+            if self.act(lib, &by_rel, action, fails, &mut steps).is_err() {
+                break;
+            }
+        }
+        plan
+    }
+
+    /// One action as the executor does it; `Ok(false)` when it failed (the run goes on).
+    fn act(
+        &mut self,
+        lib: &Lib,
+        by_rel: &BTreeMap<&str, &Wanted>,
+        action: &Action,
+        fails: bool,
+        steps: &mut usize,
+    ) -> Result<bool, Killed> {
+        match action {
+            Action::Convert { source, output, .. } => {
+                let w = by_rel[source.as_str()];
+                let src = &lib[source];
+                let ours = self
+                    .manifest
+                    .records
+                    .get(source)
+                    .is_some_and(|r| r.output == *output)
+                    || self.manifest.owns(output);
+                if fails || src.broken || (self.files.contains_key(output) && !ours) {
+                    return Ok(false);
+                }
+                let content = format!("{}|{}", w.audio_hash, src.tags);
+                step(steps)?;
+                self.manifest
+                    .apply(Change::Put(model_record(w, &src.tags, output, &content)));
+                step(steps)?;
+                self.files.insert(output.clone(), content);
+            }
+            Action::Retag { source, output } => {
+                return self.retag(lib, by_rel[source.as_str()], output, fails, steps);
+            }
+            Action::Move {
+                old_source,
+                old_output,
+                source,
+                output,
+                retag,
+            } => {
+                let w = by_rel[source.as_str()];
+                let old = self.manifest.records[old_source].clone();
+                let record = Record {
+                    source: source.clone(),
+                    kind: w.kind,
+                    stamp: w.stamp,
+                    tag_hash: w.tag_hash.clone(),
+                    output: output.clone(),
+                    ..old
+                };
+                let mut changes = vec![Change::Remove(old_source.clone()), Change::Put(record)];
+                if old_output != output {
+                    changes.push(Change::Orphan(old_output.clone()));
+                }
+                step(steps)?;
+                changes.into_iter().for_each(|c| self.manifest.apply(c));
+                if old_output != output {
+                    if fails && !retag {
+                        return Ok(false);
+                    }
+                    step(steps)?;
+                    let content = self.files.remove(old_output).expect("planned from staging");
+                    self.files.insert(output.clone(), content);
+                    step(steps)?;
+                    self.manifest.apply(Change::Forget(old_output.clone()));
+                }
+                if *retag {
+                    return self.retag(lib, w, output, fails, steps);
+                }
+            }
+            Action::Remove {
+                source,
+                output,
+                delete,
+            } => {
+                if *delete {
+                    if fails {
+                        return Ok(false);
+                    }
+                    step(steps)?;
+                    self.files.remove(output);
+                }
+                let present = self.files.contains_key(output);
+                let recorded = self.manifest.records.values().any(|r| r.output == *output);
+                step(steps)?;
+                match source {
+                    Some(s) => {
+                        self.manifest.apply(Change::Remove(s.clone()));
+                        if !delete && present {
+                            self.manifest.apply(Change::Orphan(output.clone()));
+                        }
+                    }
+                    None if !delete && present && !recorded => {}
+                    None => self.manifest.apply(Change::Forget(output.clone())),
+                }
+            }
+            Action::Refresh { source } => {
+                let mut r = self.manifest.records[source].clone();
+                r.stamp = by_rel[source.as_str()].stamp;
+                step(steps)?;
+                self.manifest.apply(Change::Put(r));
+            }
+        }
+        Ok(true)
+    }
+
+    /// `files::retag`: the staged audio, the source's tags as they are now.
+    fn retag(
+        &mut self,
+        lib: &Lib,
+        w: &Wanted,
+        output: &str,
+        fails: bool,
+        steps: &mut usize,
+    ) -> Result<bool, Killed> {
+        if fails {
+            return Ok(false);
+        }
+        let old = self.manifest.records[&w.rel].clone();
+        let tags = &lib[&w.rel].tags;
+        let content = format!("{}|{tags}", old.audio_hash);
+        let mut record = model_record(w, tags, output, &content);
+        (record.audio_hash, record.encoder) = (old.audio_hash, old.encoder);
+        record.retag_from = Some(old.output_hash);
+        step(steps)?;
+        self.manifest.apply(Change::Put(record));
+        step(steps)?;
+        self.files.insert(output.to_string(), content);
+        Ok(true)
+    }
+
+    /// Run without faults until only what always fails is left; `None` if that never happens.
+    fn converge(&mut self, lib: &Lib) -> Option<usize> {
+        for runs in 1..=6 {
+            let plan = self.run(lib, &Faults::default());
+            let idle = plan
+                .actions
+                .iter()
+                .all(|a| matches!(a, Action::Convert { source, .. } if lib[source].broken));
+            if idle {
+                return Some(runs);
+            }
+        }
+        None
+    }
+}
+
+fn model_record(w: &Wanted, tags: &str, output: &str, content: &str) -> Record {
+    Record {
+        source: w.rel.clone(),
+        kind: w.kind,
+        stamp: w.stamp,
+        audio_hash: w.audio_hash.clone(),
+        tag_hash: tags.into(),
+        encoder: w.encoder.clone(),
+        tag_key: tags.into(),
+        output: output.into(),
+        output_stamp: Stamp {
+            size: 0,
+            mtime_ns: 0,
+        },
+        output_hash: content.into(),
+        retag_from: None,
+        own_genre: vec![],
+        genre: vec![],
+    }
+}
+
+const USER_FILE: &str = "Album0/playlist.m3u";
+
+fn src(audio: &str, tags: &str, mtime: i64) -> Src {
+    Src {
+        audio: audio.into(),
+        tags: tags.into(),
+        mtime,
+        broken: false,
+    }
+}
+
+/// A world with the user's own file in staging.
+fn with_user_file() -> World {
+    let mut world = World::default();
+    world.files.insert(USER_FILE.into(), "user".into());
+    world
+}
+
+/// What a fresh convert of `lib` gives.
+fn fresh(lib: &Lib) -> World {
+    let mut world = with_user_file();
+    assert!(world.converge(lib).is_some_and(|runs| runs <= 2));
+    world
+}
+
+/// Output → content, and source → output of each record.
+fn mirror(world: &World) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let records = world
+        .manifest
+        .records
+        .values()
+        .map(|r| (r.source.clone(), r.output.clone()))
+        .collect();
+    (world.files.clone(), records)
+}
+
+// Regression: a rename whose retag failed (or was killed) recorded the new source's stamp with
+// the old tag key, so every later run called the stale tags clean.
+#[test]
+fn a_rename_whose_retag_failed_or_was_killed_is_retagged_later() {
+    for faults in [
+        Faults {
+            failing: 1,
+            kill_after: None,
+        },
+        Faults {
+            failing: 0,
+            kill_after: Some(3),
+        },
+    ] {
+        let mut lib = Lib::from([("Album0/01.flac".to_string(), src("a", "t0", 1))]);
+        let mut world = with_user_file();
+        world.converge(&lib).unwrap();
+        lib.clear();
+        lib.insert("Album1/01.flac".into(), src("a", "t1", 2));
+        let plan = world.run(&lib, &faults);
+        assert!(
+            matches!(plan.actions[..], [Action::Move { retag: true, .. }]),
+            "{:?}",
+            plan.actions
+        );
+        world.converge(&lib).unwrap();
+        assert_eq!(world.files["Album1/01.mp3"], "a|t1", "{faults:?}");
+        assert_eq!(mirror(&world), mirror(&fresh(&lib)));
+    }
+}
+
+// Regression: a deleted source's MP3, whose name a file that fails to convert took, became "not
+// made by musync" and blocked the source's return on every run.
+#[test]
+fn a_stale_mp3_claimed_by_a_broken_file_stays_musyncs() {
+    let good = src("b", "t", 1);
+    let mut lib = Lib::from([
+        ("Album0/01.flac".to_string(), src("a", "t", 1)),
+        ("Album0/02.flac".to_string(), good.clone()),
+    ]);
+    let mut world = with_user_file();
+    world.converge(&lib).unwrap();
+    lib.remove("Album0/02.flac");
+    let broken = Src {
+        broken: true,
+        ..src("none", "", 2)
+    };
+    lib.insert("Album0/02.wav".into(), broken);
+    world.converge(&lib).unwrap();
+    assert_eq!(mirror(&world), mirror(&fresh(&lib)));
+    lib.insert("Album0/02.flac".into(), good);
+    let plan = world.run(&lib, &Faults::default());
+    assert_eq!(plan.failures.len(), 1, "{:?}", plan.failures);
+    assert_eq!(plan.failures[0].path, "Album0/02.wav");
+    assert_eq!(world.files["Album0/02.mp3"], "b|t");
+}
+
+// Regression: `Song.mp3` mirrored first kept its name when `Song.flac` came beside it, where a
+// fresh convert gives the name to the FLAC.
+#[test]
+fn the_flac_gets_the_name_whatever_was_mirrored_first() {
+    let mut lib = Lib::from([("Song.mp3".to_string(), src("m", "t", 1))]);
+    let mut world = with_user_file();
+    world.converge(&lib).unwrap();
+    lib.insert("Song.flac".into(), src("f", "t", 2));
+    let plan = world.run(&lib, &Faults::default());
+    assert_eq!(plan.failures.len(), 1);
+    assert_eq!(plan.failures[0].path, "Song.mp3");
+    world.converge(&lib).unwrap();
+    assert_eq!(world.files["Song.mp3"], "f|t");
+    assert_eq!(mirror(&world), mirror(&fresh(&lib)));
+}
+
+#[derive(Clone, Debug)]
+enum LibEdit {
+    Add(u8, u8, u8, u8, u8),
+    AddBroken(u8, u8),
+    Delete(u8),
+    Rename(u8, u8),
+    RenameAlbum(u8, u8),
+    Retag(u8, u8),
+    ReRip(u8, u8),
+    Touch(u8),
+    DropStaged(u8),
+    DamageStaged(u8),
+}
+
+fn lib_edit() -> impl Strategy<Value = LibEdit> {
+    prop_oneof![
+        3 => (0..8u8, 0..3u8, 0..3u8, 0..4u8, 0..3u8)
+            .prop_map(|(n, album, ext, a, t)| LibEdit::Add(n, album, ext, a, t)),
+        1 => (0..8u8, 0..3u8).prop_map(|(n, album)| LibEdit::AddBroken(n, album)),
+        1 => (0..16u8).prop_map(LibEdit::Delete),
+        1 => (0..16u8, 0..8u8).prop_map(|(i, n)| LibEdit::Rename(i, n)),
+        1 => (0..3u8, 0..3u8).prop_map(|(a, b)| LibEdit::RenameAlbum(a, b)),
+        2 => (0..16u8, 0..3u8).prop_map(|(i, t)| LibEdit::Retag(i, t)),
+        1 => (0..16u8, 0..4u8).prop_map(|(i, a)| LibEdit::ReRip(i, a)),
+        1 => (0..16u8).prop_map(LibEdit::Touch),
+        1 => (0..16u8).prop_map(LibEdit::DropStaged),
+        1 => (0..16u8).prop_map(LibEdit::DamageStaged),
+    ]
+}
+
+/// Apply one edit; `clock` gives every changed file a new mtime, as a real edit does.
+fn edit_lib(lib: &mut Lib, world: &mut World, clock: &mut i64, e: &LibEdit) {
+    const EXTS: [&str; 3] = ["flac", "mp3", "wav"];
+    *clock += 1;
+    let now = *clock;
+    let before = lib.clone();
+    let nth = |lib: &Lib, i: u8| lib.keys().nth(usize::from(i) % lib.len().max(1)).cloned();
+    let staged = |world: &World, i: u8| {
+        world
+            .files
+            .keys()
+            .filter(|k| *k != USER_FILE)
+            .nth(usize::from(i) % world.files.len().max(1))
+            .cloned()
+    };
+    match *e {
+        LibEdit::Add(n, album, ext, a, t) => {
+            let rel = format!("Album{album}/{n:02}.{}", EXTS[usize::from(ext)]);
+            lib.entry(rel)
+                .or_insert_with(|| src(&format!("audio{a}"), &format!("tags{t}"), now));
+        }
+        LibEdit::AddBroken(n, album) => {
+            lib.entry(format!("Album{album}/{n:02}.wav"))
+                .or_insert_with(|| Src {
+                    broken: true,
+                    ..src("none", "", now)
+                });
+        }
+        LibEdit::Delete(i) => {
+            if let Some(k) = nth(lib, i) {
+                lib.remove(&k);
+            }
+        }
+        LibEdit::Rename(i, n) => {
+            if let Some(k) = nth(lib, i) {
+                let (dir, file) = k.rsplit_once('/').unwrap();
+                let ext = file.rsplit_once('.').unwrap().1;
+                let to = format!("{dir}/{n:02}.{ext}");
+                if !lib.contains_key(&to) {
+                    let v = lib.remove(&k).unwrap();
+                    lib.insert(to, v);
+                }
+            }
+        }
+        LibEdit::RenameAlbum(a, b) => {
+            let from = format!("Album{a}/");
+            let moving: Vec<String> = lib
+                .keys()
+                .filter(|k| k.starts_with(&from))
+                .cloned()
+                .collect();
+            for k in moving {
+                let to = format!("Album{b}/{}", &k[from.len()..]);
+                if !lib.contains_key(&to) {
+                    let v = lib.remove(&k).unwrap();
+                    lib.insert(to, v);
+                }
+            }
+        }
+        LibEdit::Retag(i, t) => {
+            if let Some(k) = nth(lib, i) {
+                let s = lib.get_mut(&k).unwrap();
+                if !s.broken {
+                    (s.tags, s.mtime) = (format!("tags{t}"), now);
+                }
+            }
+        }
+        LibEdit::ReRip(i, a) => {
+            if let Some(k) = nth(lib, i) {
+                let s = lib.get_mut(&k).unwrap();
+                *s = src(&format!("audio{a}"), &s.tags.clone(), now);
+            }
+        }
+        LibEdit::Touch(i) => {
+            if let Some(k) = nth(lib, i) {
+                lib.get_mut(&k).unwrap().mtime = now;
+            }
+        }
+        LibEdit::DropStaged(i) => {
+            if let Some(k) = staged(world, i) {
+                world.files.remove(&k);
+            }
+        }
+        LibEdit::DamageStaged(i) => {
+            if let Some(k) = staged(world, i) {
+                world.files.insert(k, "damaged".into());
+            }
+        }
+    }
+    // A source that is still there but fails keeps its last good MP3 (failing is never a reason
+    // to delete), where a fresh convert has none: so a broken file may only appear at a path
+    // musync holds no record of.
+    if lib
+        .iter()
+        .any(|(rel, s)| s.broken && world.manifest.records.contains_key(rel))
+    {
+        *lib = before;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// After any history of edits and runs in which steps fail and runs are killed, running
+    /// until nothing is left to do gives the files and records of a fresh convert, and the
+    /// user's file survives.
+    #[test]
+    fn incremental_runs_with_failures_and_kills_end_as_a_fresh_convert(
+        history in proptest::collection::vec(
+            (
+                proptest::collection::vec(lib_edit(), 1..5),
+                (any::<u32>(), any::<u32>()).prop_map(|(a, b)| a & b),
+                proptest::option::of(0..24usize),
+            ),
+            1..7,
+        )
+    ) {
+        let mut lib = Lib::new();
+        let mut world = with_user_file();
+        let mut clock = 0;
+        for (edits, failing, kill_after) in &history {
+            for e in edits {
+                edit_lib(&mut lib, &mut world, &mut clock, e);
+            }
+            world.run(&lib, &Faults { failing: *failing, kill_after: *kill_after });
+        }
+        let runs = world.converge(&lib);
+        prop_assert!(runs.is_some(), "never converged: {:?}", world.run(&lib, &Faults::default()).actions);
+        prop_assert_eq!(mirror(&world), mirror(&fresh(&lib)));
+        prop_assert!(world.manifest.orphans.is_empty(), "{:?}", world.manifest.orphans);
     }
 }

@@ -40,6 +40,9 @@ struct Ledger {
 
 impl Ledger {
     fn record(&mut self, changes: Vec<Change>) -> anyhow::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         self.journal.append(&changes)?;
         changes.into_iter().for_each(|c| self.manifest.apply(c));
         Ok(())
@@ -208,6 +211,15 @@ impl Ctx<'_> {
             || manifest.owns(output))
     }
 
+    /// Whether a record (not only an orphan entry) names `output`.
+    fn recorded(&self, output: &str) -> anyhow::Result<bool> {
+        let ledger = self
+            .ledger
+            .lock()
+            .map_err(|_| anyhow!("a worker panicked"))?;
+        Ok(ledger.manifest.records.values().any(|r| r.output == output))
+    }
+
     fn wanted(&self, source: &str) -> anyhow::Result<&Wanted> {
         self.sources
             .get(source)
@@ -227,8 +239,15 @@ impl Ctx<'_> {
             } => {
                 let w = self.wanted(source)?;
                 let mut record = self.existing(old_source)?;
+                // The source fields describe the new source as fingerprinted at its stamp; the
+                // output fields (tag key, genre, hash) what the staged file holds until the
+                // retag below is done. A retag that fails or is killed thus leaves a record whose
+                // tag key differs from the source's, and the next run retags.
                 record.source = w.rel.clone();
+                record.kind = w.kind;
                 record.stamp = w.stamp;
+                record.tag_hash.clone_from(&w.tag_hash);
+                record.own_genre.clone_from(&w.own_genre);
                 record.output = output.clone();
                 let mut changes = vec![Change::Remove(old_source.clone()), Change::Put(record)];
                 if old_output != output {
@@ -278,6 +297,9 @@ impl Ctx<'_> {
                         ]
                     }
                     Some(source) => vec![Change::Remove(source.clone())],
+                    // A file kept for a record that has not claimed it (its move failed) stays
+                    // musync's: forgotten, it would block its path as a file of the user's.
+                    None if !delete && path.exists() && !self.recorded(output)? => Vec::new(),
                     None => vec![Change::Forget(output.clone())],
                 })
             }
