@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::audio::Quality;
+use crate::genre::GenreFrom;
 use crate::push::plan::DeleteCap;
-use crate::tag::rules::GenreFrom;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -57,6 +57,23 @@ pub enum ColorArg {
     Auto,
     Always,
     Never,
+}
+
+impl Cli {
+    /// What logging needs of the command line.
+    pub fn log_options(&self) -> crate::report::LogOptions {
+        use crate::report::ColorChoice;
+        crate::report::LogOptions {
+            quiet: self.quiet,
+            verbose: self.verbose,
+            log_file: self.log_file.clone(),
+            color: match self.color {
+                ColorArg::Auto => ColorChoice::Auto,
+                ColorArg::Always => ColorChoice::Always,
+                ColorArg::Never => ColorChoice::Never,
+            },
+        }
+    }
 }
 
 /// The remote a `--remote` that may be given without a value names: `None` without one (or with

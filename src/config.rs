@@ -14,9 +14,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::audio::Quality;
+use crate::genre::{self, GenreFrom};
 use crate::push::plan::DeleteCap;
 use crate::report::escape_controls;
-use crate::tag::rules::{self, GenreFrom};
 
 /// One level of the file: the top level, or a `[profile.NAME]` table (which may not nest).
 #[derive(Debug, Default, Deserialize)]
@@ -357,7 +357,7 @@ fn regex(s: &str) -> Result<(), String> {
 fn genre_map(v: &Spanned<Vec<String>>) -> (usize, Result<Vec<String>, String>) {
     let maps = v.get_ref();
     let checked = maps.iter().try_for_each(|m| {
-        rules::parse_mapping(m)
+        genre::parse_mapping(m)
             .map(drop)
             .map_err(|e| format!("{e:#}"))
     });

@@ -8,10 +8,10 @@
 
 use std::path::Path;
 
+use crate::genre::{self, DISC_PATTERN, GenreFrom, GenreRules, Policy};
 use crate::manifest;
 use crate::push::state::State;
 use crate::relpath;
-use crate::tag::rules::{self, DISC_PATTERN, GenreFrom, GenreRules, Policy};
 
 /// A fuzz target's check: it panics on a bug.
 pub type Check = fn(&[u8]);
@@ -140,7 +140,7 @@ pub fn genre_rules(data: &[u8]) {
     };
     let mut map = Vec::new();
     for m in mappings {
-        if let Ok((glob, genre)) = rules::parse_mapping(m) {
+        if let Ok((glob, genre)) = genre::parse_mapping(m) {
             assert!(!glob.is_empty() && !genre.is_empty(), "{m:?}");
             assert_eq!(format!("{glob}={genre}"), m);
             map.push((glob, genre));

@@ -8,6 +8,7 @@ pub mod config;
 pub mod convert;
 pub mod fsutil;
 pub mod fuzzing;
+pub mod genre;
 pub mod init;
 pub mod interrupt;
 pub mod lock;

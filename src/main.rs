@@ -16,9 +16,9 @@ use cli::{
 };
 use convert::Mode;
 use metadata::Id3Version;
+use musync::genre::{self as rules, Policy};
 use report::Exit;
 use settings::Overrides;
-use tag::rules::{self, Policy};
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         }
     };
     let cli = cli::parse(args, &defaults);
-    if let Err(e) = report::init_logging(&cli) {
+    if let Err(e) = report::init_logging(&cli.log_options()) {
         eprintln!("musync: {e:#}");
         return Exit::Usage.into();
     }

@@ -146,14 +146,36 @@ pub fn show_push_stats(bar: &ProgressBar, stats: crate::rclone::Stats) {
     ));
 }
 
+/// How the run logs: the -q/-v level, `--log-file` and `--color`, taken from the command line by
+/// its caller so that this lower layer never depends on the CLI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Only errors on stderr.
+    pub quiet: bool,
+    /// 0: warnings; 1: each action; 2 or more: debugging detail, the libraries' own included.
+    pub verbose: u8,
+    /// Also append every action, failure and run summary to this file.
+    pub log_file: Option<std::path::PathBuf>,
+    pub color: ColorChoice,
+}
+
+/// Whether stderr's messages are coloured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// When stderr is a terminal and `NO_COLOR` is unset.
+    Auto,
+    Always,
+    Never,
+}
+
 /// Logs go to stderr at the -q/-v level, and with `--log-file` also to that file: every action,
 /// failure and run summary, timestamped, without colour.
-pub fn init_logging(cli: &crate::cli::Cli) -> anyhow::Result<()> {
+pub fn init_logging(options: &LogOptions) -> anyhow::Result<()> {
     use anyhow::Context;
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
 
-    let level = match (cli.quiet, cli.verbose) {
+    let level = match (options.quiet, options.verbose) {
         (true, _) => tracing::Level::ERROR,
         (false, 0) => tracing::Level::WARN,
         (false, 1) => tracing::Level::INFO,
@@ -161,7 +183,7 @@ pub fn init_logging(cli: &crate::cli::Cli) -> anyhow::Result<()> {
     };
     // The decoding and tagging libraries log their own recoveries and errors, without the
     // file's name; musync reports each failure itself, so only -vv shows theirs.
-    let others = if cli.verbose >= 2 {
+    let others = if options.verbose >= 2 {
         LevelFilter::DEBUG
     } else {
         LevelFilter::OFF
@@ -170,14 +192,14 @@ pub fn init_logging(cli: &crate::cli::Cli) -> anyhow::Result<()> {
         .with_target("musync", level)
         .with_target(LOG_ONLY, LevelFilter::OFF)
         .with_default(others);
-    let colour = match cli.color {
-        crate::cli::ColorArg::Always => true,
-        crate::cli::ColorArg::Never => false,
-        crate::cli::ColorArg::Auto => {
+    let colour = match options.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
             std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
         }
     };
-    let file = match &cli.log_file {
+    let file = match &options.log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)

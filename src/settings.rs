@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audio::Quality;
+use crate::genre::{DISC_PATTERN, GenreFrom, GenreRules, Policy};
 use crate::metadata::Id3Version;
-use crate::tag::rules::{DISC_PATTERN, GenreFrom, GenreRules, Policy};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -16,12 +16,12 @@ use sha2::{Digest, Sha256};
 
 use crate::audio::Quality;
 use crate::fsutil::{self, Stamp};
+use crate::genre::GenreRules;
 use crate::manifest::Manifest;
 use crate::metadata::Id3Version;
 use crate::report::{self, Failure};
 use crate::scan::{self, SourceKind};
 use crate::settings::{MirrorSettings, Overrides};
-use crate::tag::rules::GenreRules;
 use facts::{Facts, gather};
 pub use plan::Counts;
 use plan::{Action, Plan, Reason, Wanted};

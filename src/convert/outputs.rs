@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::plan::Wanted;
 use crate::report::Failure;
 use crate::scan::SourceKind;
 
@@ -26,17 +25,19 @@ pub fn output_path(source: &str) -> String {
 /// with a message naming both. So does an output that would be a file where other outputs need
 /// a folder (`x.flac` beside a folder `x.mp3/`). The winner depends on the library alone, never
 /// on which source was mirrored first, so an incremental run gives what a fresh convert gives.
+/// The sources come as (relative path, kind), so this helper of the planner needs none of its
+/// types.
 pub(super) fn assign_outputs<'a>(
-    wanted: &'a [Wanted],
+    sources: impl IntoIterator<Item = (&'a str, SourceKind)>,
     failures: &mut Vec<Failure>,
 ) -> BTreeMap<&'a str, String> {
-    let mut order: Vec<&Wanted> = wanted.iter().collect();
-    order.sort_by_key(|w| (w.kind != SourceKind::Lossless, w.rel.as_str()));
+    let mut order: Vec<(&str, SourceKind)> = sources.into_iter().collect();
+    order.sort_by_key(|&(rel, kind)| (kind != SourceKind::Lossless, rel));
     // Remote key → (the source that has it, its output as written).
     let mut taken: BTreeMap<String, (&str, String)> = BTreeMap::new();
     let mut outputs = BTreeMap::new();
-    for w in order {
-        let output = output_path(&w.rel);
+    for (rel, _) in order {
+        let output = output_path(rel);
         let key = remote_key(&output);
         if let Some((first, theirs)) = taken.get(&key) {
             let why = if *theirs == output {
@@ -57,11 +58,11 @@ pub(super) fn assign_outputs<'a>(
                      rename one of them"
                 )
             };
-            failures.push(Failure::new(w.rel.clone(), why));
+            failures.push(Failure::new(rel, why));
             continue;
         }
-        taken.insert(key, (&w.rel, output.clone()));
-        outputs.insert(w.rel.as_str(), output);
+        taken.insert(key, (rel, output.clone()));
+        outputs.insert(rel, output);
     }
     // Each folder once (an album's tracks share theirs), with an output inside it.
     let mut inside: BTreeMap<&str, &String> = BTreeMap::new();

@@ -122,7 +122,8 @@ pub fn plan(
     staging: &Staging,
 ) -> Plan {
     let mut plan = Plan::default();
-    let outputs = assign_outputs(wanted, &mut plan.failures);
+    let sources = wanted.iter().map(|w| (w.rel.as_str(), w.kind));
+    let outputs = assign_outputs(sources, &mut plan.failures);
     // A source that lost its output name to another is as good as gone: a fresh convert would
     // give it no file either.
     let mut live: BTreeSet<&str> = outputs.keys().copied().collect();

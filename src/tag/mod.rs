@@ -2,8 +2,6 @@
 //! have, rewriting tags only (never audio) and only where they differ. It shares the convert
 //! stage's planner and executor, so both stages compute a staged file's tags the same way.
 
-pub mod rules;
-
 use serde::Serialize;
 
 use crate::convert::{self, Mode, Settings, Summary};
