@@ -11,6 +11,8 @@ pub mod fuzzing;
 pub mod genre;
 pub mod init;
 pub mod interrupt;
+#[cfg(test)]
+mod layers_tests;
 pub mod lock;
 pub mod manifest;
 pub mod manual;
