@@ -602,8 +602,13 @@ fn module_graph_reads_use_trees_paths_and_submodules_but_not_comments_or_strings
         ),
         ("b.rs", "fn g() { crate::c::h(); }\n"),
         ("c.rs", "use crate::{d::e, a::{f as g, tests}};\n"),
-        ("p/mod.rs", "mod x;\nmod y;\npub struct T;\n"),
-        ("p/x.rs", "use super::T;\nuse super::y::U;\n"),
+        ("p/mod.rs", "mod x;\nmod y;\nmod z;\npub struct T;\n"),
+        (
+            "p/x.rs",
+            "use super::T;\nuse super::y::U;\nmod inner {\n    const B: u8 = b'}';\n    \
+             const Q: char = '\\'';\n    use super::super::z::W;\n}\n",
+        ),
+        ("p/z.rs", "pub struct W;\n"),
         (
             "p/y.rs",
             "pub struct U;\nfn k() -> super::x::V { todo!() }\n",
@@ -616,6 +621,8 @@ fn module_graph_reads_use_trees_paths_and_submodules_but_not_comments_or_strings
     // Neither the comment, the strings nor `use super::*` in a's own tests reach c.
     assert!(!graph.has_edge(&[], "a", "c"));
     assert!(graph.has_edge(&["p"], "x", "y"));
+    // Seen from `p::x::inner`, past two character literals that hold a brace and a quote.
+    assert!(graph.has_edge(&["p"], "x", "z"));
     let cycles = graph.cycles();
     assert_eq!(cycles.len(), 2, "{cycles:#?}");
     assert!(
