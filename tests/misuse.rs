@@ -4,3 +4,4 @@
 //! next normal run converges.
 
 mod environment;
+mod remote_upload;
