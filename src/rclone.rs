@@ -264,11 +264,10 @@ impl Rclone {
             let args = [from.as_ref(), to.as_ref()];
             self.run("move", &flags, Some(&files), &args, &[], None)?;
         }
-        // Each move leaves its (empty) source folder; the files are in place whatever this does.
+        // Each move leaves its (empty) source folder. The files are in place even if this
+        // fails, but a failed call is reported like any other (the next push adopts them).
         let ok = [EXIT_DIR_NOT_FOUND];
-        if let Err(e) = self.run("rmdirs", &[], None, &[tmp.as_ref()], &ok, None) {
-            tracing::warn!("could not remove the empty folders of {tmp_dir}: {e}");
-        }
+        self.run("rmdirs", &[], None, &[tmp.as_ref()], &ok, None)?;
         Ok(())
     }
 

@@ -415,9 +415,9 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         if !plan.uploads.is_empty() {
             state.save(staging)?;
             if leftovers {
-                // Only a tidy-up: the upload below overwrites what it needs anyway.
+                // A tidy-up: the upload below overwrites what it needs anyway, so it goes on.
                 if let Err(e) = rclone.purge(remote, &tmp) {
-                    tracing::warn!("could not remove the leftovers in {tmp}: {e}");
+                    step_failed(&mut summary, remote, "upload", e.into());
                 }
             }
         }
