@@ -99,10 +99,13 @@ impl From<io::Error> for RcloneError {
     }
 }
 
-/// `: <tail>`, or nothing when rclone said nothing (killed before it could).
+/// `: <tail>`, or nothing when rclone said nothing (killed before it could); a timeout is said
+/// in plain words first.
 fn tail_text(tail: &str) -> String {
     if tail.is_empty() {
         String::new()
+    } else if tail.contains("i/o timeout") || tail.contains("connection timed out") {
+        format!(": the server did not answer in time: {tail}")
     } else {
         format!(": {tail}")
     }

@@ -518,3 +518,31 @@ fn stats_lines_are_told_from_messages() {
         assert_eq!(stats_key(other), None, "{other}");
     }
 }
+
+#[test]
+fn a_timeout_says_the_server_did_not_answer() {
+    let failed = |tail: &str| RcloneError::Failed {
+        op: "lsjson".to_owned(),
+        code: Some(1),
+        stderr_tail: tail.to_owned(),
+    };
+    let timeout = "couldn't connect SSH: ssh: handshake failed: read tcp 127.0.0.1:1->127.0.0.1:2: i/o timeout";
+    assert_eq!(
+        failed(timeout).to_string(),
+        format!("rclone lsjson failed (exit 1): the server did not answer in time: {timeout}")
+    );
+    assert_eq!(
+        failed("directory not found").to_string(),
+        "rclone lsjson failed (exit 1): directory not found"
+    );
+    let stalled = RcloneError::Stalled {
+        op: "copy".to_owned(),
+        secs: 60,
+    };
+    assert!(
+        stalled
+            .to_string()
+            .starts_with("the server did not answer for 60 s"),
+        "{stalled}"
+    );
+}

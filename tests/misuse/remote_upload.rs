@@ -208,6 +208,7 @@ fn sigterm_or_ctrl_c_during_an_upload_exits_130_at_once() {
             };
             let took = sent.elapsed();
             let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+            eprintln!("{what}: exit {:?} after {took:?}", status.code());
             assert_eq!(status.code(), Some(130), "{what}: {status}\n{err}");
             assert!(took < Duration::from_secs(5), "{what}: took {took:?}");
             assert!(
@@ -259,6 +260,10 @@ fn a_server_that_stops_answering_fails_the_push_in_bounded_time() {
         let took = stopped.elapsed();
         let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
         signal(server, "CONT");
+        eprintln!(
+            "{what}: exit {:?} {took:?} after the server stopped",
+            status.code()
+        );
         assert_eq!(status.code(), Some(4), "{what}: {status}\n{err}");
         assert!(took < bound, "{what}: took {took:?}, over {bound:?}");
         let lines: Vec<&str> = err
