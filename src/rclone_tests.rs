@@ -546,3 +546,18 @@ fn a_timeout_says_the_server_did_not_answer() {
         "{stalled}"
     );
 }
+
+#[test]
+fn only_rclone_1_60_gets_one_move_per_top_folder() {
+    let with = |version: &str| Rclone {
+        bin: "/nonexistent/rclone".into(),
+        version: version.into(),
+        extra_flags: vec![],
+        stall: Duration::from_secs(60),
+    };
+    assert!(with("v1.60.1-DEV").refuses_nested_move());
+    assert!(with("v1.60.0").refuses_nested_move());
+    // Later versions try one call, and fall back if rclone still says "overlapping remotes".
+    assert!(!with("v1.61.0").refuses_nested_move());
+    assert!(!with("v1.75.2").refuses_nested_move());
+}
