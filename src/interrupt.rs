@@ -1,5 +1,7 @@
 //! Ctrl-C (SIGINT) and SIGTERM. The first asks the run to stop: the stages stop starting new
-//! work, let what is in flight finish and be recorded, save the manifest, and main exits 130.
+//! work, let what is in flight finish and be recorded (except a running rclone, which `rclone`
+//! stops within a few seconds: its uploads wait under a hidden name, so nothing is left half
+//! done), save the manifest, and main exits 130.
 //! The second exits at once with 130. That is safe because every file musync writes goes to a
 //! `.musync-tmp-*` name and is renamed into place (the next run removes the leftovers), and the
 //! journal survives a torn last line. This module only sets and reads the flag; it never decides

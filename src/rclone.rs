@@ -8,13 +8,20 @@
 //! The user's rclone config and `RCLONE_*` environment pass through untouched; extra global flags
 //! come from `MUSYNC_RCLONE_FLAGS`. Secrets in connection strings reach rclone through its
 //! environment, not its command line, and are redacted from logs and errors.
+//!
+//! Every wait is bounded: musync sets rclone's timeouts and retries (`BOUNDED`, which the user's
+//! flags override), and stops a transfer that has moved no byte for twice `--timeout`; the first
+//! Ctrl-C or SIGTERM stops a running rclone within a few seconds. An upload goes to a hidden
+//! folder on the remote first and is then renamed into place, so no final name ever holds part
+//! of a file.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Instant;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -23,6 +30,31 @@ const MIN_VERSION: (u32, u32) = (1, 60);
 const EXIT_DIR_NOT_FOUND: i32 = 3;
 const TAIL_MAX_LINES: usize = 3;
 const TAIL_MAX_CHARS: usize = 300;
+/// Put before the user's `MUSYNC_RCLONE_FLAGS`, which override them: a server that stops
+/// answering fails a request after `--timeout` (rclone's default is 5 minutes, and 10 low-level
+/// retries, then 3 whole retries: a dead-but-connected server hung a push for good).
+const BOUNDED: [&str; 8] = [
+    "--contimeout",
+    "10s",
+    "--timeout",
+    "30s",
+    "--retries",
+    "1",
+    "--low-level-retries",
+    "3",
+];
+/// rclone's `--timeout` as musync sets it, when the user's flags do not change it.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a transfer reports its bytes, for the stall watchdog.
+const STATS: [&str; 5] = [
+    "--stats",
+    "1s",
+    "--stats-one-line",
+    "--stats-log-level",
+    "NOTICE",
+];
+/// How long rclone gets to exit after SIGTERM before it is killed.
+const TERM_GRACE: Duration = Duration::from_secs(2);
 
 /// A checked rclone binary: found, version ≥ 1.60, plus the user's extra global flags.
 #[derive(Clone, Debug)]
@@ -32,6 +64,8 @@ pub struct Rclone {
     extra_flags: Vec<String>,
     /// Told rclone's transfer figures while an upload runs (see `with_progress`).
     progress: Option<Progress>,
+    /// A transfer that moves no byte for this long is stopped: twice `--timeout`.
+    stall: Duration,
 }
 
 /// rclone's own transfer figures, from the stats lines it logs.
@@ -69,6 +103,16 @@ pub enum RcloneError {
         code: Option<i32>,
         stderr_tail: String,
     },
+    /// The watchdog stopped a transfer that made no progress.
+    #[error(
+        "the server did not answer for {} s, so rclone {op} was stopped (a slow server needs a \
+         longer --timeout in MUSYNC_RCLONE_FLAGS)",
+        .secs
+    )]
+    Stalled { op: String, secs: u64 },
+    /// The first Ctrl-C or SIGTERM stopped rclone.
+    #[error("rclone {op} stopped by an interruption")]
+    Interrupted { op: String },
     /// Not a `#[source]`: the message already holds the cause, which a chain would repeat.
     #[error("running rclone: {0}")]
     Io(io::Error),
@@ -80,10 +124,13 @@ impl From<io::Error> for RcloneError {
     }
 }
 
-/// `: <tail>`, or nothing when rclone said nothing (killed before it could).
+/// `: <tail>`, or nothing when rclone said nothing (killed before it could); a timeout is said
+/// in plain words first.
 fn tail_text(tail: &str) -> String {
     if tail.is_empty() {
         String::new()
+    } else if tail.contains("i/o timeout") || tail.contains("connection timed out") {
+        format!(": the server did not answer in time: {tail}")
     } else {
         format!(": {tail}")
     }
@@ -129,7 +176,8 @@ impl Rclone {
             Some(version) => version,
             None => {
                 tracing::debug!("running {} version", bin.display());
-                let output = output("version", Command::new(&bin).arg("version"), &[])?;
+                let mut cmd = Command::new(&bin);
+                let output = output("version", cmd.arg("version"), &[], None, None, None)?;
                 let version = supported_version(&String::from_utf8_lossy(&output.stdout))?;
                 if let (Some(cache), Some(key), true) = (cache, &key, write_cache) {
                     // Only a shortcut: a failure to save it costs the next run 0.1 s.
@@ -141,12 +189,21 @@ impl Rclone {
                 version
             }
         };
+        let extra_flags: Vec<String> = flags.split_whitespace().map(str::to_owned).collect();
+        let timeout = flag_duration(&extra_flags, "--timeout").unwrap_or(DEFAULT_TIMEOUT);
         Ok(Rclone {
             version,
             bin,
-            extra_flags: flags.split_whitespace().map(str::to_owned).collect(),
+            extra_flags,
+            // rclone's own timeout comes first; at least a few seconds for a stats line to arrive.
+            stall: (timeout * 2).max(Duration::from_secs(5)),
             progress: None,
         })
+    }
+
+    /// How long a transfer may go without progress before musync stops it.
+    pub fn stall_limit(&self) -> Duration {
+        self.stall
     }
 
     /// This rclone, telling `on_stats` its transfer figures (about twice a second) while it
@@ -207,12 +264,16 @@ impl Rclone {
         })
     }
 
-    /// Uploads `files` (relative to `local_root`) to the same relative paths under `remote`, in
-    /// one call, overwriting what is there. Each must be a regular file (not a symlink).
+    /// Uploads `files` (relative to `local_root`) to the same relative paths under `remote`,
+    /// overwriting what is there, without ever leaving part of a file under a final name: one
+    /// call copies them into `remote`/`tmp_dir` (a hidden folder no listing of mirror files
+    /// shows), then they are renamed into place server-side. An error may leave some files in
+    /// `tmp_dir` and some in place, each whole. Each must be a regular file (not a symlink).
     pub fn upload(
         &self,
         local_root: &Path,
         remote: &str,
+        tmp_dir: &str,
         files: &[String],
     ) -> Result<(), RcloneError> {
         if files.is_empty() {
@@ -233,10 +294,59 @@ impl Rclone {
                 )));
             }
         }
+        let tmp = join(remote, checked_rel(tmp_dir)?);
         let flags = ["--ignore-times", "--no-traverse"];
-        let args = [local_root.as_os_str(), remote.as_ref()];
+        let args = [local_root.as_os_str(), tmp.as_ref()];
         self.run("copy", &flags, Some(files), &args, &[], None)?;
+        self.move_into_place(remote, tmp_dir, files)
+    }
+
+    /// Renames `files` from `remote`/`tmp_dir` to the same relative paths under `remote`, each
+    /// replacing what is there. rclone newer than 1.60 does it in one call; 1.60 refuses to move
+    /// from a folder into one that holds it ("overlapping remotes"), so there it takes one call per
+    /// top-level folder, one per file at the top, and one to remove the emptied folders.
+    fn move_into_place(
+        &self,
+        remote: &str,
+        tmp_dir: &str,
+        files: &[String],
+    ) -> Result<(), RcloneError> {
+        let tmp = join(remote, checked_rel(tmp_dir)?);
+        // --ignore-times: a file of the same size and time in place is still replaced.
+        let flags = ["--ignore-times", "--no-traverse", "--delete-empty-src-dirs"];
+        if !self.refuses_nested_move() {
+            let args = [tmp.as_ref(), remote.as_ref()];
+            match self.run("move", &flags, Some(files), &args, &[], None) {
+                Err(RcloneError::Failed { stderr_tail, .. })
+                    if stderr_tail.contains("overlapping remotes") => {}
+                result => return result.map(drop),
+            }
+        }
+        let mut tops: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for file in files {
+            match file.split_once('/') {
+                Some((top, rest)) => tops.entry(top).or_default().push(rest.to_owned()),
+                None => self.rename(remote, &join(tmp_dir, file), file)?,
+            }
+        }
+        for (top, files) in tops {
+            let from = join(&tmp, checked_rel(top)?);
+            let to = join(remote, checked_rel(top)?);
+            let args = [from.as_ref(), to.as_ref()];
+            self.run("move", &flags, Some(&files), &args, &[], None)?;
+        }
+        // Each move leaves its (empty) source folder. The files are in place even if this
+        // fails, but a failed call is reported like any other (the next push adopts them).
+        let ok = [EXIT_DIR_NOT_FOUND];
+        self.run("rmdirs", &[], None, &[tmp.as_ref()], &ok, None)?;
         Ok(())
+    }
+
+    /// rclone 1.60 refuses any move between nested folders; later ones allow it when the
+    /// file list leaves the inner folder out.
+    fn refuses_nested_move(&self) -> bool {
+        parse_version(&format!("rclone {}", self.version))
+            .is_some_and(|(_, major, minor)| (major, minor) <= (1, 60))
     }
 
     /// Moves `files` (relative to `remote`) into `remote`/`dest_dir`, keeping their relative
@@ -405,13 +515,17 @@ impl Rclone {
             flag.push(list.path());
             cmd.arg(flag);
         }
-        // Only the call that transfers bytes reports progress.
+        // A transfer reports its bytes each second, for the stall watchdog; the upload also
+        // for the progress bar, in rclone's JSON log, which carries the byte and file counts.
+        let transfer = matches!(op, "copy" | "move");
         let progress = self.progress.as_ref().filter(|_| op == "copy");
         if progress.is_some() {
             cmd.args(["--stats", STATS_EVERY, "--stats-log-level", "NOTICE"])
                 .arg("--use-json-log");
+        } else if transfer {
+            cmd.args(STATS);
         }
-        cmd.args(&self.extra_flags).arg("--");
+        cmd.args(BOUNDED).args(&self.extra_flags).arg("--");
         let mut env = BTreeMap::new();
         for arg in args {
             let Some(text) = arg.to_str() else {
@@ -444,13 +558,8 @@ impl Rclone {
             hide_next = arg.starts_with("--") && !arg.contains('=') && is_secret_key(&arg);
         }
         tracing::debug!("{shown}");
-        if let Some(file) = stdout {
-            cmd.stdout(file);
-        }
-        match progress {
-            Some(progress) => output_with_stats(op, &mut cmd, ok, progress),
-            None => output(op, &mut cmd, ok),
-        }
+        let stall = transfer.then_some(self.stall);
+        output(op, &mut cmd, ok, stdout, stall, progress)
     }
 }
 
@@ -485,57 +594,6 @@ fn plain_log_line(line: &str) -> String {
             format!("{level} : {}", l.msg.trim())
         }
         Err(_) => line.to_owned(),
-    }
-}
-
-/// As `output`, but reading rclone's stderr as it comes: stats lines go to `progress`, the
-/// others are kept (in rclone's plain form) for the error's tail.
-fn output_with_stats(
-    op: &str,
-    cmd: &mut Command,
-    ok: &[i32],
-    progress: &Progress,
-) -> Result<Output, RcloneError> {
-    use std::io::BufRead;
-    let start = Instant::now();
-    die_with_musync(cmd);
-    cmd.env_remove(crate::subsonic::PASSWORD_VAR);
-    // Only `copy` reports progress, and it prints nothing worth keeping on stdout.
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RcloneError::NotFound),
-        result => result?,
-    };
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let on_stats = progress.0.clone();
-    let reader = std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        for line in io::BufReader::new(stderr).split(b'\n') {
-            let line = String::from_utf8_lossy(&line?).into_owned();
-            match parse_stats(&line) {
-                Some(stats) => on_stats(stats),
-                None => writeln!(kept, "{}", plain_log_line(&line))?,
-            }
-        }
-        io::Result::Ok(kept)
-    });
-    // This thread spawned rclone, so it waits for it (see `die_with_musync`).
-    let status = child.wait()?;
-    let stderr = reader.join().expect("the stderr reader does not panic")?;
-    tracing::debug!("rclone {op}: {status} after {:.2?}", start.elapsed());
-    match status.code() {
-        Some(code) if code == 0 || ok.contains(&code) => Ok(Output {
-            status,
-            stdout: Vec::new(),
-            stderr,
-        }),
-        code => Err(RcloneError::Failed {
-            op: op.to_owned(),
-            code,
-            stderr_tail: stderr_tail(&redact(&String::from_utf8_lossy(&stderr))),
-        }),
     }
 }
 
@@ -595,29 +653,225 @@ pub fn join(remote: &str, rel: &str) -> String {
 }
 
 /// Runs `cmd` without stdin (an encrypted config then fails instead of waiting for a password),
-/// capturing its output; a non-zero exit not in `ok` is `Failed`.
-fn output(op: &str, cmd: &mut Command, ok: &[i32]) -> Result<Output, RcloneError> {
+/// capturing its output (stdout into `stdout` if given); a non-zero exit not in `ok` is `Failed`.
+/// With `stall`, rclone is stopped once its stats lines (see `STATS`) show no new byte for that
+/// long; a first Ctrl-C or SIGTERM to musync stops it too.
+fn output(
+    op: &str,
+    cmd: &mut Command,
+    ok: &[i32],
+    stdout: Option<std::fs::File>,
+    stall: Option<Duration>,
+    on_stats: Option<&Progress>,
+) -> Result<Output, RcloneError> {
     let start = Instant::now();
     die_with_musync(cmd);
     // rclone has no use for musync's other secret.
     cmd.env_remove(crate::subsonic::PASSWORD_VAR);
-    let output = match cmd.stdin(Stdio::null()).output() {
+    let captured = stdout.is_none();
+    cmd.stdin(Stdio::null())
+        .stdout(stdout.map_or_else(Stdio::piped, Stdio::from))
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RcloneError::NotFound),
         result => result?,
     };
-    tracing::debug!(
-        "rclone {op}: {} after {:.2?}",
-        output.status,
-        start.elapsed()
-    );
-    match output.status.code() {
-        Some(code) if code == 0 || ok.contains(&code) => Ok(output),
+    let stdout_reader = child.stdout.take().map(|mut out| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = out.read_to_end(&mut bytes);
+            bytes
+        })
+    });
+    let progress = Arc::new(Mutex::new(Liveness::default()));
+    let stderr_reader = child.stderr.take().map(|err| {
+        let progress = Arc::clone(&progress);
+        let on_stats = on_stats.cloned();
+        std::thread::spawn(move || read_stderr(err, &progress, on_stats.as_ref()))
+    });
+    let waited = wait(&mut child, op, stall, &progress);
+    let stderr = stderr_reader.map_or_else(Vec::new, |r| r.join().unwrap_or_default());
+    let stdout = match stdout_reader {
+        Some(r) if captured => r.join().unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let status = waited?;
+    tracing::debug!("rclone {op}: {status} after {:.2?}", start.elapsed());
+    match status.code() {
+        Some(code) if code == 0 || ok.contains(&code) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
         code => Err(RcloneError::Failed {
             op: op.to_owned(),
             code,
-            stderr_tail: stderr_tail(&redact(&String::from_utf8_lossy(&output.stderr))),
+            stderr_tail: stderr_tail(&redact(&String::from_utf8_lossy(&stderr))),
         }),
     }
+}
+
+/// What the stats lines of a running transfer last said, and when that changed.
+struct Liveness {
+    key: Option<String>,
+    since: Instant,
+}
+
+impl Default for Liveness {
+    fn default() -> Liveness {
+        Liveness {
+            key: None,
+            since: Instant::now(),
+        }
+    }
+}
+
+/// rclone's stderr without its stats lines, each of which updates `progress` instead (and goes
+/// to `on_stats`, for the progress bar, when rclone logs in JSON). JSON log lines are kept in
+/// rclone's plain form, so an error's tail reads the same either way.
+fn read_stderr(err: impl Read, progress: &Mutex<Liveness>, on_stats: Option<&Progress>) -> Vec<u8> {
+    use std::io::BufRead;
+    let mut kept = Vec::new();
+    let mut lines = io::BufReader::new(err);
+    let mut line = Vec::new();
+    while lines.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+        let text = String::from_utf8_lossy(&line);
+        let key = match parse_stats(&text) {
+            Some(stats) => {
+                if let Some(on_stats) = on_stats {
+                    (on_stats.0)(stats);
+                }
+                Some(format!("{} / {}", stats.bytes, stats.total_bytes))
+            }
+            None => stats_key(&text),
+        };
+        match key {
+            Some(key) => {
+                let mut p = progress
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if p.key.as_deref() != Some(key.as_str()) {
+                    p.key = Some(key);
+                    p.since = Instant::now();
+                }
+            }
+            None if on_stats.is_some() => {
+                kept.extend_from_slice(plain_log_line(text.trim_end_matches('\n')).as_bytes());
+                kept.push(b'\n');
+            }
+            None => kept.extend_from_slice(&line),
+        }
+        line.clear();
+    }
+    kept
+}
+
+/// `5.722 MiB / 20 MiB` from a one-line stats line (`… NOTICE:    5.722 MiB / 20 MiB, 28%,
+/// 1 MiB/s, ETA 10s`): the bytes done and due, which change while anything moves.
+fn stats_key(line: &str) -> Option<String> {
+    let (level, msg) = split_level(strip_timestamp(line));
+    let (bytes, rest) = msg.split_once(',')?;
+    let (done, due) = bytes.split_once(" / ")?;
+    let is_size =
+        |s: &str| s.trim().ends_with('B') && s.trim().starts_with(|c: char| c.is_ascii_digit());
+    (level == Some("NOTICE") && is_size(done) && is_size(due) && rest.contains("ETA"))
+        .then(|| bytes.trim().to_owned())
+}
+
+/// Waits for rclone, stopping it on a first Ctrl-C or SIGTERM to musync, or when `stall` passes
+/// with no change in its stats (armed by the first stats line, so flags that silence them only
+/// lose the watchdog).
+fn wait(
+    child: &mut Child,
+    op: &str,
+    stall: Option<Duration>,
+    progress: &Mutex<Liveness>,
+) -> Result<ExitStatus, RcloneError> {
+    let mut nap = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if crate::interrupt::interrupted() {
+            stop(child);
+            return Err(RcloneError::Interrupted { op: op.to_owned() });
+        }
+        if let Some(limit) = stall {
+            let p = progress
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if p.key.is_some() && p.since.elapsed() > limit {
+                drop(p);
+                stop(child);
+                let secs = limit.as_secs();
+                return Err(RcloneError::Stalled {
+                    op: op.to_owned(),
+                    secs,
+                });
+            }
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM, then SIGKILL if rclone has not exited after `TERM_GRACE`.
+fn stop(child: &mut Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + TERM_GRACE;
+    while Instant::now() < deadline {
+        if child.try_wait().is_ok_and(|s| s.is_some()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The value of `flag` (`--timeout 5s` or `--timeout=5s`; the last one counts, as in rclone),
+/// in rclone's simple duration forms (`500ms`, `30s`, `5m`, `1h`, `1m30s`).
+fn flag_duration(flags: &[String], flag: &str) -> Option<Duration> {
+    let mut value = None;
+    let mut args = flags.iter();
+    while let Some(arg) = args.next() {
+        if arg == flag {
+            value = args.next().map(String::as_str);
+        } else if let Some(v) = arg.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            value = Some(v);
+        }
+    }
+    parse_duration(value?)
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (mut total, mut rest) = (Duration::ZERO, text);
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += Duration::try_from_secs_f64(number * unit).ok()?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
 }
 
 /// Has the kernel kill rclone when musync dies. Otherwise a musync killed on its own (`kill -9`,

@@ -260,9 +260,13 @@ fn empty_lists_make_no_call() {
         bin: "/nonexistent/rclone".into(),
         version: "v1.60.0".into(),
         extra_flags: vec![],
+        stall: Duration::from_secs(60),
         progress: None,
     };
-    assert!(rc.upload(Path::new("/nonexistent"), "nas:", &[]).is_ok());
+    assert!(
+        rc.upload(Path::new("/nonexistent"), "nas:", TMP, &[])
+            .is_ok()
+    );
     assert!(rc.move_into("nas:", "backup", &[], "t").is_ok());
     assert!(rc.delete("nas:", &[]).is_ok());
     assert!(matches!(rc.list("nas:"), Err(RcloneError::NotFound)));
@@ -304,6 +308,9 @@ fn sizes(rc: &Rclone, remote: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Where uploads wait before their rename, as the push names it.
+const TMP: &str = ".musync-tmp/0123456789abcdef";
+
 const AWKWARD: [&str; 5] = [
     "-lead.mp3",
     "a #1/b;c é.mp3",
@@ -320,7 +327,8 @@ fn upload_then_list_awkward_names() {
         rc.list(&remote).unwrap().is_empty(),
         "a missing folder lists as empty"
     );
-    rc.upload(&local, &remote, &names(&AWKWARD[..4])).unwrap();
+    rc.upload(&local, &remote, TMP, &names(&AWKWARD[..4]))
+        .unwrap();
     let mut want: Vec<(String, u64)> = AWKWARD[..4]
         .iter()
         .map(|f| (f.to_string(), f.len() as u64))
@@ -334,9 +342,16 @@ fn upload_then_list_awkward_names() {
             .collect::<Vec<_>>(),
         ["b;c é.mp3"]
     );
+    let waiting: Vec<_> = walkdir::WalkDir::new(Path::new(&remote).join(".musync-tmp"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .collect();
+    assert!(waiting.is_empty(), "not renamed into place: {waiting:?}");
     // Uploading again overwrites whatever is there.
     fs::write(local.join("top.mp3"), "changed!!").unwrap();
-    rc.upload(&local, &remote, &names(&["top.mp3"])).unwrap();
+    rc.upload(&local, &remote, TMP, &names(&["top.mp3"]))
+        .unwrap();
     assert_eq!(rc.list(&remote).unwrap()["top.mp3"], RemoteFile { size: 9 });
 }
 
@@ -345,7 +360,7 @@ fn upload_refuses_missing_local_files() {
     let rc = rclone();
     let (_dir, local, remote) = setup(&["a.mp3"]);
     let err = rc
-        .upload(&local, &remote, &names(&["a.mp3", "gone.mp3"]))
+        .upload(&local, &remote, TMP, &names(&["a.mp3", "gone.mp3"]))
         .unwrap_err();
     assert!(
         err.to_string().contains("gone.mp3: not a regular file"),
@@ -357,7 +372,7 @@ fn upload_refuses_missing_local_files() {
 fn move_rename_delete_list_dirs_purge() {
     let rc = rclone();
     let (_dir, local, remote) = setup(&AWKWARD);
-    rc.upload(&local, &remote, &names(&AWKWARD)).unwrap();
+    rc.upload(&local, &remote, TMP, &names(&AWKWARD)).unwrap();
 
     rc.move_into(
         &remote,
@@ -400,9 +415,10 @@ fn move_rename_delete_list_dirs_purge() {
     rc.delete(&join(&remote, "nowhere"), &names(&["x.mp3"]))
         .unwrap();
 
+    // The uploads' waiting folder stays, empty.
     assert_eq!(
         rc.list_dirs(&remote, "").unwrap(),
-        ["a #1", "backup", "Ünïcødé"]
+        [".musync-tmp", "a #1", "backup", "Ünïcødé"]
     );
     assert_eq!(rc.list_dirs(&remote, "backup").unwrap(), ["2024-01-01"]);
     assert!(rc.list_dirs(&remote, "nowhere").unwrap().is_empty());
@@ -422,7 +438,8 @@ fn move_rename_delete_list_dirs_purge() {
 fn a_backup_never_replaces_a_file_in_the_backup_folder() {
     let rc = rclone();
     let (dir, local, remote) = setup(&["a/01.mp3"]);
-    rc.upload(&local, &remote, &names(&["a/01.mp3"])).unwrap();
+    rc.upload(&local, &remote, TMP, &names(&["a/01.mp3"]))
+        .unwrap();
     let kept = Path::new(&remote).join("bk/a/01.mp3");
     fs::create_dir_all(kept.parent().unwrap()).unwrap();
     // Same size and time as the file moved in: rclone would take them for one file.
@@ -448,7 +465,8 @@ fn a_backup_never_replaces_a_file_in_the_backup_folder() {
 fn symbolic_links_on_a_local_remote_are_listed_as_links() {
     let rc = rclone();
     let (dir, local, remote) = setup(&["a/01.mp3"]);
-    rc.upload(&local, &remote, &names(&["a/01.mp3"])).unwrap();
+    rc.upload(&local, &remote, TMP, &names(&["a/01.mp3"]))
+        .unwrap();
     let outside = dir.path().join("outside");
     fs::create_dir(&outside).unwrap();
     fs::write(outside.join("x.mp3"), "x").unwrap();
@@ -464,7 +482,7 @@ fn symbolic_links_on_a_local_remote_are_listed_as_links() {
 fn a_case_sensitive_folder_does_not_ignore_case() {
     let rc = rclone();
     let (_dir, local, remote) = setup(&["Jazz/01.mp3"]);
-    rc.upload(&local, &remote, &names(&["Jazz/01.mp3"]))
+    rc.upload(&local, &remote, TMP, &names(&["Jazz/01.mp3"]))
         .unwrap();
     assert!(!rc.ignores_case(&remote, "jAZZ", "01.mp3").unwrap());
 }
@@ -478,7 +496,7 @@ fn failures_carry_the_exit_code_and_cause() {
     let file = dir.path().join("a-file");
     fs::write(&file, "not a folder").unwrap();
     let err = rc
-        .upload(&local, file.to_str().unwrap(), &names(&["a.mp3"]))
+        .upload(&local, file.to_str().unwrap(), TMP, &names(&["a.mp3"]))
         .unwrap_err();
     let RcloneError::Failed {
         op,
@@ -551,7 +569,7 @@ fn an_upload_with_progress_reports_rclone_stats_to_the_last_byte() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
     let rc = rclone().with_progress(move |s| sink.lock().unwrap().push(s));
-    rc.upload(&local, &remote, &names(&files)).unwrap();
+    rc.upload(&local, &remote, TMP, &names(&files)).unwrap();
     let seen = seen.lock().unwrap();
     let bytes = ("a.mp3".len() + "b/c.mp3".len()) as u64;
     assert_eq!(
@@ -567,11 +585,105 @@ fn an_upload_with_progress_reports_rclone_stats_to_the_last_byte() {
     assert_eq!(sizes(&rc, &remote).len(), 2);
     // A failure still reads as one line with rclone's own words, not JSON.
     let e = rc
-        .upload(&local, "nosuchremote:x", &names(&files))
+        .upload(&local, "nosuchremote:x", TMP, &names(&files))
         .unwrap_err()
         .to_string();
     assert!(
         e.contains("didn't find section in config file") && !e.contains('{'),
         "{e}"
     );
+}
+
+#[test]
+fn durations_in_rclone_forms() {
+    let secs = Duration::from_secs;
+    assert_eq!(parse_duration("30s"), Some(secs(30)));
+    assert_eq!(parse_duration("5m"), Some(secs(300)));
+    assert_eq!(parse_duration("1m30s"), Some(secs(90)));
+    assert_eq!(parse_duration("1h"), Some(secs(3600)));
+    assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+    for bad in ["", "5", "s", "5x", "-1s", "1e9999h"] {
+        assert_eq!(parse_duration(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn the_last_timeout_flag_counts() {
+    let flags = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let timeout = |s: &str| flag_duration(&flags(s), "--timeout");
+    assert_eq!(timeout(""), None);
+    assert_eq!(timeout("--bwlimit 1M"), None);
+    assert_eq!(timeout("--timeout 5s"), Some(Duration::from_secs(5)));
+    assert_eq!(
+        timeout("--timeout=5s --timeout 7s"),
+        Some(Duration::from_secs(7))
+    );
+    assert_eq!(
+        timeout("--timeout 5s --timeout=1m"),
+        Some(Duration::from_secs(60))
+    );
+    assert_eq!(timeout("--contimeout 5s"), None);
+    assert_eq!(timeout("--timeout"), None);
+}
+
+#[test]
+fn stats_lines_are_told_from_messages() {
+    let line = "2026/11/30 03:08:48 NOTICE:    5.722 MiB / 20 MiB, 28%, 1 MiB/s, ETA 10s";
+    assert_eq!(stats_key(line).as_deref(), Some("5.722 MiB / 20 MiB"));
+    let start = "2026/11/30 03:08:48 NOTICE:        0 B / 0 B, -, 0 B/s, ETA -";
+    assert_eq!(stats_key(start).as_deref(), Some("0 B / 0 B"));
+    let done = "2026/11/30 03:08:48 NOTICE: 1.000 KiB / 1.000 KiB, 100%, 0 B/s, ETA 0s (xfr#1/1)";
+    assert_eq!(stats_key(done).as_deref(), Some("1.000 KiB / 1.000 KiB"));
+    for other in [
+        "2026/11/30 03:08:48 ERROR : a/f1.mp3: Failed to copy: 5 B / 6 B, 1%",
+        "2026/11/30 03:08:48 NOTICE: a.mp3: Duplicate object found",
+        "Transferred:   	    5.722 MiB / 5.722 MiB, 100%, 0 B/s, ETA -",
+    ] {
+        assert_eq!(stats_key(other), None, "{other}");
+    }
+}
+
+#[test]
+fn a_timeout_says_the_server_did_not_answer() {
+    let failed = |tail: &str| RcloneError::Failed {
+        op: "lsjson".to_owned(),
+        code: Some(1),
+        stderr_tail: tail.to_owned(),
+    };
+    let timeout = "couldn't connect SSH: ssh: handshake failed: read tcp 127.0.0.1:1->127.0.0.1:2: i/o timeout";
+    assert_eq!(
+        failed(timeout).to_string(),
+        format!("rclone lsjson failed (exit 1): the server did not answer in time: {timeout}")
+    );
+    assert_eq!(
+        failed("directory not found").to_string(),
+        "rclone lsjson failed (exit 1): directory not found"
+    );
+    let stalled = RcloneError::Stalled {
+        op: "copy".to_owned(),
+        secs: 60,
+    };
+    assert!(
+        stalled
+            .to_string()
+            .starts_with("the server did not answer for 60 s"),
+        "{stalled}"
+    );
+}
+
+#[test]
+fn only_rclone_1_60_gets_one_move_per_top_folder() {
+    let with = |version: &str| Rclone {
+        bin: "/nonexistent/rclone".into(),
+        version: version.into(),
+        extra_flags: vec![],
+        stall: Duration::from_secs(60),
+        progress: None,
+    };
+    assert!(with("v1.60.1-DEV").refuses_nested_move());
+    assert!(with("v1.60.0").refuses_nested_move());
+    // Later versions try one call, and fall back if rclone still says "overlapping remotes".
+    assert!(!with("v1.61.0").refuses_nested_move());
+    assert!(!with("v1.75.2").refuses_nested_move());
 }

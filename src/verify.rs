@@ -14,7 +14,7 @@ use crate::fsutil;
 use crate::interrupt;
 use crate::lock;
 use crate::manifest;
-use crate::push::{self, BACKUP_DIR};
+use crate::push::{self, BACKUP_DIR, UPLOAD_DIR};
 use crate::rclone::Rclone;
 use crate::report::Failure;
 
@@ -326,9 +326,9 @@ fn compare_staged(
 }
 
 /// Compare the remote's listing (path → size) with what musync pushed there (path → size). The
-/// backup folder is musync's own and not compared.
+/// backup and upload folders are musync's own and not compared.
 fn compare_remote(pushed: &BTreeMap<String, u64>, listing: &BTreeMap<String, u64>) -> Check<u64> {
-    let backups = format!("{BACKUP_DIR}/");
+    let (backups, uploads) = (format!("{BACKUP_DIR}/"), format!("{UPLOAD_DIR}/"));
     let mut check = Check {
         checked: pushed.len(),
         ..Check::default()
@@ -346,6 +346,7 @@ fn compare_remote(pushed: &BTreeMap<String, u64>, listing: &BTreeMap<String, u64
     }
     check.unknown = (listing.keys())
         .filter(|p| !pushed.contains_key(*p) && !p.starts_with(&backups))
+        .filter(|p| !p.starts_with(&uploads))
         .cloned()
         .collect();
     check

