@@ -62,7 +62,19 @@ fn read_inner(src: &Path) -> anyhow::Result<TagSet> {
             // overwriting an explicit TRACKTOTAL with the "/12". Other formats need them (ID3v2.3
             // TYER+TDAT become a date, MP4 `gnre` a genre).
             let raw = { options }.implicit_conversions(false);
-            let flac = FlacFile::read_from(&mut open()?, raw)?;
+            let flac = match FlacFile::read_from(&mut open()?, raw) {
+                Ok(flac) => flac,
+                // libFLAC plays FLACs whose metadata lofty refuses (STREAMINFO out of order, a
+                // broken comment length): the decoder decides about the audio, and the tags are
+                // what our own reader can find.
+                Err(_) => {
+                    let fields = flac_comments(&mut open()?).map(canonical_fields);
+                    return Ok(TagSet {
+                        fields: fields.unwrap_or_default(),
+                        cover: None,
+                    });
+                }
+            };
             return Ok(from_flac(flac, flac_comments(&mut open()?)));
         }
         Some(FileType::Mpeg) => MpegFile::read_from(&mut open()?, options)?.remove_id3v2(),
