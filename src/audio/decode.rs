@@ -196,7 +196,8 @@ impl Source {
             channels,
             channel_count,
             pts_scale,
-            next_pts: None,
+            // A FLAC stream starts at sample 0: a first frame lost to damage is a gap too.
+            next_pts: flac.is_some().then_some(0),
             packets: 0,
             first_block: 0,
             uneven: false,
