@@ -3,6 +3,7 @@
 //! refused, the downmix follows the file's channel mask, and a source too short for its
 //! resampling ratio still gives audio.
 
+use std::f64::consts::FRAC_1_SQRT_2;
 use std::path::Path;
 use std::process::Command;
 
@@ -84,4 +85,113 @@ fn one_sample_at_192_khz_gives_one_frame() {
     let out = env.convert(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(decoded(&env.staged("one.mp3")), (1, 48_000, 2));
+}
+
+/// Layouts `flac --channel-map=none` writes as a `WAVEFORMATEXTENSIBLE_CHANNEL_MASK` tag (every
+/// standard one up to 8 channels ffmpeg names), as ffmpeg spells them, with the mask.
+const LAYOUTS: &[(&str, u32)] = &[
+    ("FL+FR+FC", 0x7),
+    ("FL+FR+BC", 0x103),
+    ("FL+FR+LFE", 0xb),
+    ("FL+FR+FC+BC", 0x107),
+    ("FL+FR+BL+BR", 0x33),
+    ("FL+FR+SL+SR", 0x603),
+    ("FL+FR+FC+SL+SR", 0x607),
+    ("FL+FR+FC+LFE+BL+BR", 0x3f),
+    ("FL+FR+FC+LFE+SL+SR", 0x60f),
+    ("FL+FR+FC+BL+BR+BC", 0x137),
+    ("FL+FR+FC+LFE+BC+SL+SR", 0x70f),
+    ("FL+FR+FC+LFE+BL+BR+SL+SR", 0x63f),
+    ("FL+FR+FC+LFE+BL+BR+FLC+FRC", 0xff),
+    ("FL+FR+FC+BL+BR+BC+SL+SR", 0x737),
+    ("FL+FR+TFL+TFR", 0x5003),
+];
+
+/// Each channel's tone: distinct, a whole number of cycles in the half second measured.
+const TONES: [u32; 8] = [220, 330, 440, 550, 660, 880, 990, 1100];
+
+/// The level of `freq` in each of the two channels of 44.1 kHz stereo `pcm` (s16le), over the
+/// half second from 0.25 s (Goertzel).
+fn levels(pcm: &[u8], freq: u32) -> [f64; 2] {
+    let samples: Vec<i16> = pcm
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let (start, n) = (11_025, 22_050);
+    let w = 2.0 * std::f64::consts::PI * f64::from(freq) / 44_100.0;
+    [0, 1].map(|side| {
+        let (mut re, mut im) = (0.0, 0.0);
+        for i in 0..n {
+            let x = f64::from(samples[(start + i) * 2 + side]) / 32768.0;
+            re += x * (w * i as f64).cos();
+            im += x * (w * i as f64).sin();
+        }
+        2.0 * (re * re + im * im).sqrt() / n as f64
+    })
+}
+
+fn stereo_pcm(path: &Path, extra: &[&str]) -> Vec<u8> {
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(extra)
+        .args(["-ac", "2", "-f", "s16le", "-acodec", "pcm_s16le", "-"]))
+    .stdout
+}
+
+// Regression: the downmix went by channel count alone, ignoring the file's channel mask (a 4.0
+// file put front centre left only; a hexagonal one lost its back left).
+#[test]
+fn downmix_follows_the_channel_mask_like_ffmpeg() {
+    let env = Env::empty();
+    for (layout, mask) in LAYOUTS {
+        let n = layout.split('+').count();
+        let inputs: String = (0..n)
+            .map(|k| format!("sine=f={}:d=1:sample_rate=44100[a{k}];", TONES[k]))
+            .collect();
+        let pads: String = (0..n).map(|k| format!("[a{k}]")).collect();
+        let wav = env.dir.path().join(format!("{mask:x}.wav"));
+        run(Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-filter_complex"])
+            .arg(format!(
+                "{inputs}{pads}join=inputs={n}:channel_layout={layout}[out]"
+            ))
+            .args(["-map", "[out]", "-c:a", "pcm_s16le"])
+            .arg(&wav));
+        run(Command::new("flac")
+            .args(["-s", "-f", "--channel-map=none", "-o"])
+            .arg(env.lib(&format!("{mask:x}.flac")))
+            .arg(&wav));
+    }
+    let out = env.convert(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut wrong = Vec::new();
+    for (layout, mask) in LAYOUTS {
+        let names: Vec<&str> = layout.split('+').collect();
+        let ours = stereo_pcm(&env.staged(&format!("{mask:x}.mp3")), &[]);
+        let theirs = stereo_pcm(&env.lib(&format!("{mask:x}.flac")), &[]);
+        // Levels relative to the loudest, as each side normalises its own matrix.
+        let measure = |pcm: &[u8]| -> Vec<[f64; 2]> {
+            let raw: Vec<[f64; 2]> = (0..names.len()).map(|k| levels(pcm, TONES[k])).collect();
+            let peak = raw.iter().flatten().copied().fold(0.0, f64::max);
+            raw.iter().map(|g| g.map(|x| x / peak)).collect()
+        };
+        let (ours, theirs) = (measure(&ours), measure(&theirs));
+        for (k, name) in names.iter().enumerate() {
+            // ffmpeg drops top speakers; musync mixes them at -3 dB on their side.
+            let theirs = match *name {
+                "TFL" => [FRAC_1_SQRT_2, 0.0],
+                "TFR" => [0.0, FRAC_1_SQRT_2],
+                _ => theirs[k],
+            };
+            let close = (0..2).all(|s| (ours[k][s] - theirs[s]).abs() < 0.04);
+            if !close {
+                wrong.push(format!(
+                    "{layout} {name}: musync L {:.3} R {:.3}, ffmpeg L {:.3} R {:.3}",
+                    ours[k][0], ours[k][1], theirs[0], theirs[1]
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

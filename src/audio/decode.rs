@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
-use symphonia::core::audio::Channels;
+use symphonia::core::audio::{Channels, Position};
 use symphonia::core::codecs::audio::well_known::*;
 use symphonia::core::codecs::audio::{AudioCodecId, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
@@ -157,11 +157,18 @@ impl Source {
             .sample_rate
             .filter(|&r| r > 0)
             .context("the audio track has no sample rate")?;
-        let channels = params
+        let mut channels = params
             .channels
             .clone()
             .context("the audio track does not say how many channels it has")?;
         let channel_count = channels.count();
+        // The file's own layout beats the codec's default order for its channel count.
+        if let Some(mask) = flac.as_ref().and_then(|h| h.channel_mask)
+            && let Some(layout) = Position::from_wave_channel_mask(mask)
+            && layout.bits().count_ones() as usize == channel_count
+        {
+            channels = Channels::Positioned(layout);
+        }
         if channel_count == 0 {
             bail!("the audio track has no channels");
         }

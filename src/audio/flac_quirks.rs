@@ -58,6 +58,9 @@ pub(super) struct FlacHeader {
     pub(super) audio_start: u64,
     /// What is wrong with the header that libFLAC plays through, in words.
     pub(super) defects: Vec<String>,
+    /// The speaker layout from a `WAVEFORMATEXTENSIBLE_CHANNEL_MASK` tag (what
+    /// `flac --channel-map=none` writes), as WAVE mask bits.
+    pub(super) channel_mask: Option<u32>,
 }
 
 /// Where "fLaC" starts in `file` (0, or after an ID3v2 tag), or `None` if it is not FLAC.
@@ -150,6 +153,7 @@ impl FlacHeader {
                     "its {name} block is unreadable (a length inside it points past its end; \
                      audio kept, tags taken from what can be read)"
                 )),
+                4 => header.channel_mask = channel_mask(&body),
                 _ => {}
             }
             pos += 4 + size;
@@ -186,6 +190,7 @@ impl FlacHeader {
             total_frames: 0,
             audio_start: 0,
             defects: Vec::new(),
+            channel_mask: None,
         }
     }
 
@@ -325,6 +330,35 @@ impl FlacHeader {
             )
         }))
     }
+}
+
+/// The `WAVEFORMATEXTENSIBLE_CHANNEL_MASK` comment's value (`0x0107`, or decimal), from a
+/// VORBIS_COMMENT block whose lengths fit.
+fn channel_mask(body: &[u8]) -> Option<u32> {
+    const KEY: &[u8] = b"WAVEFORMATEXTENSIBLE_CHANNEL_MASK=";
+    let le = |at: usize| -> Option<usize> {
+        let bytes = body.get(at..at + 4)?;
+        usize::try_from(u32::from_le_bytes(bytes.try_into().ok()?)).ok()
+    };
+    let mut pos = 4 + le(0)?;
+    let count = le(pos)?;
+    pos += 4;
+    for _ in 0..count {
+        let len = le(pos)?;
+        let comment = body.get(pos + 4..pos + 4 + len)?;
+        pos += 4 + len;
+        if comment.len() > KEY.len() && comment[..KEY.len()].eq_ignore_ascii_case(KEY) {
+            let value = std::str::from_utf8(&comment[KEY.len()..]).ok()?.trim();
+            return match value
+                .strip_prefix("0x")
+                .or_else(|| value.strip_prefix("0X"))
+            {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => value.parse().ok(),
+            };
+        }
+    }
+    None
 }
 
 /// Whether every length field inside a VORBIS_COMMENT (4) or PICTURE (6) block stays inside it.

@@ -279,3 +279,30 @@ fn patches_only_the_min_block_size() {
     expected[8..10].copy_from_slice(&4608u16.to_be_bytes());
     assert_eq!(seen, expected);
 }
+
+#[test]
+fn channel_mask_comes_from_its_tag() {
+    let comment = |entries: &[&str]| {
+        let mut body = 3u32.to_le_bytes().to_vec();
+        body.extend(b"ven");
+        body.extend((entries.len() as u32).to_le_bytes());
+        for e in entries {
+            body.extend((e.len() as u32).to_le_bytes());
+            body.extend(e.as_bytes());
+        }
+        body
+    };
+    let mask = |entries: &[&str]| {
+        header(&with_block(4, &comment(entries)))
+            .unwrap()
+            .unwrap()
+            .channel_mask
+    };
+    assert_eq!(
+        mask(&["ARTIST=x", "WAVEFORMATEXTENSIBLE_CHANNEL_MASK=0x0107"]),
+        Some(0x107)
+    );
+    assert_eq!(mask(&["waveformatextensible_channel_mask=311"]), Some(311));
+    assert_eq!(mask(&["WAVEFORMATEXTENSIBLE_CHANNEL_MASK=lots"]), None);
+    assert_eq!(mask(&["TITLE=y"]), None);
+}
