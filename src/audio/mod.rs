@@ -136,7 +136,9 @@ pub struct Transcoded {
 /// Mono stays mono, stereo stays stereo, 3+ channels are downmixed to stereo (ITU-R BS.775
 /// coefficients, normalised so they cannot clip). The output rate follows [`output_rate`], and
 /// the MP3 decodes (by any gapless decoder honouring the LAME tag) to exactly `output_frames` =
-/// round(`source_frames` × `output_rate` / `source_rate`) frames.
+/// round(`source_frames` × `output_rate` / `source_rate`) frames, and at least one for a source
+/// that has any. A FLAC that libFLAC decodes despite a damaged header converts to the length it
+/// decodes to, each defect named in `warnings`; one it cannot decode fails, leaving no MP3.
 pub fn transcode(src: &Path, out: &mut File, quality: Quality) -> anyhow::Result<Transcoded> {
     anyhow::ensure!(quality.is_valid(), "unsupported quality {quality}");
     let mut source = decode::Source::open(src, true)?;
