@@ -1,6 +1,7 @@
 //! Integration tests: the real `musync` binary on real files, checked by independent readers
 //! (ffmpeg for audio, mutagen for tags).
 
+mod audio;
 mod bad_input;
 mod cli;
 mod config;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
-use symphonia::core::audio::Channels;
+use symphonia::core::audio::{Channels, Position};
 use symphonia::core::codecs::audio::well_known::*;
 use symphonia::core::codecs::audio::{AudioCodecId, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
@@ -19,7 +19,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
-use super::flac_quirks::{FlacHeader, View, stream_len};
+use super::flac_quirks::{FlacHeader, Rebuilt, View, stream_len};
 
 /// Codecs that are bit-exact; transcoding a lossy source to MP3 would stack two lossy codecs.
 /// A-law and mu-law are left out on purpose: they are lossy companding.
@@ -76,6 +76,16 @@ pub(super) struct Source {
     channel_count: usize,
     /// What the container says the length is, if it says.
     expected_frames: Option<u64>,
+    /// STREAMINFO's maximum frame size (0: unknown, or not FLAC), and the largest packet seen.
+    max_frame_bytes: u32,
+    largest_packet: usize,
+    /// The last packet's length in frames, and how many packets differ from the first in length.
+    last_block: i64,
+    odd_blocks: u64,
+    /// A FLAC stream whose STREAMINFO we read.
+    flac: bool,
+    /// Defects in the source that were read through, one line each.
+    warnings: Vec<String>,
     /// Packet timestamps come out multiplied by this (see [`View::patched`]), else 1.
     pts_scale: i64,
     /// Where the next packet must start, to notice packets the demuxer dropped.
@@ -106,31 +116,25 @@ impl Source {
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let view = View::new(file, len).context("reading the source")?;
-        let (reader, pts_scale) = match probe(Box::new(view), &hint) {
-            Ok(reader) => (reader, 1),
-            Err(err) => {
-                let mut retry = File::open(path).context("opening the source")?;
-                let Some(header) = FlacHeader::read(&mut retry, len)? else {
+        let (reader, pts_scale, flac) = match FlacHeader::read(&mut file, len) {
+            Ok(Some(header)) => {
+                if header.audio_start >= len {
+                    return Source::without_frames(&header, decode);
+                }
+                let (reader, scale, header) = open_flac(file, len, header, &hint)?;
+                (reader, scale, Some(header))
+            }
+            // Not FLAC, or metadata we cannot follow: symphonia has the last word.
+            read => match probe(Box::new(View::new(file, len)?), &hint) {
+                Ok(reader) => (reader, 1, None),
+                Err(err) => {
+                    read?;
                     if let SymError::Unsupported(_) = err {
                         bail!("not a recognised audio file");
                     }
                     return Err(err).context("not a recognised audio file");
-                };
-                if header.audio_start >= len {
-                    return Source::without_frames(&header, decode);
                 }
-                let view = View::new(retry.try_clone()?, len).context("reading the source")?;
-                match probe(Box::new(view.patched(&header)), &hint) {
-                    Ok(reader) if header.min_block != header.max_block && header.max_block > 0 => {
-                        (reader, i64::from(header.max_block))
-                    }
-                    _ => match header.explain(&mut retry, len)? {
-                        Some(why) => bail!(why),
-                        None => return Err(err).context("unreadable FLAC file"),
-                    },
-                }
-            }
+            },
         };
 
         let track = reader
@@ -153,11 +157,18 @@ impl Source {
             .sample_rate
             .filter(|&r| r > 0)
             .context("the audio track has no sample rate")?;
-        let channels = params
+        let mut channels = params
             .channels
             .clone()
             .context("the audio track does not say how many channels it has")?;
         let channel_count = channels.count();
+        // The file's own layout beats the codec's default order for its channel count.
+        if let Some(mask) = flac.as_ref().and_then(|h| h.channel_mask)
+            && let Some(layout) = Position::from_wave_channel_mask(mask)
+            && layout.bits().count_ones() as usize == channel_count
+        {
+            channels = Channels::Positioned(layout);
+        }
         if channel_count == 0 {
             bail!("the audio track has no channels");
         }
@@ -171,9 +182,20 @@ impl Source {
             None
         };
 
+        let expected_frames = match &flac {
+            Some(h) => (h.total_frames > 0).then_some(h.total_frames),
+            None => track.num_frames,
+        };
+        let warnings = flac.as_ref().map_or_else(Vec::new, |h| h.defects.clone());
         Ok(Source {
             track_id: track.id,
-            expected_frames: track.num_frames,
+            expected_frames,
+            max_frame_bytes: flac.as_ref().map_or(0, |h| h.max_frame_bytes),
+            largest_packet: 0,
+            last_block: 0,
+            odd_blocks: 0,
+            flac: flac.is_some(),
+            warnings,
             reader: Some(reader),
             decoding: decode,
             decoder,
@@ -181,7 +203,8 @@ impl Source {
             channels,
             channel_count,
             pts_scale,
-            next_pts: None,
+            // A FLAC stream starts at sample 0: a first frame lost to damage is a gap too.
+            next_pts: flac.is_some().then_some(0),
             packets: 0,
             first_block: 0,
             uneven: false,
@@ -212,6 +235,12 @@ impl Source {
             channels: Channels::Discrete(header.channels),
             channel_count: usize::from(header.channels),
             expected_frames: Some(0),
+            max_frame_bytes: 0,
+            largest_packet: 0,
+            last_block: 0,
+            odd_blocks: 0,
+            flac: true,
+            warnings: header.defects.clone(),
             pts_scale: 1,
             next_pts: None,
             packets: 0,
@@ -290,9 +319,14 @@ impl Source {
             }
             self.next_pts = pts.checked_add(dur);
             self.uneven |= self.packets > 0 && dur != self.first_block;
+            if self.packets > 0 && dur != self.first_block {
+                self.odd_blocks += 1;
+            }
             if self.packets == 0 {
                 self.first_block = dur;
             }
+            self.last_block = dur;
+            self.largest_packet = self.largest_packet.max(packet.data.len());
             self.packets += 1;
             self.hasher.update(&packet.data);
 
@@ -352,28 +386,97 @@ impl Source {
         })
     }
 
-    /// After the last block: the hash, and the number of frames (decoded, or when not decoding,
-    /// as the packets declare them). Fails if the stream came up short of what the header says.
-    pub(super) fn finish(self) -> anyhow::Result<(String, u64)> {
+    /// After the last block: the hash, the number of frames (decoded, or when not decoding, as
+    /// the packets declare them), and the defects read through. Fails if the stream came up
+    /// short of what the header says and does not end the way an encoder ends a stream.
+    pub(super) fn finish(mut self) -> anyhow::Result<Finished> {
         if let Some(expected) = self.expected_frames
             && expected != self.frames
             && self.strict
         {
             let holds = if self.decoding { "decodes to" } else { "holds" };
-            if self.frames > expected {
+            // Every block as long as the first but the last, which is shorter: how an encoder
+            // ends a stream of fixed blocks, where a cut ends with a whole one.
+            let clean_end = self.odd_blocks == 1 && self.last_block < self.first_block;
+            if self.frames > expected || (clean_end && self.flac) {
+                // libFLAC plays all of it; the header is what is wrong. A stream cut short
+                // mid-way ends with a whole block, and is refused below.
+                self.warnings.push(format!(
+                    "its header says {expected} samples, but the stream {holds} {} (all kept)",
+                    self.frames
+                ));
+            } else {
                 bail!(
-                    "the header is wrong or the file is corrupt: the header promises {expected} \
-                     frames but the stream {holds} {}",
+                    "the file is truncated or corrupt: the header promises {expected} frames \
+                     but the stream {holds} {}",
                     self.frames
                 );
             }
-            bail!(
-                "the file is truncated or corrupt: the header promises {expected} frames \
-                 but the stream {holds} {}",
-                self.frames
-            );
         }
-        Ok((crate::fsutil::hex(&self.hasher.finalize()), self.frames))
+        if self.max_frame_bytes > 0 && self.largest_packet > self.max_frame_bytes as usize {
+            self.warnings.push(format!(
+                "its STREAMINFO says frames of at most {} bytes, but one has {}",
+                self.max_frame_bytes, self.largest_packet
+            ));
+        }
+        Ok(Finished {
+            hash: crate::fsutil::hex(&self.hasher.finalize()),
+            frames: self.frames,
+            warnings: self.warnings,
+        })
+    }
+}
+
+/// What a whole read of a source gave.
+pub(super) struct Finished {
+    pub(super) hash: String,
+    pub(super) frames: u64,
+    /// One line per defect read through (see [`super::flac_quirks`]).
+    pub(super) warnings: Vec<String>,
+}
+
+/// Set up symphonia's reader for a FLAC file whose header we read: as it is (with STREAMINFO's
+/// total hidden, which [`Source::finish`] checks instead); else with the Flake quirk patched;
+/// else, and always for a header with defects, through a rebuilt header. Returns the reader,
+/// the packet timestamp scale, and the header with any defects found on the way.
+fn open_flac(
+    mut file: File,
+    len: u64,
+    mut header: FlacHeader,
+    hint: &Hint,
+) -> anyhow::Result<(Box<dyn FormatReader>, i64, FlacHeader)> {
+    let mut err = None;
+    if header.defects.is_empty() {
+        let view = View::new(file.try_clone()?, len)?.without_total(&header);
+        match probe(Box::new(view), hint) {
+            Ok(reader) => return Ok((reader, 1, header)),
+            Err(e) => err = Some(e),
+        }
+        if header.min_block != header.max_block && header.max_block > 0 {
+            let view = View::new(file.try_clone()?, len)?
+                .without_total(&header)
+                .patched(&header);
+            if let Ok(reader) = probe(Box::new(view), hint) {
+                let scale = i64::from(header.max_block);
+                return Ok((reader, scale, header));
+            }
+        }
+    }
+    if let Some(frame) = header.first_frame(&mut file)?
+        && let Some(rebuilt) = header.rebuilt(&frame)
+    {
+        let source = Rebuilt::new(file.try_clone()?, rebuilt, header.audio_start, len);
+        match probe(Box::new(source), hint) {
+            Ok(reader) => return Ok((reader, 1, header)),
+            Err(e) => err = Some(e),
+        }
+    }
+    match header.explain(&mut file, len)? {
+        Some(why) => bail!(why),
+        None => match err {
+            Some(err) => Err(err).context("unreadable FLAC file"),
+            None => bail!("unreadable FLAC file"),
+        },
     }
 }
 

@@ -1,11 +1,16 @@
 //! Channel reduction to what MP3 carries: mono and stereo pass through untouched, anything wider
 //! is folded down to stereo with ITU-R BS.775 style coefficients.
 //!
-//! Coefficients by speaker position: front left/right (and their wide or left/right-of-centre
-//! neighbours) 1.0 to their own side; centre channels (front, rear, top centre) 0.7071 (-3 dB) to
-//! both sides; surround, side, top and bottom channels 0.7071 to their own side; LFE dropped, as
-//! BS.775 does. The matrix is then divided by the larger per-side sum, so a full-scale signal on
-//! every channel at once still cannot clip (5.1: L = 0.414 L + 0.293 C + 0.293 Ls).
+//! The speakers are those of the file's own layout: a FLAC's `WAVEFORMATEXTENSIBLE_CHANNEL_MASK`
+//! tag (read in `flac_quirks`), else the codec's default order for the channel count.
+//!
+//! Coefficients by speaker position, as ffmpeg's downmix uses them: front left/right (and their
+//! wide or left/right-of-centre neighbours) 1.0 to their own side; centre channels (front, top
+//! centre) 0.7071 (-3 dB) to both sides; back centre 0.5 (-3 dB surround, split) to both sides;
+//! surround, side, top and bottom channels 0.7071 to their own side (ffmpeg drops top channels;
+//! we never drop a channel silently); LFE dropped, as BS.775 does. The matrix is then divided by
+//! the larger per-side sum, so a full-scale signal on every channel at once still cannot clip
+//! (5.1: L = 0.414 L + 0.293 C + 0.293 Ls).
 
 use anyhow::bail;
 use symphonia::core::audio::{ChannelLabel, Channels, Position};
@@ -146,6 +151,8 @@ fn gains_for(position: Option<Position>) -> Gains {
         [0.0, MINUS_3DB]
     } else if (P::LFE1 | P::LFE2).contains(p) {
         [0.0, 0.0]
+    } else if p == P::REAR_CENTER {
+        [0.5, 0.5]
     } else {
         [MINUS_3DB, MINUS_3DB]
     }
@@ -244,6 +251,23 @@ mod tests {
         let input = vec![vec![1.0f32; 4], vec![0.0; 4], vec![0.0; 4]];
         let out = mix.apply(&input, 2);
         assert!(close(out[0][1], 1.0 / k) && out[1][0] == 0.0 && out[0].len() == 2);
+    }
+
+    #[test]
+    fn back_centre_is_split_at_half_level() {
+        // 4.0 (mask 0x107): FL FR FC BC; every channel lands on both sides as it should.
+        let layout = Position::from_wave_channel_mask(0x107).unwrap();
+        let m = matrix(&Channels::Positioned(layout), 4);
+        let k = 1.0 + MINUS_3DB + 0.5;
+        let expected = [
+            [1.0 / k, 0.0],
+            [0.0, 1.0 / k],
+            [MINUS_3DB / k, MINUS_3DB / k],
+            [0.5 / k, 0.5 / k],
+        ];
+        for (got, want) in m.iter().zip(expected) {
+            assert!(close(got[0], want[0]) && close(got[1], want[1]), "{m:?}");
+        }
     }
 
     #[test]

@@ -52,6 +52,11 @@ fn reads_streaminfo() {
     assert!(header(b"RIFF....WAVE").unwrap().is_none());
 }
 
+/// The defects a header was read through, joined.
+fn defects(data: &[u8]) -> String {
+    header(data).unwrap().unwrap().defects.join("; ")
+}
+
 #[test]
 fn corrupt_metadata_is_named() {
     let cut = header(&flac_header(1152, 1152)[..30]).err().unwrap();
@@ -59,23 +64,136 @@ fn corrupt_metadata_is_named() {
     let mut comment = 3u32.to_le_bytes().to_vec();
     comment.extend(b"ven");
     comment.extend(u32::MAX.to_le_bytes()); // four billion comments in a 11-byte block
-    let lying = header(&with_block(4, &comment)).err().unwrap();
-    assert!(lying.to_string().contains("VORBIS_COMMENT"), "{lying}");
+    // libFLAC plays these: the block is named as a defect, not refused.
+    let lying = defects(&with_block(4, &comment));
+    assert!(lying.contains("VORBIS_COMMENT"), "{lying}");
     let mut picture = vec![0, 0, 0, 3, 0, 0, 0, 9];
     picture.extend(b"image/png");
     picture.extend([0; 4 + 16]);
     picture.extend(1000u32.to_be_bytes()); // 1000 bytes of data, none there
-    let lying = header(&with_block(6, &picture)).err().unwrap();
-    assert!(lying.to_string().contains("PICTURE"), "{lying}");
+    let lying = defects(&with_block(6, &picture));
+    assert!(lying.contains("PICTURE"), "{lying}");
     picture.truncate(picture.len() - 4);
     picture.extend(2u32.to_be_bytes());
     picture.extend([1, 2]);
-    assert!(header(&with_block(6, &picture)).unwrap().is_some());
+    assert_eq!(defects(&with_block(6, &picture)), "");
     comment.truncate(7);
     comment.extend(1u32.to_le_bytes());
     comment.extend(3u32.to_le_bytes());
     comment.extend(b"A=b");
-    assert!(header(&with_block(4, &comment)).unwrap().is_some());
+    assert_eq!(defects(&with_block(4, &comment)), "");
+}
+
+#[test]
+fn streaminfo_out_of_order_or_missing_is_a_defect() {
+    // PADDING first, then STREAMINFO as the last block.
+    let mut data = b"fLaC\x01\x00\x00\x02\x00\x00".to_vec();
+    let mut si = flac_header(1152, 1152)[4..].to_vec();
+    si[0] = 0x80;
+    data.extend(&si);
+    data.extend(FRAME);
+    data.extend([0; 20]);
+    let h = header(&data).unwrap().unwrap();
+    assert_eq!((h.rate, h.channels, h.total_frames), (44_100, 2, 1234));
+    assert!(h.defects[0].contains("out of order"), "{:?}", h.defects);
+
+    // Only PADDING: the frame gives the format.
+    let mut bare = b"fLaC\x81\x00\x00\x02\x00\x00".to_vec();
+    bare.extend(FRAME);
+    bare.extend([0; 20]);
+    let h = header(&bare).unwrap().unwrap();
+    assert_eq!((h.rate, h.channels, h.bits), (44_100, 2, 16));
+    assert!(h.defects[0].contains("no STREAMINFO"), "{:?}", h.defects);
+
+    // No "fLaC" at all: a stream that starts at a frame header.
+    let frames = &bare[10..];
+    let h = header(frames).unwrap().unwrap();
+    assert_eq!((h.audio_start, h.rate), (0, 44_100));
+    assert!(h.defects[0].contains("no FLAC header"), "{:?}", h.defects);
+}
+
+#[test]
+fn rebuilt_header_takes_the_block_size_from_the_frame() {
+    let mut data = flac_header(4096, 4096);
+    data.extend(FRAME);
+    data.extend([0x11; 20]);
+    let mut h = header(&data).unwrap().unwrap();
+    let frame = h.first_frame(&mut file_with(&data)).unwrap().unwrap();
+    let rebuilt = h.rebuilt(&frame).unwrap();
+    // No lie about blocks here: 1152 <= 4096.
+    assert!(h.defects.is_empty(), "{:?}", h.defects);
+    assert_eq!(&rebuilt[..4], b"fLaC");
+    assert_eq!(&rebuilt[8..12], &[0x04, 0x80, 0x04, 0x80]); // 1152 twice
+    assert_eq!(&rebuilt[12..18], &[0; 6]); // frame sizes unknown
+    assert_eq!(
+        rebuilt[..],
+        flac_header(1152, 1152)[..42]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                // The total (low 36 bits of bytes 21..26) is left unknown.
+                if (22..26).contains(&i) {
+                    0
+                } else if i == 21 {
+                    b & 0xf0
+                } else if (12..18).contains(&i) {
+                    0
+                } else {
+                    b
+                }
+            })
+            .collect::<Vec<_>>()[..]
+    );
+
+    let mut small = flac_header(576, 576);
+    small.extend(FRAME);
+    small.extend([0x11; 20]);
+    let mut h = header(&small).unwrap().unwrap();
+    let frame = h.first_frame(&mut file_with(&small)).unwrap().unwrap();
+    h.rebuilt(&frame).unwrap();
+    assert!(h.defects[0].contains("at most 576"), "{:?}", h.defects);
+
+    // A frame that contradicts the rate is not papered over.
+    let mut lying = flac_header(1152, 1152);
+    lying[18..21].copy_from_slice(&[0x0b, 0xb8, 0x02]);
+    lying.extend(FRAME);
+    let mut h = header(&lying).unwrap().unwrap();
+    let frame = h.first_frame(&mut file_with(&lying)).unwrap().unwrap();
+    assert!(h.rebuilt(&frame).is_none());
+}
+
+#[test]
+fn rebuilt_source_is_header_then_audio() {
+    let mut data = b"junk-metadata".to_vec();
+    data.extend(b"AUDIO");
+    let mut r = Rebuilt::new(file_with(&data), b"HEAD".to_vec(), 13, data.len() as u64);
+    let mut seen = Vec::new();
+    r.read_to_end(&mut seen).unwrap();
+    assert_eq!(seen, b"HEADAUDIO");
+    assert_eq!(r.byte_len(), Some(9));
+    assert_eq!(r.seek(SeekFrom::End(-3)).unwrap(), 6);
+    let mut tail = Vec::new();
+    r.read_to_end(&mut tail).unwrap();
+    assert_eq!(tail, b"DIO");
+    r.seek(SeekFrom::Start(2)).unwrap();
+    let mut mid = [0; 4];
+    r.read_exact(&mut mid).unwrap();
+    assert_eq!(&mid, b"ADAU");
+}
+
+#[test]
+fn total_is_hidden_but_bit_depth_kept() {
+    let data = flac_header(1152, 1152);
+    let h = header(&data).unwrap().unwrap();
+    let mut view = View::new(file_with(&data), data.len() as u64)
+        .unwrap()
+        .without_total(&h);
+    let mut seen = Vec::new();
+    view.read_to_end(&mut seen).unwrap();
+    let mut expected = data.clone();
+    expected[21] &= 0xf0;
+    expected[22..26].fill(0);
+    assert_eq!(seen, expected);
 }
 
 #[test]
@@ -160,4 +278,31 @@ fn patches_only_the_min_block_size() {
     let mut expected = data.clone();
     expected[8..10].copy_from_slice(&4608u16.to_be_bytes());
     assert_eq!(seen, expected);
+}
+
+#[test]
+fn channel_mask_comes_from_its_tag() {
+    let comment = |entries: &[&str]| {
+        let mut body = 3u32.to_le_bytes().to_vec();
+        body.extend(b"ven");
+        body.extend((entries.len() as u32).to_le_bytes());
+        for e in entries {
+            body.extend((e.len() as u32).to_le_bytes());
+            body.extend(e.as_bytes());
+        }
+        body
+    };
+    let mask = |entries: &[&str]| {
+        header(&with_block(4, &comment(entries)))
+            .unwrap()
+            .unwrap()
+            .channel_mask
+    };
+    assert_eq!(
+        mask(&["ARTIST=x", "WAVEFORMATEXTENSIBLE_CHANNEL_MASK=0x0107"]),
+        Some(0x107)
+    );
+    assert_eq!(mask(&["waveformatextensible_channel_mask=311"]), Some(311));
+    assert_eq!(mask(&["WAVEFORMATEXTENSIBLE_CHANNEL_MASK=lots"]), None);
+    assert_eq!(mask(&["TITLE=y"]), None);
 }

@@ -125,6 +125,9 @@ pub struct Transcoded {
     pub output_rate: u32,
     pub output_channels: usize,
     pub output_frames: u64,
+    /// Defects of the source that decoding read through (a wrong header, metadata out of
+    /// order, an unreadable tag block), one line each, for the caller to warn about.
+    pub warnings: Vec<String>,
 }
 
 /// Decode `src`, encode it as MP3 into `out` (an empty file open for read+write), with the LAME
@@ -133,7 +136,9 @@ pub struct Transcoded {
 /// Mono stays mono, stereo stays stereo, 3+ channels are downmixed to stereo (ITU-R BS.775
 /// coefficients, normalised so they cannot clip). The output rate follows [`output_rate`], and
 /// the MP3 decodes (by any gapless decoder honouring the LAME tag) to exactly `output_frames` =
-/// round(`source_frames` × `output_rate` / `source_rate`) frames.
+/// round(`source_frames` × `output_rate` / `source_rate`) frames, and at least one for a source
+/// that has any. A FLAC that libFLAC decodes despite a damaged header converts to the length it
+/// decodes to, each defect named in `warnings`; one it cannot decode fails, leaving no MP3.
 pub fn transcode(src: &Path, out: &mut File, quality: Quality) -> anyhow::Result<Transcoded> {
     anyhow::ensure!(quality.is_valid(), "unsupported quality {quality}");
     let mut source = decode::Source::open(src, true)?;
@@ -163,7 +168,11 @@ pub fn transcode(src: &Path, out: &mut File, quality: Quality) -> anyhow::Result
             None => encoder.encode(mixed, 0..frames)?,
         }
     }
-    let (audio_hash, source_frames) = source.finish()?;
+    let decode::Finished {
+        hash: audio_hash,
+        frames: source_frames,
+        warnings,
+    } = source.finish()?;
     let output_frames = match resampler.as_mut() {
         Some(r) => r.finish(source_frames, &mut |planes, range| {
             encoder.encode(planes, range)
@@ -185,6 +194,7 @@ pub fn transcode(src: &Path, out: &mut File, quality: Quality) -> anyhow::Result
         output_rate: out_rate,
         output_channels: out_channels,
         output_frames,
+        warnings,
     })
 }
 
@@ -193,7 +203,7 @@ pub fn transcode(src: &Path, out: &mut File, quality: Quality) -> anyhow::Result
 pub fn audio_hash(src: &Path) -> anyhow::Result<AudioHash> {
     let mut source = decode::Source::open(src, false)?;
     while source.next_block()?.is_some() {}
-    Ok(source.finish()?.0)
+    Ok(source.finish()?.hash)
 }
 
 #[cfg(test)]

@@ -29,11 +29,14 @@ pub fn output_rate(source_rate: u32) -> u32 {
     }
 }
 
-/// The number of output frames a source of `frames` frames maps to, rounded to nearest.
+/// The number of output frames a source of `frames` frames maps to, rounded to nearest, and never
+/// zero for a source that has audio: a 1-frame 192 kHz file still gives one frame, not an MP3
+/// with nothing in it.
 pub(super) fn output_frames(frames: u64, in_rate: u32, out_rate: u32) -> u64 {
     let scaled = u128::from(frames) * u128::from(out_rate);
     let rate = u128::from(in_rate);
-    u64::try_from((scaled + rate / 2) / rate).unwrap_or(u64::MAX)
+    let rounded = u64::try_from((scaled + rate / 2) / rate).unwrap_or(u64::MAX);
+    if frames > 0 { rounded.max(1) } else { 0 }
 }
 
 /// Target FFT block on the input side: at ~1024 frames the anti-aliasing filter's cutoff sits
@@ -219,6 +222,17 @@ mod tests {
         assert_eq!(output_frames(1, 35_467, 44_100), 1);
         assert_eq!(output_frames(100, 35_467, 44_100), 124); // 124.34
         assert_eq!(output_frames(u64::MAX / 2, 8_000, 48_000), u64::MAX);
+    }
+
+    // Regression: a 1-sample 192 kHz source rounded to 0 frames and was refused as empty.
+    #[test]
+    fn a_source_too_short_for_its_ratio_still_gives_one_frame() {
+        assert_eq!(output_frames(1, 192_000, 44_100), 1);
+        assert_eq!(output_frames(1, 352_800, 44_100), 1);
+        assert_eq!(output_frames(2, 384_000, 48_000), 1);
+        let out = run(192_000, 44_100, 1, 1000.0);
+        assert_eq!(out[0].len(), 1);
+        assert!(out[0][0].is_finite());
     }
 
     /// Resample `frames` frames of a slow ramp fed in awkward packet sizes; return the output.

@@ -62,7 +62,22 @@ fn read_inner(src: &Path) -> anyhow::Result<TagSet> {
             // overwriting an explicit TRACKTOTAL with the "/12". Other formats need them (ID3v2.3
             // TYER+TDAT become a date, MP4 `gnre` a genre).
             let raw = { options }.implicit_conversions(false);
-            let flac = FlacFile::read_from(&mut open()?, raw)?;
+            let flac = match FlacFile::read_from(&mut open()?, raw) {
+                Ok(flac) => flac,
+                // libFLAC plays FLACs whose metadata lofty refuses (STREAMINFO out of order, a
+                // broken comment length): the decoder decides about the audio, and the tags are
+                // what our own reader can find.
+                Err(err) => {
+                    if !metadata_walks(src) {
+                        return Err(err.into());
+                    }
+                    let fields = flac_comments(&mut open()?).map(canonical_fields);
+                    return Ok(TagSet {
+                        fields: fields.unwrap_or_default(),
+                        cover: None,
+                    });
+                }
+            };
             return Ok(from_flac(flac, flac_comments(&mut open()?)));
         }
         Some(FileType::Mpeg) => MpegFile::read_from(&mut open()?, options)?.remove_id3v2(),
@@ -82,6 +97,35 @@ fn read_inner(src: &Path) -> anyhow::Result<TagSet> {
         fields: canonical_fields(generic_pairs(tag)),
         cover: choose_cover(tag.pictures()),
     })
+}
+
+/// Whether `src` starts with "fLaC" and its metadata blocks lead, inside the file, to a last one:
+/// a FLAC that libFLAC can walk to its audio, whatever lofty thinks of the blocks themselves.
+fn metadata_walks(src: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let walk = || -> std::io::Result<bool> {
+        let mut file = File::open(src)?;
+        let len = file.metadata()?.len();
+        let mut magic = [0; 4];
+        file.read_exact(&mut magic)?;
+        if &magic != b"fLaC" {
+            return Ok(false);
+        }
+        let mut pos = 4u64;
+        loop {
+            let mut head = [0; 4];
+            file.seek(SeekFrom::Start(pos))?;
+            file.read_exact(&mut head)?;
+            pos += 4 + u64::from(u32::from_be_bytes([0, head[1], head[2], head[3]]));
+            if pos > len {
+                return Ok(false);
+            }
+            if head[0] & 0x80 != 0 {
+                return Ok(true);
+            }
+        }
+    };
+    walk().unwrap_or(false)
 }
 
 /// `lenient` is our own read of the comment block (keeps non-UTF-8 values, see `vorbis`); lofty's

@@ -45,6 +45,9 @@ impl Ctx<'_> {
                     // LAME's empty file is one silent frame that ffmpeg (and so Navidrome) rejects.
                     bail!("the file holds no audio");
                 }
+                for why in &t.warnings {
+                    tracing::warn!("{source}: {why}");
+                }
                 tracing::debug!(
                     "{source}: {} Hz × {} ch, {} frames → {} Hz × {} ch, {} frames",
                     t.source_rate,
