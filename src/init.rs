@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use crate::fsutil;
 use crate::rclone::{self, Rclone};
 
-pub struct Settings {
+pub struct InitSettings {
     pub config: PathBuf,
     pub library: Option<PathBuf>,
     pub staging: Option<PathBuf>,
@@ -48,7 +48,7 @@ impl Report {
 
 /// Writes the config and checks what it names; `Ok` even when a check fails (the report says
 /// so, and which), `Err` only when the file cannot be written.
-pub fn run(settings: &Settings) -> anyhow::Result<Report> {
+pub fn run(settings: &InitSettings) -> anyhow::Result<Report> {
     let config = &settings.config;
     crate::overlap::check(
         settings.library.as_deref(),
@@ -115,7 +115,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Report> {
 }
 
 /// The config file: the given settings as keys, every other one commented out at its default.
-fn template(s: &Settings) -> String {
+fn template(s: &InitSettings) -> String {
     let path = |p: &Option<PathBuf>, key: &str, example: &str| match p {
         Some(p) => format!("{key} = {:?}\n", absolute(p)),
         None => format!("# {key} = \"{example}\"\n"),

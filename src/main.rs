@@ -91,7 +91,7 @@ fn settings(
     select: SelectArgs,
     mode: Mode,
     quiet: bool,
-) -> anyhow::Result<convert::Settings> {
+) -> anyhow::Result<convert::ConvertSettings> {
     let native_mp3 = !select.pass_through.contains(&PassThrough::None);
     let selection = scan::Selection::new(&select.include, &select.exclude, native_mp3)?;
     let genre_map = match genre.genre_map.as_slice() {
@@ -103,7 +103,7 @@ fn settings(
                 .collect::<anyhow::Result<_>>()?,
         ),
     };
-    Ok(convert::Settings {
+    Ok(convert::ConvertSettings {
         library: common.library,
         staging: common.staging,
         overrides: Overrides {
@@ -128,7 +128,7 @@ fn settings(
     })
 }
 
-fn convert_settings(args: ConvertArgs, quiet: bool) -> anyhow::Result<convert::Settings> {
+fn convert_settings(args: ConvertArgs, quiet: bool) -> anyhow::Result<convert::ConvertSettings> {
     let mut settings = settings(args.common, args.genre, args.select, Mode::Convert, quiet)?;
     let encode = args.encode;
     settings.overrides.quality = encode.quality;
@@ -152,7 +152,7 @@ fn tag(args: TagArgs, quiet: bool) -> anyhow::Result<Exit> {
     run_stage(&settings, json, quiet, wait)
 }
 
-fn push_settings(staging: PathBuf, dry_run: bool, args: RemoteArgs) -> push::Settings {
+fn push_settings(staging: PathBuf, dry_run: bool, args: RemoteArgs) -> push::PushSettings {
     // `--break-lock` is accepted and ignored: a kernel lock ends with its holder.
     let _ = args.break_lock;
     policy_settings(staging, args.remote, dry_run, args.policy)
@@ -163,8 +163,8 @@ fn policy_settings(
     remote: String,
     dry_run: bool,
     policy: PushPolicy,
-) -> push::Settings {
-    push::Settings {
+) -> push::PushSettings {
+    push::PushSettings {
         staging,
         remote,
         dry_run,
@@ -202,7 +202,7 @@ fn push(args: PushArgs, quiet: bool) -> anyhow::Result<Exit> {
 
 /// The push, with a progress bar fed by rclone's stats on a terminal (cleared when it ends).
 fn run_push(
-    settings: &push::Settings,
+    settings: &push::PushSettings,
     rclone: rclone::Rclone,
     quiet: bool,
 ) -> anyhow::Result<push::Summary> {
@@ -402,7 +402,7 @@ fn library_missing(library: &std::path::Path) -> Option<Exit> {
 }
 
 fn run_stage(
-    settings: &convert::Settings,
+    settings: &convert::ConvertSettings,
     json: bool,
     quiet: bool,
     wait: bool,
@@ -455,14 +455,14 @@ fn verify(args: cli::VerifyArgs, quiet: bool) -> anyhow::Result<Exit> {
     lock::note_writer(&args.staging);
     // A dry run's rclone: the version check is not saved, since verify writes nothing.
     let rclone = remote.as_ref().map(|_| find_rclone(&args.staging, true));
-    let settings = verify::Settings {
+    let settings = verify::VerifySettings {
         staging: args.staging,
         remote: remote.clone(),
         jobs: jobs(args.jobs),
     };
     let mut report = match &rclone {
         Some(Err(_)) => verify::run(
-            &verify::Settings {
+            &verify::VerifySettings {
                 remote: None,
                 ..settings
             },
@@ -531,7 +531,7 @@ fn status(args: cli::StatusArgs) -> anyhow::Result<Exit> {
         true,
     )?;
     let status = status::run(
-        &status::Settings { convert, push },
+        &status::StatusSettings { convert, push },
         rclone.as_ref().map(Result::as_ref),
     )?;
     if let (Some(e), Some(push)) = (status.remote_error(), &status.push) {
@@ -558,7 +558,7 @@ fn init(args: InitArgs, config: Option<PathBuf>) -> anyhow::Result<Exit> {
     let Some((config, _)) = config::path(config) else {
         anyhow::bail!("no config location: set HOME or XDG_CONFIG_HOME, or give --config FILE");
     };
-    let settings = init::Settings {
+    let settings = init::InitSettings {
         config,
         library: args.library,
         staging: args.staging,

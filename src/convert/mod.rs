@@ -30,7 +30,7 @@ use plan::{Action, Plan, Reason, Wanted};
 const PIPELINE_REVISION: u32 = 1;
 
 /// What a run is asked to do.
-pub struct Settings {
+pub struct ConvertSettings {
     pub library: PathBuf,
     pub staging: PathBuf,
     /// Changes to the remembered mirror settings.
@@ -104,7 +104,7 @@ pub fn tag_key(
     fsutil::hex(&h.finalize())
 }
 
-pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
+pub fn run(settings: &ConvertSettings) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
     let (
         Facts {
@@ -141,7 +141,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
 /// The facts and the summary of their plan. A dry run beside a run that changes staging (see
 /// `crate::lock`) may catch one of its files between its record and its rename: it plans again
 /// while the manifest changed meanwhile, or a file failed while that run goes on (a few tries).
-fn planned(settings: &Settings) -> anyhow::Result<(Facts, Summary)> {
+fn planned(settings: &ConvertSettings) -> anyhow::Result<(Facts, Summary)> {
     let staging = &settings.staging;
     let mut tries = 0;
     loop {
@@ -209,7 +209,7 @@ fn log_summary(mode: Mode, s: &Summary, elapsed: std::time::Duration) {
 
 /// What `convert --dry-run` and `tag --dry-run` would report, from one scan and one plan: what
 /// `status` shows. Writes and prints nothing (the caller prints the failures, in `convert`).
-pub fn preview(settings: &Settings) -> anyhow::Result<(Summary, Summary)> {
+pub fn preview(settings: &ConvertSettings) -> anyhow::Result<(Summary, Summary)> {
     let Facts {
         manifest,
         wanted,

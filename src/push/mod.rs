@@ -26,7 +26,7 @@ use crate::rclone::{self, Rclone};
 use crate::relpath;
 use crate::report::{self, Failure, escape_controls};
 
-pub struct Settings {
+pub struct PushSettings {
     pub staging: PathBuf,
     pub remote: String,
     pub dry_run: bool,
@@ -236,7 +236,7 @@ fn output_stamps(manifest: &manifest::Manifest) -> BTreeMap<String, Stamp> {
 }
 
 /// Unless it is a dry run, the caller holds the staging folder's lock (`crate::lock`).
-pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
+pub fn run(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
     let s = push(settings, rclone)?;
     tracing::info!(
@@ -260,7 +260,7 @@ pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     Ok(s)
 }
 
-fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
+fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let staging = &settings.staging;
     // The listing (rclone's time) and the local bookkeeping (ours) overlap.
     let (listing, local) = std::thread::scope(|s| {
