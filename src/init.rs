@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::fsutil;
 use crate::rclone::{self, Rclone};
@@ -54,12 +54,13 @@ pub fn run(settings: &InitSettings) -> anyhow::Result<Report> {
         settings.library.as_deref(),
         settings.staging.as_deref(),
         settings.remote.as_deref(),
-    )?;
+    )
+    .map_err(crate::report::usage)?;
     if config.exists() && !settings.force {
-        bail!(
+        return Err(crate::report::usage(anyhow::anyhow!(
             "{} exists; edit it, or run again with --force to replace it",
             config.display()
-        );
+        )));
     }
     if let Some(dir) = config.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

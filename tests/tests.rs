@@ -7,6 +7,7 @@ mod config;
 mod convert;
 mod crash;
 mod everyday;
+mod exit_codes;
 mod faults;
 mod hostile;
 mod interrupt;
