@@ -164,6 +164,9 @@ fn after_push(server: Option<&subsonic::Server>, summary: &push::Summary) -> any
     if summary.remote_failed {
         return Ok(Exit::Remote);
     }
+    if summary.guard_refused {
+        return Ok(Exit::Refused);
+    }
     if let Some(server) = server.filter(|_| !summary.dry_run) {
         let status = server.start_scan().map_err(|e| stop(Exit::Remote, e))?;
         tracing::info!("subsonic scan started: {status:?}");

@@ -123,3 +123,27 @@ fn exit_130_after_ctrl_c() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), Some(130), "{}", stderr(&out));
 }
+
+// Regression: musync's own refusal inside the rclone wrapper (a staged file that is a symlink)
+// exited 4, "rclone or the remote failed".
+#[test]
+fn exit_3_when_a_staged_file_is_a_symlink() {
+    let env = Env::demo();
+    assert_eq!(code(&env.convert(&[])), Some(0));
+    let remote = env.dir.path().join("remote");
+    fs::create_dir(&remote).unwrap();
+    let staged = env.staged_files();
+    let mp3 = staged.iter().find(|f| f.ends_with(".mp3")).unwrap();
+    let outside = env.dir.path().join("outside.mp3");
+    fs::rename(env.staged(mp3), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, env.staged(mp3)).unwrap();
+    let out = env
+        .command("push")
+        .arg("--remote")
+        .arg(&remote)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    one_error_line(&out);
+    assert!(!remote.join(mp3).exists());
+}

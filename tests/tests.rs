@@ -12,6 +12,7 @@ mod faults;
 mod hostile;
 mod interrupt;
 mod misuse;
+mod pipeline;
 mod push;
 mod remotes;
 mod resources;

@@ -62,6 +62,9 @@ pub struct Summary {
     /// An rclone call failed (as opposed to a staged file).
     #[serde(skip)]
     pub remote_failed: bool,
+    /// musync refused to hand rclone a staged path (a symlink, not a regular file): a guard.
+    #[serde(skip)]
+    pub guard_refused: bool,
     /// Ctrl-C stopped the push between rclone calls; the push state holds what was done.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
@@ -597,7 +600,11 @@ fn step_failed(summary: &mut Summary, remote: &str, op: &str, e: anyhow::Error) 
         tracing::info!("{remote} ({op}) stopped by Ctrl-C: {e:#}");
         summary.interrupted = true;
     } else {
-        summary.remote_failed = true;
+        // The wrapper's own refusal (InvalidInput) is a guard, not rclone failing.
+        let guard = matches!(e.downcast_ref::<rclone::RcloneError>(),
+            Some(rclone::RcloneError::Io(io)) if io.kind() == std::io::ErrorKind::InvalidInput);
+        summary.guard_refused |= guard;
+        summary.remote_failed |= !guard;
         summary
             .failed
             .push(Failure::from_error(format!("{remote} ({op})"), &e));
