@@ -373,3 +373,49 @@ fn man(args: cli::ManArgs) -> anyhow::Result<Exit> {
     }
     Ok(Exit::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(kind: std::io::ErrorKind) -> std::io::Error {
+        std::io::Error::new(kind, "x")
+    }
+
+    #[test]
+    fn each_kind_of_error_has_its_exit_code() {
+        let busy = lock::Busy {
+            staging: "s".into(),
+            holder: "push".into(),
+        };
+        let refusal = rclone::RcloneError::Io(io(std::io::ErrorKind::InvalidInput));
+        let cases = [
+            (usage(anyhow::anyhow!("bad flag")), Exit::Usage),
+            (
+                report::stop(Exit::Refused, anyhow::anyhow!("no")),
+                Exit::Refused,
+            ),
+            (anyhow::Error::new(busy), Exit::Refused),
+            (anyhow::Error::new(refusal), Exit::Refused),
+            (
+                anyhow::Error::new(rclone::RcloneError::NotFound),
+                Exit::Remote,
+            ),
+            (
+                anyhow::Error::new(io(std::io::ErrorKind::PermissionDenied)),
+                Exit::Local,
+            ),
+        ];
+        for (error, exit) in cases {
+            assert_eq!(exit_for(&error), exit, "{error:#}");
+        }
+    }
+
+    #[test]
+    fn a_stop_prints_as_the_error_it_wraps_with_its_causes() {
+        let inner = anyhow::Error::new(io(std::io::ErrorKind::NotFound)).context("reading x");
+        let stopped = usage(inner);
+        assert_eq!(format!("{stopped:#}"), "reading x: x");
+        assert_eq!(format!("{stopped}"), "reading x");
+    }
+}
