@@ -165,6 +165,7 @@ fn policy_settings(
         backup: !policy.no_backup,
         delete_foreign: policy.delete_foreign,
         max_delete: policy.max_delete,
+        predicted: None,
     }
 }
 

@@ -206,6 +206,28 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
         let printed = summary::print_summary(&mut out, &converted, Mode::Convert, output.quiet);
         summary::finish_output(printed)?;
     }
+    // A dry run plans the push on the mirror as the convert plan will leave it.
+    let mut push_settings = run.push;
+    let estimated = if dry_run && converted.refused.is_none() {
+        let predicted = convert::predicted_outputs(&settings)?;
+        let estimated = predicted.values().filter(|o| o.estimated).count();
+        push_settings.predicted = Some(
+            (predicted.into_iter())
+                .map(|(p, o)| {
+                    (
+                        p,
+                        push::plan::Local {
+                            size: o.size,
+                            hash: o.hash,
+                        },
+                    )
+                })
+                .collect(),
+        );
+        estimated
+    } else {
+        0
+    };
     settings.mode = Mode::TagOnly;
     settings.overrides = settings::Overrides::default();
     let tagged = if interrupt::interrupted() {
@@ -213,23 +235,15 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
     } else {
         tag::run(&settings)?
     };
-    // A dry run can plan the push exactly only when the mirror is already current; otherwise the
-    // plan would describe a mirror that the real run changes first.
-    let to_do = convert::Counts {
-        skipped: 0,
-        ..converted.counts
+    let pushed = if converted.refused.is_none() && !interrupt::interrupted() {
+        Some(push_with_progress(
+            &push_settings,
+            rclone,
+            output.quiet || output.json,
+        )?)
+    } else {
+        None
     };
-    let current = to_do == convert::Counts::default() && tagged.counts.retagged == 0;
-    let pushed =
-        if converted.refused.is_none() && (!dry_run || current) && !interrupt::interrupted() {
-            Some(push_with_progress(
-                &run.push,
-                rclone,
-                output.quiet || output.json,
-            )?)
-        } else {
-            None
-        };
     if let Some(p) = &pushed {
         p.failed.iter().for_each(report::Failure::print);
     }
@@ -242,12 +256,13 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
         summary::print_json(&mut std::io::stdout(), &all)
     } else {
         match &pushed {
-            Some(p) => summary::print_push(p, output.quiet),
-            None if dry_run && converted.refused.is_none() => writeln!(
-                std::io::stdout(),
-                "The push is planned once the mirror is up to date: run `musync convert`, then \
-                 `musync push --dry-run`."
-            ),
+            Some(p) => summary::print_push(p, output.quiet).and_then(|()| match estimated {
+                0 => Ok(()),
+                n => writeln!(
+                    std::io::stdout(),
+                    "(The upload size is an estimate: {n} files are not converted yet.)"
+                ),
+            }),
             None => Ok(()),
         }
     };

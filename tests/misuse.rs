@@ -8,5 +8,6 @@ mod fresh;
 mod lock;
 mod overlap;
 mod remote_safety;
+mod sync_plan;
 mod truth;
 mod user;

@@ -34,6 +34,7 @@ fn sync_settings(env: &Env, remote: &Path, dry_run: bool) -> SyncSettings {
             backup: true,
             delete_foreign: false,
             max_delete: DeleteCap::Percent(50),
+            predicted: None,
         },
         subsonic: None,
         output: Output {

@@ -364,3 +364,99 @@ fn guard(plan: &Plan, manifest: &Manifest, wanted: &[Wanted], force: bool) -> Op
         )
     })
 }
+
+/// A staged file as the convert plan will leave it: what `sync --dry-run` feeds the push planner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub size: u64,
+    /// The output's hash, or a stand-in for bytes not made yet (never equal to a real hash).
+    pub hash: String,
+    /// The size is a guess: the file is not converted yet.
+    pub estimated: bool,
+}
+
+/// The mirror (staging-relative path → output) once this run's plan is carried out, from one
+/// scan and one plan; reads, writes nothing.
+pub fn predicted_outputs(settings: &ConvertSettings) -> anyhow::Result<BTreeMap<String, Output>> {
+    let Facts {
+        manifest,
+        wanted,
+        plan,
+        ..
+    } = gather(settings)?;
+    let sources: BTreeMap<&str, (SourceKind, u64)> = (wanted.iter())
+        .map(|w| (w.rel.as_str(), (w.kind, w.stamp.size)))
+        .collect();
+    Ok(predict(&manifest, &plan.actions, |s| {
+        sources.get(s).copied()
+    }))
+}
+
+/// A new MP3 is about a fifth of its FLAC (V2 against lossless); a native MP3 is copied.
+fn estimate(kind: SourceKind, source_size: u64) -> u64 {
+    match kind {
+        SourceKind::Mp3 => source_size,
+        SourceKind::Lossless => source_size / 5,
+    }
+}
+
+/// `manifest`'s outputs with `actions` applied (pure).
+fn predict(
+    manifest: &Manifest,
+    actions: &[Action],
+    source: impl Fn(&str) -> Option<(SourceKind, u64)>,
+) -> BTreeMap<String, Output> {
+    let mut mirror: BTreeMap<String, Output> = (manifest.records.values())
+        .map(|r| {
+            let output = Output {
+                size: r.output_stamp.size,
+                hash: r.output_hash.clone(),
+                estimated: false,
+            };
+            (r.output.clone(), output)
+        })
+        .collect();
+    let remade = |path: &str, size: u64| Output {
+        size,
+        hash: format!("to be made: {path}"),
+        estimated: true,
+    };
+    for action in actions {
+        match action {
+            Action::Convert {
+                source: s, output, ..
+            } => {
+                let size = source(s).map_or(0, |(kind, size)| estimate(kind, size));
+                mirror.insert(output.clone(), remade(output, size));
+            }
+            Action::Retag { output, .. } => {
+                let size = mirror.get(output).map_or(0, |o| o.size);
+                mirror.insert(output.clone(), remade(output, size));
+            }
+            Action::Move {
+                old_output,
+                output,
+                retag,
+                ..
+            } => {
+                if let Some(old) = mirror.remove(old_output) {
+                    let new = if *retag {
+                        remade(output, old.size)
+                    } else {
+                        old
+                    };
+                    mirror.insert(output.clone(), new);
+                }
+            }
+            Action::Remove {
+                output,
+                delete: true,
+                ..
+            } => {
+                mirror.remove(output);
+            }
+            Action::Remove { .. } | Action::Refresh { .. } => {}
+        }
+    }
+    mirror
+}

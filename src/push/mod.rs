@@ -33,6 +33,9 @@ pub struct PushSettings {
     pub backup: bool,
     pub delete_foreign: bool,
     pub max_delete: DeleteCap,
+    /// A dry run's mirror as the convert plan will leave it (`sync --dry-run`), instead of
+    /// staging's: files not made yet are planned as uploads, with estimated sizes.
+    pub predicted: Option<BTreeMap<String, Local>>,
 }
 
 /// What a push did. A refused push did nothing: its counts are 0 and what it would have done is
@@ -275,12 +278,16 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
         )
     });
     let LocalSide {
-        manifest_empty,
+        mut manifest_empty,
         mut mirror,
         stamps,
         fingerprint,
         mut state,
     } = local?;
+    if let Some(predicted) = settings.predicted.as_ref().filter(|_| settings.dry_run) {
+        mirror.clone_from(predicted);
+        manifest_empty = mirror.is_empty();
+    }
     let mut summary = Summary {
         dry_run: settings.dry_run,
         ..Summary::default()
@@ -359,13 +366,14 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     }
     // A staged file to upload must be what musync made. One that is not is left out of the
     // push, here and on the remote (neither uploaded nor deleted), and the push planned again.
+    // A predicted mirror's uploads are not made yet: nothing in staging to check.
     let stamps = match stamps {
+        _ if settings.predicted.is_some() => BTreeMap::new(),
         None if !plan.uploads.is_empty() => output_stamps(&manifest::load(staging)?),
         stamps => stamps.unwrap_or_default(),
     };
-    let bad: Vec<&String> = plan
-        .uploads
-        .iter()
+    let bad: Vec<&String> = (plan.uploads.iter())
+        .filter(|_| settings.predicted.is_none())
         .filter(|p| Stamp::of(&staging.join(p)) != stamps.get(*p).copied())
         .collect();
     if !bad.is_empty() {
