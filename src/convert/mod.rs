@@ -460,3 +460,95 @@ fn predict(
     }
     mirror
 }
+
+#[cfg(test)]
+mod predict_tests {
+    use super::*;
+    use crate::manifest::Record;
+
+    fn record(source: &str, output: &str, size: u64) -> Record {
+        Record {
+            source: source.into(),
+            kind: SourceKind::Lossless,
+            stamp: Stamp {
+                size: 1000,
+                mtime_ns: 0,
+            },
+            audio_hash: String::new(),
+            tag_hash: String::new(),
+            encoder: String::new(),
+            tag_key: String::new(),
+            output: output.into(),
+            output_stamp: Stamp { size, mtime_ns: 0 },
+            output_hash: format!("hash of {output}"),
+            retag_from: None,
+            own_genre: vec![],
+            genre: vec![],
+        }
+    }
+
+    fn manifest(records: &[Record]) -> Manifest {
+        Manifest {
+            records: (records.iter())
+                .map(|r| (r.source.clone(), r.clone()))
+                .collect(),
+            ..Manifest::default()
+        }
+    }
+
+    #[test]
+    fn the_mirror_after_the_plan_keeps_hashes_of_moves_and_estimates_new_files() {
+        let m = manifest(&[
+            record("A/1.flac", "A/1.mp3", 10),
+            record("A/2.flac", "A/2.mp3", 20),
+            record("A/3.flac", "A/3.mp3", 30),
+        ]);
+        let actions = [
+            Action::Move {
+                old_source: "A/1.flac".into(),
+                old_output: "A/1.mp3".into(),
+                source: "B/1.flac".into(),
+                output: "B/1.mp3".into(),
+                retag: false,
+            },
+            Action::Remove {
+                source: Some("A/2.flac".into()),
+                output: "A/2.mp3".into(),
+                delete: true,
+            },
+            Action::Retag {
+                source: "A/3.flac".into(),
+                output: "A/3.mp3".into(),
+            },
+            Action::Convert {
+                source: "N/1.flac".into(),
+                output: "N/1.mp3".into(),
+                reason: Reason::New,
+            },
+        ];
+        let got = predict(&m, &actions, |_| Some((SourceKind::Lossless, 5000)));
+        let paths: Vec<&str> = got.keys().map(String::as_str).collect();
+        assert_eq!(paths, ["A/3.mp3", "B/1.mp3", "N/1.mp3"]);
+        let moved = &got["B/1.mp3"];
+        assert_eq!(
+            (moved.hash.as_str(), moved.estimated),
+            ("hash of A/1.mp3", false)
+        );
+        assert!(got["A/3.mp3"].estimated && got["A/3.mp3"].hash != "hash of A/3.mp3");
+        assert_eq!(
+            (got["N/1.mp3"].size, got["N/1.mp3"].estimated),
+            (1000, true)
+        );
+    }
+
+    #[test]
+    fn an_empty_plan_predicts_the_manifest() {
+        let m = manifest(&[record("A/1.flac", "A/1.mp3", 10)]);
+        let got = predict(&m, &[], |_| None);
+        let one = &got["A/1.mp3"];
+        assert_eq!(
+            (one.size, one.hash.as_str(), one.estimated),
+            (10, "hash of A/1.mp3", false)
+        );
+    }
+}
