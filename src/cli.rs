@@ -12,9 +12,10 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    everything done
   1    some files failed (each named on stderr); the rest were done
-  2    bad arguments, settings or manifest
-  3    refused by a safety guard (e.g. the library looks unmounted); nothing was changed
+  2    bad arguments, settings or config file; nothing was started
+  3    refused by a safety guard (library unmounted, staging locked by another run); nothing changed
   4    rclone or the remote failed (rclone missing or too old, host unreachable, auth, disk full)
+  5    a local failure stopped the run (staging not writable, local disk full, an I/O error)
   130  interrupted (Ctrl-C): the files in flight were finished and saved; run again to continue";
 
 /// Keep a lossy MP3 mirror of a lossless music library, without ever losing a file.

@@ -5,12 +5,12 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::fsutil;
 use crate::rclone::{self, Rclone};
 
-pub struct Settings {
+pub struct InitSettings {
     pub config: PathBuf,
     pub library: Option<PathBuf>,
     pub staging: Option<PathBuf>,
@@ -48,18 +48,19 @@ impl Report {
 
 /// Writes the config and checks what it names; `Ok` even when a check fails (the report says
 /// so, and which), `Err` only when the file cannot be written.
-pub fn run(settings: &Settings) -> anyhow::Result<Report> {
+pub fn run(settings: &InitSettings) -> anyhow::Result<Report> {
     let config = &settings.config;
     crate::overlap::check(
         settings.library.as_deref(),
         settings.staging.as_deref(),
         settings.remote.as_deref(),
-    )?;
+    )
+    .map_err(crate::report::usage)?;
     if config.exists() && !settings.force {
-        bail!(
+        return Err(crate::report::usage(anyhow::anyhow!(
             "{} exists; edit it, or run again with --force to replace it",
             config.display()
-        );
+        )));
     }
     if let Some(dir) = config.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -115,7 +116,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Report> {
 }
 
 /// The config file: the given settings as keys, every other one commented out at its default.
-fn template(s: &Settings) -> String {
+fn template(s: &InitSettings) -> String {
     let path = |p: &Option<PathBuf>, key: &str, example: &str| match p {
         Some(p) => format!("{key} = {:?}\n", absolute(p)),
         None => format!("# {key} = \"{example}\"\n"),

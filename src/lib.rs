@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod convert;
 pub mod fsutil;
@@ -18,6 +19,7 @@ pub mod manifest;
 pub mod manual;
 pub mod metadata;
 pub mod overlap;
+pub mod pipeline;
 pub mod push;
 pub mod rclone;
 pub mod relpath;

@@ -90,20 +90,67 @@ pub enum Exit {
     Ok = 0,
     /// Some files failed; the rest were done.
     SomeFailed = 1,
-    /// Bad arguments or settings.
+    /// Bad arguments, settings or config file: nothing was started.
     Usage = 2,
-    /// A safety guard refused to act (e.g. the library looks unmounted).
+    /// A safety guard refused to act (e.g. the library looks unmounted, another run holds the
+    /// staging lock, a symlink in staging would be uploaded).
     Refused = 3,
     /// rclone or the remote failed.
     Remote = 4,
+    /// A local failure stopped the run: staging not writable, disk full, an I/O error.
+    Local = 5,
     /// Stopped by Ctrl-C (or SIGTERM) after finishing and saving the work in flight.
-    Interrupted = 130,
+    Interrupted = crate::interrupt::EXIT_STATUS as isize,
+}
+
+impl Exit {
+    /// 0 when nothing failed, else 1: the end of a run that reached every file.
+    pub fn files(failed: usize) -> Exit {
+        if failed == 0 {
+            Exit::Ok
+        } else {
+            Exit::SomeFailed
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e as u8)
     }
+}
+
+/// An error that says how the run ends: its exit code, with the message and causes of the error
+/// it wraps. Untyped errors are local failures (exit 5); see `commands::exit_for`.
+#[derive(Debug)]
+pub struct Stopped {
+    pub exit: Exit,
+    error: anyhow::Error,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for Stopped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// `error`, ending the run with `exit`.
+pub fn stop(exit: Exit, error: impl Into<anyhow::Error>) -> anyhow::Error {
+    anyhow::Error::new(Stopped {
+        exit,
+        error: error.into(),
+    })
+}
+
+/// `error`, marked as the user's to fix (exit 2).
+pub fn usage(error: impl Into<anyhow::Error>) -> anyhow::Error {
+    stop(Exit::Usage, error)
 }
 
 /// A progress bar over bytes of source audio, drawn on stderr only when it is a terminal.

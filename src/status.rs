@@ -17,10 +17,10 @@ use crate::tag::TagSummary;
 /// Plan lines printed per stage; `--json` has them all.
 const SHOWN: usize = 10;
 
-pub struct Settings {
+pub struct StatusSettings {
     /// Its `dry_run` is forced on.
-    pub convert: convert::Settings,
-    pub push: Option<push::Settings>,
+    pub convert: convert::ConvertSettings,
+    pub push: Option<push::PushSettings>,
 }
 
 /// What `status --json` prints: a key per stage.
@@ -55,7 +55,7 @@ pub struct PushStatus {
 
 /// `rclone` is the one found, or why none could be (which fails the push part only).
 pub fn run(
-    settings: &Settings,
+    settings: &StatusSettings,
     rclone: Option<Result<&Rclone, &anyhow::Error>>,
 ) -> anyhow::Result<Status> {
     debug_assert!(settings.convert.dry_run);

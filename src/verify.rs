@@ -18,7 +18,7 @@ use crate::push::{self, BACKUP_DIR, UPLOAD_DIR};
 use crate::rclone::Rclone;
 use crate::report::Failure;
 
-pub struct Settings {
+pub struct VerifySettings {
     pub staging: PathBuf,
     pub remote: Option<String>,
     pub jobs: usize,
@@ -146,7 +146,7 @@ fn short(hash: &str) -> String {
     }
 }
 
-pub fn run(settings: &Settings, rclone: Option<&Rclone>) -> anyhow::Result<Report> {
+pub fn run(settings: &VerifySettings, rclone: Option<&Rclone>) -> anyhow::Result<Report> {
     let staging = &settings.staging;
     anyhow::ensure!(
         staging.is_dir(),

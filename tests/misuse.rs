@@ -9,5 +9,6 @@ mod lock;
 mod overlap;
 mod remote_safety;
 mod remote_upload;
+mod sync_plan;
 mod truth;
 mod user;

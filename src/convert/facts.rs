@@ -7,7 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::plan::{self, Plan, Staging, Wanted};
-use super::{Resolved, Settings, encoder_key, tag_key};
+use super::{ConvertSettings, Resolved, encoder_key, tag_key};
 use crate::audio;
 use crate::fsutil::{self, Stamp};
 use crate::interrupt;
@@ -28,7 +28,7 @@ pub struct Facts {
     pub plan: Plan,
 }
 
-pub fn gather(settings: &Settings) -> anyhow::Result<Facts> {
+pub fn gather(settings: &ConvertSettings) -> anyhow::Result<Facts> {
     let scan = scan::scan(&settings.library, &settings.selection)?;
     let manifest = manifest::load(&settings.staging)?;
     let mirror = MirrorSettings::resolve(manifest.settings.as_ref(), settings.overrides.clone());
@@ -107,7 +107,7 @@ fn staging_state(staging: &Path, manifest: &Manifest) -> Staging {
 /// Fingerprint every source: reused from the manifest when path, size and mtime are unchanged,
 /// otherwise read (audio packets and tags, never decoded), in parallel.
 fn fingerprint(
-    settings: &Settings,
+    settings: &ConvertSettings,
     resolved: &Resolved,
     scan: &Scan,
     manifest: &Manifest,

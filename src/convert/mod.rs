@@ -30,7 +30,7 @@ use plan::{Action, Plan, Reason, Wanted};
 const PIPELINE_REVISION: u32 = 1;
 
 /// What a run is asked to do.
-pub struct Settings {
+pub struct ConvertSettings {
     pub library: PathBuf,
     pub staging: PathBuf,
     /// Changes to the remembered mirror settings.
@@ -104,7 +104,7 @@ pub fn tag_key(
     fsutil::hex(&h.finalize())
 }
 
-pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
+pub fn run(settings: &ConvertSettings) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
     let (
         Facts {
@@ -141,7 +141,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
 /// The facts and the summary of their plan. A dry run beside a run that changes staging (see
 /// `crate::lock`) may catch one of its files between its record and its rename: it plans again
 /// while the manifest changed meanwhile, or a file failed while that run goes on (a few tries).
-fn planned(settings: &Settings) -> anyhow::Result<(Facts, Summary)> {
+fn planned(settings: &ConvertSettings) -> anyhow::Result<(Facts, Summary)> {
     let staging = &settings.staging;
     let mut tries = 0;
     loop {
@@ -209,7 +209,7 @@ fn log_summary(mode: Mode, s: &Summary, elapsed: std::time::Duration) {
 
 /// What `convert --dry-run` and `tag --dry-run` would report, from one scan and one plan: what
 /// `status` shows. Writes and prints nothing (the caller prints the failures, in `convert`).
-pub fn preview(settings: &Settings) -> anyhow::Result<(Summary, Summary)> {
+pub fn preview(settings: &ConvertSettings) -> anyhow::Result<(Summary, Summary)> {
     let Facts {
         manifest,
         wanted,
@@ -363,4 +363,192 @@ fn guard(plan: &Plan, manifest: &Manifest, wanted: &[Wanted], force: bool) -> Op
              it complete? Nothing was changed (use --force if this is intended)"
         )
     })
+}
+
+/// A staged file as the convert plan will leave it: what `sync --dry-run` feeds the push planner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub size: u64,
+    /// The output's hash, or a stand-in for bytes not made yet (never equal to a real hash).
+    pub hash: String,
+    /// The size is a guess: the file is not converted yet.
+    pub estimated: bool,
+}
+
+/// The mirror (staging-relative path → output) once this run's plan is carried out, from one
+/// scan and one plan; reads, writes nothing.
+pub fn predicted_outputs(settings: &ConvertSettings) -> anyhow::Result<BTreeMap<String, Output>> {
+    let Facts {
+        manifest,
+        wanted,
+        plan,
+        ..
+    } = gather(settings)?;
+    let sources: BTreeMap<&str, (SourceKind, u64)> = (wanted.iter())
+        .map(|w| (w.rel.as_str(), (w.kind, w.stamp.size)))
+        .collect();
+    Ok(predict(&manifest, &plan.actions, |s| {
+        sources.get(s).copied()
+    }))
+}
+
+/// A new MP3 is about a fifth of its FLAC (V2 against lossless); a native MP3 is copied.
+fn estimate(kind: SourceKind, source_size: u64) -> u64 {
+    match kind {
+        SourceKind::Mp3 => source_size,
+        SourceKind::Lossless => source_size / 5,
+    }
+}
+
+/// `manifest`'s outputs with `actions` applied (pure).
+fn predict(
+    manifest: &Manifest,
+    actions: &[Action],
+    source: impl Fn(&str) -> Option<(SourceKind, u64)>,
+) -> BTreeMap<String, Output> {
+    let mut mirror: BTreeMap<String, Output> = (manifest.records.values())
+        .map(|r| {
+            let output = Output {
+                size: r.output_stamp.size,
+                hash: r.output_hash.clone(),
+                estimated: false,
+            };
+            (r.output.clone(), output)
+        })
+        .collect();
+    let remade = |path: &str, size: u64| Output {
+        size,
+        hash: format!("to be made: {path}"),
+        estimated: true,
+    };
+    for action in actions {
+        match action {
+            Action::Convert {
+                source: s, output, ..
+            } => {
+                let size = source(s).map_or(0, |(kind, size)| estimate(kind, size));
+                mirror.insert(output.clone(), remade(output, size));
+            }
+            Action::Retag { output, .. } => {
+                let size = mirror.get(output).map_or(0, |o| o.size);
+                mirror.insert(output.clone(), remade(output, size));
+            }
+            Action::Move {
+                old_output,
+                output,
+                retag,
+                ..
+            } => {
+                if let Some(old) = mirror.remove(old_output) {
+                    let new = if *retag {
+                        remade(output, old.size)
+                    } else {
+                        old
+                    };
+                    mirror.insert(output.clone(), new);
+                }
+            }
+            Action::Remove {
+                output,
+                delete: true,
+                ..
+            } => {
+                mirror.remove(output);
+            }
+            Action::Remove { .. } | Action::Refresh { .. } => {}
+        }
+    }
+    mirror
+}
+
+#[cfg(test)]
+mod predict_tests {
+    use super::*;
+    use crate::manifest::Record;
+
+    fn record(source: &str, output: &str, size: u64) -> Record {
+        Record {
+            source: source.into(),
+            kind: SourceKind::Lossless,
+            stamp: Stamp {
+                size: 1000,
+                mtime_ns: 0,
+            },
+            audio_hash: String::new(),
+            tag_hash: String::new(),
+            encoder: String::new(),
+            tag_key: String::new(),
+            output: output.into(),
+            output_stamp: Stamp { size, mtime_ns: 0 },
+            output_hash: format!("hash of {output}"),
+            retag_from: None,
+            own_genre: vec![],
+            genre: vec![],
+        }
+    }
+
+    fn manifest(records: &[Record]) -> Manifest {
+        Manifest {
+            records: (records.iter())
+                .map(|r| (r.source.clone(), r.clone()))
+                .collect(),
+            ..Manifest::default()
+        }
+    }
+
+    #[test]
+    fn the_mirror_after_the_plan_keeps_hashes_of_moves_and_estimates_new_files() {
+        let m = manifest(&[
+            record("A/1.flac", "A/1.mp3", 10),
+            record("A/2.flac", "A/2.mp3", 20),
+            record("A/3.flac", "A/3.mp3", 30),
+        ]);
+        let actions = [
+            Action::Move {
+                old_source: "A/1.flac".into(),
+                old_output: "A/1.mp3".into(),
+                source: "B/1.flac".into(),
+                output: "B/1.mp3".into(),
+                retag: false,
+            },
+            Action::Remove {
+                source: Some("A/2.flac".into()),
+                output: "A/2.mp3".into(),
+                delete: true,
+            },
+            Action::Retag {
+                source: "A/3.flac".into(),
+                output: "A/3.mp3".into(),
+            },
+            Action::Convert {
+                source: "N/1.flac".into(),
+                output: "N/1.mp3".into(),
+                reason: Reason::New,
+            },
+        ];
+        let got = predict(&m, &actions, |_| Some((SourceKind::Lossless, 5000)));
+        let paths: Vec<&str> = got.keys().map(String::as_str).collect();
+        assert_eq!(paths, ["A/3.mp3", "B/1.mp3", "N/1.mp3"]);
+        let moved = &got["B/1.mp3"];
+        assert_eq!(
+            (moved.hash.as_str(), moved.estimated),
+            ("hash of A/1.mp3", false)
+        );
+        assert!(got["A/3.mp3"].estimated && got["A/3.mp3"].hash != "hash of A/3.mp3");
+        assert_eq!(
+            (got["N/1.mp3"].size, got["N/1.mp3"].estimated),
+            (1000, true)
+        );
+    }
+
+    #[test]
+    fn an_empty_plan_predicts_the_manifest() {
+        let m = manifest(&[record("A/1.flac", "A/1.mp3", 10)]);
+        let got = predict(&m, &[], |_| None);
+        let one = &got["A/1.mp3"];
+        assert_eq!(
+            (one.size, one.hash.as_str(), one.estimated),
+            (10, "hash of A/1.mp3", false)
+        );
+    }
 }

@@ -52,13 +52,16 @@ fn upload_dir(staging: &Path) -> String {
     format!("{UPLOAD_DIR}/{}", &key[..16])
 }
 
-pub struct Settings {
+pub struct PushSettings {
     pub staging: PathBuf,
     pub remote: String,
     pub dry_run: bool,
     pub backup: bool,
     pub delete_foreign: bool,
     pub max_delete: DeleteCap,
+    /// A dry run's mirror as the convert plan will leave it (`sync --dry-run`), instead of
+    /// staging's: files not made yet are planned as uploads, with estimated sizes.
+    pub predicted: Option<BTreeMap<String, Local>>,
 }
 
 /// What a push did. A refused push did nothing: its counts are 0 and what it would have done is
@@ -88,6 +91,9 @@ pub struct Summary {
     /// An rclone call failed (as opposed to a staged file).
     #[serde(skip)]
     pub remote_failed: bool,
+    /// musync refused to hand rclone a staged path (a symlink, not a regular file): a guard.
+    #[serde(skip)]
+    pub guard_refused: bool,
     /// Ctrl-C stopped the push between rclone calls; the push state holds what was done.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
@@ -262,7 +268,7 @@ fn output_stamps(manifest: &manifest::Manifest) -> BTreeMap<String, Stamp> {
 }
 
 /// Unless it is a dry run, the caller holds the staging folder's lock (`crate::lock`).
-pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
+pub fn run(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
     let s = push(settings, rclone)?;
     tracing::info!(
@@ -286,7 +292,7 @@ pub fn run(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     Ok(s)
 }
 
-fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
+fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let staging = &settings.staging;
     // The listing (rclone's time) and the local bookkeeping (ours) overlap.
     let (listing, local) = std::thread::scope(|s| {
@@ -298,12 +304,16 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         )
     });
     let LocalSide {
-        manifest_empty,
+        mut manifest_empty,
         mut mirror,
         stamps,
         fingerprint,
         mut state,
     } = local?;
+    if let Some(predicted) = settings.predicted.as_ref().filter(|_| settings.dry_run) {
+        mirror.clone_from(predicted);
+        manifest_empty = mirror.is_empty();
+    }
     let mut summary = Summary {
         dry_run: settings.dry_run,
         ..Summary::default()
@@ -386,13 +396,14 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
     }
     // A staged file to upload must be what musync made. One that is not is left out of the
     // push, here and on the remote (neither uploaded nor deleted), and the push planned again.
+    // A predicted mirror's uploads are not made yet: nothing in staging to check.
     let stamps = match stamps {
+        _ if settings.predicted.is_some() => BTreeMap::new(),
         None if !plan.uploads.is_empty() => output_stamps(&manifest::load(staging)?),
         stamps => stamps.unwrap_or_default(),
     };
-    let bad: Vec<&String> = plan
-        .uploads
-        .iter()
+    let bad: Vec<&String> = (plan.uploads.iter())
+        .filter(|_| settings.predicted.is_none())
         .filter(|p| Stamp::of(&staging.join(p)) != stamps.get(*p).copied())
         .collect();
     if !bad.is_empty() {
@@ -638,7 +649,11 @@ fn step_failed(summary: &mut Summary, remote: &str, op: &str, e: anyhow::Error) 
         tracing::info!("{remote} ({op}) stopped by Ctrl-C: {e:#}");
         summary.interrupted = true;
     } else {
-        summary.remote_failed = true;
+        // The wrapper's own refusal (InvalidInput) is a guard, not rclone failing.
+        let guard = matches!(e.downcast_ref::<rclone::RcloneError>(),
+            Some(rclone::RcloneError::Io(io)) if io.kind() == std::io::ErrorKind::InvalidInput);
+        summary.guard_refused |= guard;
+        summary.remote_failed |= !guard;
         summary
             .failed
             .push(Failure::from_error(format!("{remote} ({op})"), &e));

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::convert::{self, Mode, Settings, Summary};
+use crate::convert::{self, ConvertSettings, Mode, Summary};
 use crate::report::Failure;
 
 /// What `tag --json` prints.
@@ -18,7 +18,7 @@ pub struct TagSummary {
     pub dry_run: bool,
 }
 
-pub fn run(settings: &Settings) -> anyhow::Result<Summary> {
+pub fn run(settings: &ConvertSettings) -> anyhow::Result<Summary> {
     debug_assert_eq!(settings.mode, Mode::TagOnly);
     convert::run(settings)
 }

@@ -16,7 +16,7 @@ use anyhow::{Context, anyhow};
 use rayon::prelude::*;
 
 use super::plan::{Action, Counts, Plan, Wanted};
-use super::{Resolved, Settings};
+use super::{ConvertSettings, Resolved};
 use crate::fsutil;
 use crate::interrupt;
 use crate::manifest::{self, Change, Journal, Manifest, Record};
@@ -50,7 +50,7 @@ impl Ledger {
 }
 
 struct Ctx<'a> {
-    settings: &'a Settings,
+    settings: &'a ConvertSettings,
     resolved: &'a Resolved,
     scan: &'a Scan,
     sources: &'a BTreeMap<&'a str, &'a Wanted>,
@@ -58,7 +58,7 @@ struct Ctx<'a> {
 }
 
 pub fn execute(
-    settings: &Settings,
+    settings: &ConvertSettings,
     resolved: &Resolved,
     scan: &Scan,
     sources: &BTreeMap<&str, &Wanted>,
