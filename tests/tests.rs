@@ -10,6 +10,7 @@ mod everyday;
 mod faults;
 mod hostile;
 mod interrupt;
+mod listener;
 mod misuse;
 mod push;
 mod remotes;

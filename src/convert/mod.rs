@@ -174,8 +174,10 @@ fn log_summary(mode: Mode, s: &Summary, elapsed: std::time::Duration) {
     let c = &s.counts;
     let mut line = match mode {
         Mode::Convert => format!(
-            "convert: converted {}, retagged {}, renamed {}, removed {}, unchanged {}, failed {}",
+            "convert: converted {}, copied {}, retagged {}, renamed {}, removed {}, unchanged {}, \
+             failed {}",
             c.converted,
+            c.copied,
             c.retagged,
             c.renamed,
             c.removed,
@@ -280,6 +282,7 @@ fn only_tags(plan: &mut Plan, failures: &mut Vec<Failure>) -> usize {
             source,
             output,
             reason: reason @ (Reason::OutputMissing | Reason::OutputChanged),
+            ..
         } => {
             failures.push(Failure::new(
                 source.clone(),

@@ -134,8 +134,14 @@ pub fn execute(
 fn log_done(action: &Action) {
     let e = report::escape_controls;
     match action {
-        Action::Convert { source, output, .. } => {
-            tracing::info!("converted {} -> {}", e(source), e(output));
+        Action::Convert {
+            source,
+            output,
+            copy,
+            ..
+        } => {
+            let verb = if *copy { "copied" } else { "converted" };
+            tracing::info!("{verb} {} -> {}", e(source), e(output));
         }
         Action::Retag { output, .. } => tracing::info!("retagged {}", e(output)),
         Action::Move {
