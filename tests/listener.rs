@@ -2,11 +2,16 @@
 //! reported as copies, and staged files a media server running as another user can read. Every
 //! check reads the mirror with an independent reader (mutagen, ffprobe) or the file system.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
 
-use crate::util::{Env, files, stderr};
+use serde_json::Value;
+
+use crate::util::{Env, files, make_flac, mutagen, run, stderr};
 
 const BONUS: &str = "Jazz/Miles Quartet/Blue Session/03 - Bonus.mp3";
 
@@ -66,5 +71,125 @@ fn staged_files_are_readable_by_others_under_the_default_umask() {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o644, "{rel}: {mode:o}");
+    }
+}
+
+/// A `size`×`size` image made by ffmpeg (`.jpg` or `.png` by the name).
+fn image(path: &Path, size: u32, colour: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("color=c={colour}:s={size}x{size}"))
+        .args(["-frames:v", "1"])
+        .arg(path));
+}
+
+/// The APIC frames mutagen reads: description → (type, length).
+fn apics(tags: &BTreeMap<String, Value>) -> BTreeMap<String, (u64, u64)> {
+    tags.iter()
+        .filter_map(|(k, v)| {
+            let desc = k.strip_prefix("APIC:")?;
+            Some((desc.to_owned(), (v["type"].as_u64()?, v["len"].as_u64()?)))
+        })
+        .collect()
+}
+
+// Regression: tracks in `Album/CD1/` and `Album/CD2/` got no picture from `Album/cover.jpg`.
+#[test]
+fn disc_folders_take_the_album_folder_cover() {
+    let env = Env::empty();
+    let album = env.lib("Rock/Band/Album");
+    image(&album.join("cover.jpg"), 64, "red");
+    make_flac(&album.join("CD1/01.flac"), 0.2, &["TITLE=One"]);
+    make_flac(&album.join("CD2/01.flac"), 0.2, &["TITLE=Two"]);
+    // A disc folder's own image wins over the album's.
+    image(&env.lib("Rock/Band/Other/Disc 1/folder.png"), 32, "blue");
+    image(&env.lib("Rock/Band/Other/cover.jpg"), 48, "green");
+    make_flac(&env.lib("Rock/Band/Other/Disc 1/01.flac"), 0.2, &[]);
+    // A folder that is not a disc folder does not borrow its parent's cover.
+    make_flac(&album.join("Extras/01.flac"), 0.2, &[]);
+    let (json, code) = env.convert_json(&[]);
+    assert_eq!(code, 0, "{json}");
+    let cover = fs::metadata(album.join("cover.jpg")).unwrap().len();
+    for disc in ["CD1", "CD2"] {
+        let tags = mutagen(&env.staged(&format!("Rock/Band/Album/{disc}/01.mp3")));
+        assert_eq!(
+            apics(&tags),
+            BTreeMap::from([(String::new(), (3, cover))]),
+            "{disc}"
+        );
+    }
+    let own = fs::metadata(env.lib("Rock/Band/Other/Disc 1/folder.png"))
+        .unwrap()
+        .len();
+    let tags = mutagen(&env.staged("Rock/Band/Other/Disc 1/01.mp3"));
+    assert_eq!(apics(&tags), BTreeMap::from([(String::new(), (3, own))]));
+    let tags = mutagen(&env.staged("Rock/Band/Album/Extras/01.mp3"));
+    assert_eq!(apics(&tags), BTreeMap::new());
+    // The next run has nothing left to do.
+    let (json, _) = env.convert_json(&[]);
+    assert_eq!(
+        (&json["converted"], &json["retagged"]),
+        (&0.into(), &0.into()),
+        "{json}"
+    );
+}
+
+// Regression: a FLAC whose only picture was the back cover got it as the MP3's front cover, and
+// the folder's cover.jpg was ignored.
+#[test]
+fn a_back_cover_stays_the_back_and_the_folder_gives_the_front() {
+    let env = Env::empty();
+    let dir = env.lib("Jazz/Band/Album");
+    image(&dir.join("cover.jpg"), 40, "red");
+    image(&env.dir.path().join("back.png"), 24, "white");
+    image(&env.dir.path().join("front.jpg"), 16, "black");
+    let back = env.dir.path().join("back.png");
+    let front = env.dir.path().join("front.jpg");
+    for (name, pictures) in [
+        (
+            "back-only",
+            vec![format!("4||Back side||{}", back.display())],
+        ),
+        (
+            "both",
+            vec![
+                format!("4||||{}", back.display()),
+                format!("3||||{}", front.display()),
+            ],
+        ),
+    ] {
+        let flac = dir.join(format!("{name}.flac"));
+        make_flac(&flac, 0.2, &[]);
+        let mut metaflac = Command::new("metaflac");
+        for p in &pictures {
+            metaflac.arg(format!("--import-picture-from={p}"));
+        }
+        run(metaflac.arg(&flac));
+    }
+    let (json, code) = env.convert_json(&[]);
+    assert_eq!(code, 0, "{json}");
+    let len = |p: &Path| fs::metadata(p).unwrap().len();
+    for version in ["--id3v24", "--id3v23"] {
+        let (json, code) = env.convert_json(&[version]);
+        assert_eq!(code, 0, "{json}");
+        let tags = mutagen(&env.staged("Jazz/Band/Album/back-only.mp3"));
+        assert_eq!(
+            apics(&tags),
+            BTreeMap::from([
+                (String::new(), (3, len(&dir.join("cover.jpg")))),
+                ("Back side".to_owned(), (4, len(&back))),
+            ]),
+            "{version}"
+        );
+        let tags = mutagen(&env.staged("Jazz/Band/Album/both.mp3"));
+        assert_eq!(
+            apics(&tags),
+            BTreeMap::from([
+                (String::new(), (3, len(&front))),
+                ("Cover Art (Back)".to_owned(), (4, len(&back))),
+            ]),
+            "{version}"
+        );
     }
 }

@@ -24,7 +24,8 @@
 //! | acoustid_id, acoustid_fingerprint, writer | TXXX "Acoustid Id", "Acoustid Fingerprint", "Writer" | same |
 //! | arranger, engineer, producer, djmixer, mixer | TIPL role pairs | IPLS |
 //! | replaygain_{track,album}_{gain,peak} and anything else | TXXX:KEY (uppercased key) | same |
-//! | cover | APIC type 3 (front cover), its mime, empty description | same |
+//! | front cover (own, else the folder's) | APIC type 3, its mime, empty description | same |
+//! | other pictures (back cover, booklet…) | APIC with their own type and description | same |
 //!
 //! Multiple values: ID3v2.4 stores them NUL-separated in one frame (the spec's way). ID3v2.3 has
 //! no multi-value text, so values are joined with "; " ([`V23_JOIN`]); comment and lyrics are
@@ -47,7 +48,7 @@ use lofty::mpeg::MpegFile;
 use lofty::picture::{MimeType, Picture, PictureType};
 use lofty::tag::{TagExt, TagType};
 
-use super::{Id3Version, TagSet};
+use super::{Cover, Id3Version, TagSet};
 
 /// The ID3v2.3 multi-value separator. Not the spec's "/" because "/" lives inside real names
 /// (AC/DC, "Drum/Bass") and could never be split back; Navidrome splits artists, roles and genres
@@ -250,15 +251,45 @@ fn frames(tags: &TagSet, version: Id3Version) -> Vec<Frame<'static>> {
             people,
         )));
     }
-    if let Some(cover) = &tags.cover {
-        let picture = Picture::unchecked(cover.data.clone())
-            .pic_type(PictureType::CoverFront)
-            .mime_type(MimeType::from_str(&cover.mime))
+    out.extend(pictures(tags));
+    out
+}
+
+/// APIC frames: the front cover with an empty description, then every other picture with its
+/// own type. ID3v2 allows one APIC per description, so a repeated or empty description gets
+/// the type's name and a number ("Cover Art (Back) (2)").
+fn pictures(tags: &TagSet) -> Vec<Frame<'static>> {
+    let mut used: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    let mut apic = |kind: PictureType, wanted: &str, image: &Cover| {
+        let base = if wanted.is_empty() && kind != PictureType::CoverFront {
+            kind.as_ape_key().unwrap_or("Picture").to_owned()
+        } else {
+            wanted.to_owned()
+        };
+        let mut description = base.clone();
+        for n in 2.. {
+            if !used.contains(&description) {
+                break;
+            }
+            description = format!("{base} ({n})");
+        }
+        used.push(description.clone());
+        let picture = Picture::unchecked(image.data.clone())
+            .pic_type(kind)
+            .mime_type(MimeType::from_str(&image.mime))
+            .description(description)
             .build();
         out.push(Frame::Picture(AttachedPictureFrame::new(
             TextEncoding::UTF8,
             picture,
         )));
+    };
+    if let Some(cover) = &tags.cover {
+        apic(PictureType::CoverFront, "", cover);
+    }
+    for p in &tags.others {
+        apic(PictureType::from_u8(p.kind), &p.description, &p.image);
     }
     out
 }

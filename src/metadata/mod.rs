@@ -37,6 +37,17 @@ pub struct Cover {
     pub data: Vec<u8>,
 }
 
+/// A picture that is not the front cover (back cover, booklet, artist photo, …), kept with its
+/// type so that it never turns into the front.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherPicture {
+    /// The picture type shared by FLAC PICTURE blocks and ID3v2 APIC frames (0–20; 3, the front
+    /// cover, is never here).
+    pub kind: u8,
+    pub description: String,
+    pub image: Cover,
+}
+
 /// Everything musync writes into a staged MP3, in a canonical order.
 ///
 /// Keys are lowercase Vorbis-comment style names, as Picard and beets use them ("title",
@@ -47,7 +58,10 @@ pub struct Cover {
 pub struct TagSet {
     /// (canonical key, values) pairs, sorted by key; multi-value fields keep every value.
     pub fields: Vec<(String, Vec<String>)>,
+    /// The front cover (picture type 3) only.
     pub cover: Option<Cover>,
+    /// Every other picture, in the source's order.
+    pub others: Vec<OtherPicture>,
 }
 
 impl TagSet {
@@ -79,9 +93,11 @@ impl TagSet {
 ///
 /// Hashed bytes: the domain tag "musync-tagset-v1", the field count, then per field (in key order,
 /// even if a caller left them unsorted) the key, the value count and each value; then 0 for no
-/// cover, or 1, the mime and the 32-byte sha256 of the image. Every string is prefixed with its
-/// length and every count is a u64, little-endian, so no two tag sets share a byte stream. Bump
-/// the domain tag if this ever changes (it retags every file).
+/// cover, or 1, the mime and the 32-byte sha256 of the image; then, only when there are other
+/// pictures, their count and per picture its type, description, mime and image sha256 (so a set
+/// without them hashes as it always did). Every string is prefixed with its length and every
+/// count is a u64, little-endian, so no two tag sets share a byte stream. Bump the domain tag if
+/// this ever changes (it retags every file).
 pub fn tag_hash(tags: &TagSet) -> String {
     fn put(h: &mut Sha256, bytes: &[u8]) {
         h.update((bytes.len() as u64).to_le_bytes());
@@ -105,6 +121,15 @@ pub fn tag_hash(tags: &TagSet) -> String {
             h.update([1u8]);
             put(&mut h, c.mime.as_bytes());
             h.update(Sha256::digest(&c.data));
+        }
+    }
+    if !tags.others.is_empty() {
+        h.update((tags.others.len() as u64).to_le_bytes());
+        for p in &tags.others {
+            h.update([p.kind]);
+            put(&mut h, p.description.as_bytes());
+            put(&mut h, p.image.mime.as_bytes());
+            h.update(Sha256::digest(&p.image.data));
         }
     }
     crate::fsutil::hex(&h.finalize())
@@ -225,6 +250,22 @@ mod tests {
         let mut t = sample();
         t.cover = None;
         assert_ne!(tag_hash(&t), base);
+        let back = OtherPicture {
+            kind: 4,
+            description: String::new(),
+            image: sample().cover.unwrap(),
+        };
+        let mut t = sample();
+        t.others.push(back.clone());
+        let with_back = tag_hash(&t);
+        assert_ne!(with_back, base);
+        t.others[0].kind = 0;
+        assert_ne!(tag_hash(&t), with_back);
+        t.others[0] = OtherPicture {
+            description: "b".into(),
+            ..back
+        };
+        assert_ne!(tag_hash(&t), with_back);
     }
 
     #[test]

@@ -322,7 +322,15 @@ fn check_mutagen(mp3: &Path, tags: &TagSet, version: Id3Version) {
         apic["sha256"],
         crate::fsutil::hex(&Sha256::digest(&cover.data))
     );
-    let expected = FRAMES.len() + dates.len() + 3; // + TIPL/IPLS, UFID, APIC
+    // The back cover travels too, as the back cover, under its own description.
+    let back = &frames["APIC:back"];
+    assert_eq!(back["type"], 4);
+    assert_eq!((tags.others.len(), tags.others[0].kind), (1, 4));
+    assert_eq!(
+        back["sha256"],
+        crate::fsutil::hex(&Sha256::digest(&tags.others[0].image.data))
+    );
+    let expected = FRAMES.len() + dates.len() + 4; // + TIPL/IPLS, UFID, two APIC
     assert_eq!(
         frames.len(),
         expected,

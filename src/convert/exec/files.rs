@@ -90,7 +90,8 @@ impl Ctx<'_> {
     }
 
     /// Tag the temporary MP3 from its source: its tags, the genre the rules give it, its own
-    /// cover or else the folder's. Returns the record of the finished file.
+    /// front cover or else the folder's (the album folder's for a disc folder); its other
+    /// pictures keep their types. Returns the record of the finished file.
     fn tag_into(&self, w: &Wanted, output: &str, mp3: &Path) -> anyhow::Result<Record> {
         let src = self.settings.library.join(&w.rel);
         let tags = metadata::read_tags(&src)?;
@@ -98,7 +99,7 @@ impl Ctx<'_> {
         let genre = self.resolved.rules.genre(&w.rel, &own_genre);
         let mut staged = tags.clone();
         staged.set("genre", genre.clone());
-        let cover = self.scan.folder_cover(&w.rel);
+        let cover = crate::convert::folder_cover(self.scan, &self.resolved.rules, &w.rel);
         if staged.cover.is_none()
             && let Some((path, _)) = cover
         {
