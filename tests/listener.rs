@@ -193,3 +193,88 @@ fn a_back_cover_stays_the_back_and_the_folder_gives_the_front() {
         );
     }
 }
+
+/// (width, height) of the picture ffprobe finds attached to `mp3`.
+fn attached_picture_size(mp3: &Path) -> (u64, u64) {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=width,height", "-of", "json"])
+        .arg(mp3));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &json["streams"][0];
+    (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap())
+}
+
+// Regression: a 3000 px cover was embedded at full size in every track of its album.
+#[test]
+fn big_covers_are_downscaled_once_and_shared_across_the_album() {
+    let env = Env::empty();
+    let album = env.lib("Pop/Band/Album");
+    fs::create_dir_all(&album).unwrap();
+    run(Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=3000x2000",
+        ])
+        .args(["-frames:v", "1"])
+        .arg(album.join("cover.png")));
+    let original = fs::metadata(album.join("cover.png")).unwrap().len();
+    for n in 1..=3 {
+        make_flac(&album.join(format!("0{n}.flac")), 0.2, &[]);
+    }
+    let (json, code) = env.convert_json(&[]);
+    assert_eq!(code, 0, "{json}");
+    let mut lens = Vec::new();
+    for n in 1..=3 {
+        let mp3 = env.staged(&format!("Pop/Band/Album/0{n}.mp3"));
+        assert_eq!(attached_picture_size(&mp3), (1200, 800));
+        let pics = apics(&mutagen(&mp3));
+        assert_eq!(pics.len(), 1, "{pics:?}");
+        lens.push(pics[""]);
+    }
+    assert!(
+        lens.iter().all(|l| *l == lens[0] && l.1 < original),
+        "{lens:?}"
+    );
+    // Identical bytes, not merely the same size.
+    let bytes: Vec<Vec<u8>> = (1..=3)
+        .map(|n| {
+            let out = run(Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(env.staged(&format!("Pop/Band/Album/0{n}.mp3")))
+                .args(["-map", "0:v", "-c", "copy", "-f", "image2pipe", "-"]));
+            out.stdout
+        })
+        .collect();
+    assert!(bytes[0].len() > 1000 && bytes.iter().all(|b| *b == bytes[0]));
+
+    // 0 keeps the original bytes; changing the setting retags, never re-encodes.
+    let (json, code) = env.convert_json(&["--art-max-size", "0"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        (&json["converted"], &json["retagged"]),
+        (&0.into(), &3.into()),
+        "{json}"
+    );
+    let mp3 = env.staged("Pop/Band/Album/01.mp3");
+    assert_eq!(attached_picture_size(&mp3), (3000, 2000));
+    assert_eq!(apics(&mutagen(&mp3))[""], (3, original));
+    // The setting is remembered.
+    let (json, _) = env.convert_json(&[]);
+    assert_eq!(
+        (&json["converted"], &json["retagged"]),
+        (&0.into(), &0.into()),
+        "{json}"
+    );
+    // And it can come from the config file.
+    let config = env.dir.path().join("musync.toml");
+    fs::write(&config, "art-max-size = 500\n").unwrap();
+    let (json, code) = env.convert_json(&["--config", config.to_str().unwrap()]);
+    assert_eq!((code, &json["retagged"]), (0, &3.into()), "{json}");
+    assert_eq!(attached_picture_size(&mp3), (500, 333));
+}

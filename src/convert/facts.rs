@@ -137,13 +137,12 @@ fn fingerprint(
                 }
             };
             let genre = resolved.rules.genre(&s.rel, &own_genre);
-            let id3 = resolved.mirror.id3;
             Ok(Wanted {
                 tag_key: tag_key(
                     &tag_hash,
                     &genre,
                     folder_cover(scan, &resolved.rules, &s.rel),
-                    id3,
+                    &resolved.mirror,
                 ),
                 encoder: encoder_key(s.kind, resolved.mirror.quality),
                 rel: s.rel.clone(),

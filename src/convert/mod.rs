@@ -17,7 +17,6 @@ use sha2::{Digest, Sha256};
 use crate::audio::Quality;
 use crate::fsutil::{self, Stamp};
 use crate::manifest::Manifest;
-use crate::metadata::Id3Version;
 use crate::report::{self, Failure};
 use crate::scan::{self, SourceKind};
 use crate::settings::{MirrorSettings, Overrides};
@@ -109,16 +108,18 @@ pub fn folder_cover<'s>(
 }
 
 /// What the staged tags are derived from: the source's tags, the genre the rules give it, the
-/// folder cover and the ID3 version. The one definition both `convert` and `tag` use.
+/// folder cover, the ID3 version and the cover size limit. The one definition both `convert` and
+/// `tag` use.
 pub fn tag_key(
     tag_hash: &str,
     genre: &[String],
     cover: Option<&(String, Stamp)>,
-    id3: Id3Version,
+    mirror: &MirrorSettings,
 ) -> String {
+    let id3 = mirror.id3;
     let mut h = Sha256::new();
     h.update(tag_hash.as_bytes());
-    h.update(format!("\0tags {TAG_REVISION}").as_bytes());
+    h.update(format!("\0tags {TAG_REVISION}\0art {}", mirror.art_max_size).as_bytes());
     h.update(format!("\0{id3:?}\0{genre:?}\0").as_bytes());
     if let Some((path, stamp)) = cover {
         h.update(format!("{path}\0{}\0{}", stamp.size, stamp.mtime_ns).as_bytes());

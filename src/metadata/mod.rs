@@ -162,6 +162,33 @@ pub fn load_cover(path: &Path) -> anyhow::Result<Cover> {
     })
 }
 
+/// The JPEG quality of a downscaled cover: no visible loss at cover sizes, a fraction of a PNG.
+const ART_JPEG_QUALITY: u8 = 90;
+
+/// `cover` fitted within `max`×`max` pixels: a bigger image is downscaled (Lanczos3, aspect kept)
+/// and re-encoded as JPEG; a smaller one, or any with `max` 0, is returned as it is (never
+/// upscaled, never re-encoded). The result depends only on the bytes and `max`, so every track
+/// that shares an image gets the same bytes. An image it cannot decode is an error; the caller
+/// keeps the original then.
+pub fn fit_cover(cover: &Cover, max: u32) -> anyhow::Result<Cover> {
+    if max == 0 {
+        return Ok(cover.clone());
+    }
+    let image = image::load_from_memory(&cover.data).context("decoding the cover image")?;
+    if image.width() <= max && image.height() <= max {
+        return Ok(cover.clone());
+    }
+    let small = image.resize(max, max, image::imageops::FilterType::Lanczos3);
+    let mut data = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut data, ART_JPEG_QUALITY)
+        .encode_image(&small.to_rgb8())
+        .context("encoding the downscaled cover")?;
+    Ok(Cover {
+        mime: "image/jpeg".to_owned(),
+        data,
+    })
+}
+
 /// The image type from its magic bytes; content beats a declared type, which is often wrong.
 fn sniff_mime(data: &[u8]) -> Option<&'static str> {
     let m = |magic: &[u8]| data.starts_with(magic);
@@ -266,6 +293,43 @@ mod tests {
             ..back
         };
         assert_ne!(tag_hash(&t), with_back);
+    }
+
+    fn png(width: u32, height: u32) -> Cover {
+        let mut data = Vec::new();
+        let img = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+        });
+        img.write_to(
+            &mut std::io::Cursor::new(&mut data),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+        Cover {
+            mime: "image/png".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn big_covers_are_downscaled_to_jpeg_small_ones_kept() {
+        let big = png(3000, 1500);
+        let fitted = fit_cover(&big, 1200).unwrap();
+        assert_eq!(fitted.mime, "image/jpeg");
+        let read = image::load_from_memory(&fitted.data).unwrap();
+        assert_eq!((read.width(), read.height()), (1200, 600));
+        // Deterministic: the same image gives the same bytes for every track.
+        assert_eq!(fit_cover(&big, 1200).unwrap(), fitted);
+        // Never upscaled, never re-encoded; 0 keeps the original.
+        let small = png(300, 300);
+        assert_eq!(fit_cover(&small, 1200).unwrap(), small);
+        assert_eq!(fit_cover(&big, 0).unwrap(), big);
+        let junk = Cover {
+            mime: "image/jpeg".into(),
+            data: b"\xFF\xD8\xFFnot really".to_vec(),
+        };
+        assert!(fit_cover(&junk, 1200).is_err());
+        assert_eq!(fit_cover(&junk, 0).unwrap(), junk);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::{Resolved, Settings};
 use crate::fsutil;
 use crate::interrupt;
 use crate::manifest::{self, Change, Journal, Manifest, Record};
+use crate::metadata;
 use crate::report::{self, Failure};
 use crate::scan::Scan;
 
@@ -55,6 +56,8 @@ struct Ctx<'a> {
     scan: &'a Scan,
     sources: &'a BTreeMap<&'a str, &'a Wanted>,
     ledger: Mutex<Ledger>,
+    /// Downscaled covers by the sha256 of the original: each distinct image is resized once.
+    fitted: Mutex<BTreeMap<Vec<u8>, metadata::Cover>>,
 }
 
 pub fn execute(
@@ -85,6 +88,7 @@ pub fn execute(
             manifest,
             journal: Journal::open(&settings.staging)?,
         }),
+        fitted: Mutex::default(),
     };
     if new_settings {
         ctx.record(vec![Change::Settings(resolved.mirror.clone())])?;
