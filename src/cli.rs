@@ -388,6 +388,11 @@ pub struct EncodeArgs {
     #[arg(long)]
     pub id3v24: bool,
 
+    /// Downscale covers larger than PX pixels on a side (once per image, as JPEG), from now on;
+    /// 0 embeds the original bytes [default: 1200, or what the last run used].
+    #[arg(long, value_name = "PX")]
+    pub art_max_size: Option<u32>,
+
     /// Remove staged files even when the library seems to have lost most of its music.
     #[arg(long)]
     pub force: bool,

@@ -131,6 +131,7 @@ fn convert_settings(args: ConvertArgs, quiet: bool) -> anyhow::Result<ConvertSet
     let mut settings = stage_settings(args.common, args.genre, args.select, Mode::Convert, quiet)?;
     let encode = args.encode;
     settings.overrides.quality = encode.quality;
+    settings.overrides.art_max_size = encode.art_max_size;
     settings.overrides.id3 = match (encode.id3v23, encode.id3v24) {
         (true, _) => Some(Id3Version::V23),
         (_, true) => Some(Id3Version::V24),

@@ -32,6 +32,7 @@ struct Table {
     genre_policy: Option<Spanned<String>>,
     genre_map: Option<Spanned<Vec<String>>>,
     disc_pattern: Option<Spanned<String>>,
+    art_max_size: Option<Spanned<u32>>,
     include: Option<Spanned<Vec<String>>>,
     exclude: Option<Spanned<Vec<String>>>,
     pass_through: Option<Spanned<Vec<String>>>,
@@ -250,6 +251,14 @@ fn defaults(text: &str, profile: Option<&str>, dir: &Path) -> Result<Defaults, S
                 "disc_pattern",
                 "disc-pattern",
                 table.disc_pattern.as_ref().map(|v| checked(v, regex)),
+            ),
+            (
+                "art_max_size",
+                "art-max-size",
+                table
+                    .art_max_size
+                    .as_ref()
+                    .map(|v| (v.span().start, Ok(vec![v.get_ref().to_string()]))),
             ),
             ("include", "include", table.include.as_ref().map(globs)),
             ("exclude", "exclude", table.exclude.as_ref().map(globs)),

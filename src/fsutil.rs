@@ -16,6 +16,10 @@ use tempfile::NamedTempFile;
 pub const TEMP_PREFIX: &str = ".musync-tmp-";
 
 /// A fresh temporary file in the folder that will hold `target` (created if missing).
+///
+/// It is created with mode 0666 minus the umask, like any file a program writes (0644 under the
+/// usual umask): tempfile's own 0600 would survive the rename and keep a media server running as
+/// another user from reading the mirror.
 pub fn temp_beside(target: &Path) -> anyhow::Result<NamedTempFile> {
     let dir = target.parent().context("target has no parent folder")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -27,6 +31,7 @@ pub fn temp_beside(target: &Path) -> anyhow::Result<NamedTempFile> {
     tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .suffix(&suffix)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))
 }
@@ -180,6 +185,25 @@ mod tests {
         write_atomic(&target, b"two").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"two");
         assert_eq!(remove_stale_temps(dir.path()), 0);
+    }
+
+    // Regression: staged files were created 0600 (tempfile's mode), unreadable to a media server.
+    #[test]
+    fn staged_files_get_the_mode_of_a_normal_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.txt");
+        fs::write(&plain, b"p").unwrap();
+        let target = dir.path().join("song.mp3");
+        write_atomic(&target, b"s").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&target), mode(&plain));
+        assert_ne!(
+            mode(&target) & 0o044,
+            0,
+            "group/other cannot read: {:o}",
+            mode(&target)
+        );
     }
 
     #[test]

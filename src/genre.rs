@@ -73,6 +73,11 @@ impl GenreRules {
         })
     }
 
+    /// Whether a folder name is a disc folder (`CD1`, `Disc 2`…) under the configured pattern.
+    pub fn is_disc_folder(&self, name: &str) -> bool {
+        self.disc.is_match(name)
+    }
+
     /// The genre values a staged file gets, given its source's path and own genre values.
     /// A file the rule says nothing about (at the library root, or too shallow for `level:N`)
     /// keeps its own genre.

@@ -54,9 +54,10 @@ pub struct Record {
 /// One journal change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[expect(
+#[allow(
     clippy::large_enum_variant,
-    reason = "a few per journal line, never stored in bulk"
+    reason = "a few per journal line, never stored in bulk; below the lint's threshold since \
+              the settings grew, above it as the record grows"
 )]
 pub enum Change {
     Put(Record),

@@ -19,7 +19,12 @@ pub struct MirrorSettings {
     /// Folder glob → genre, first match wins over `genre_from`.
     pub genre_map: Vec<(String, String)>,
     pub disc_pattern: String,
+    /// Covers larger than this many pixels on a side are downscaled; 0 keeps the original bytes.
+    pub art_max_size: u32,
 }
+
+/// The default of `--art-max-size`: sharp on any phone or TV, a fraction of a 3000 px scan.
+pub const ART_MAX_SIZE: u32 = 1200;
 
 impl Default for MirrorSettings {
     fn default() -> Self {
@@ -30,6 +35,7 @@ impl Default for MirrorSettings {
             genre_policy: Policy::Always,
             genre_map: Vec::new(),
             disc_pattern: DISC_PATTERN.to_string(),
+            art_max_size: ART_MAX_SIZE,
         }
     }
 }
@@ -43,6 +49,7 @@ pub struct Overrides {
     pub genre_policy: Option<Policy>,
     pub genre_map: Option<Vec<(String, String)>>,
     pub disc_pattern: Option<String>,
+    pub art_max_size: Option<u32>,
 }
 
 impl MirrorSettings {
@@ -56,6 +63,7 @@ impl MirrorSettings {
             genre_policy: o.genre_policy.unwrap_or(base.genre_policy),
             genre_map: o.genre_map.unwrap_or(base.genre_map),
             disc_pattern: o.disc_pattern.unwrap_or(base.disc_pattern),
+            art_max_size: o.art_max_size.unwrap_or(base.art_max_size),
         }
     }
 

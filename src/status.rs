@@ -155,8 +155,8 @@ impl Status {
         let n = c.counts;
         writeln!(
             out,
-            "convert: would convert {}, retag {}, rename {}, remove {}; {} unchanged.",
-            n.converted, n.retagged, n.renamed, n.removed, n.skipped
+            "convert: would convert {}, copy {}, retag {}, rename {}, remove {}; {} unchanged.",
+            n.converted, n.copied, n.retagged, n.renamed, n.removed, n.skipped
         )?;
         stage_tail(
             out,
@@ -280,7 +280,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "convert: would convert 12, retag 0, rename 0, remove 0; 3 unchanged."
+            "convert: would convert 12, copy 0, retag 0, rename 0, remove 0; 3 unchanged."
         );
         assert_eq!(
             lines[1..=10],

@@ -38,9 +38,10 @@ pub fn print_summary(
     match (mode, s.dry_run) {
         (Mode::Convert, dry) => write!(
             out,
-            "{} {}, retag {}, rename {}, remove {}; {} unchanged",
+            "{} {}, copy {}, retag {}, rename {}, remove {}; {} unchanged",
             if dry { "Would convert" } else { "Converted" },
             s.counts.converted,
+            s.counts.copied,
             s.counts.retagged,
             s.counts.renamed,
             s.counts.removed,
@@ -107,13 +108,15 @@ pub fn print_push(s: &push::Summary, quiet: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Convert's counts as JSON: `unchanged` as in tag and push, and `skipped`, its old name, kept
-/// for one release so that scripts reading it keep working.
+/// Convert's counts as JSON: `copied` for native MP3s (not among `converted`), `unchanged` as in
+/// tag and push, and `skipped`, its old name, kept for one release so that scripts reading it
+/// keep working.
 impl serde::Serialize for convert::Counts {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("Counts", 6)?;
+        let mut s = serializer.serialize_struct("Counts", 7)?;
         s.serialize_field("converted", &self.converted)?;
+        s.serialize_field("copied", &self.copied)?;
         s.serialize_field("retagged", &self.retagged)?;
         s.serialize_field("renamed", &self.renamed)?;
         s.serialize_field("removed", &self.removed)?;

@@ -315,14 +315,23 @@ fn dry_run_writes_nothing_and_predicts_the_real_run() {
     assert!(out.status.success(), "{}", stderr(&out));
     let plan = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
-        plan.lines().filter(|l| l.starts_with("convert ")).count(),
+        plan.lines()
+            .filter(|l| l.starts_with("convert ") || l.starts_with("copy "))
+            .count(),
         8,
         "{plan}"
     );
     assert!(!env.staging.exists(), "dry run created staging");
     let (dry, _) = env.convert_json(&["--dry-run"]);
     let (real, _) = env.convert_json(&[]);
-    for key in ["converted", "retagged", "renamed", "removed", "skipped"] {
+    for key in [
+        "converted",
+        "copied",
+        "retagged",
+        "renamed",
+        "removed",
+        "skipped",
+    ] {
         assert_eq!(dry[key], real[key], "{key}");
     }
     assert_eq!(

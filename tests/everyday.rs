@@ -254,7 +254,7 @@ fn status_shows_each_stage_and_writes_nothing() {
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
-        lines[0], "convert: would convert 1, retag 0, rename 0, remove 1; 7 unchanged.",
+        lines[0], "convert: would convert 1, copy 0, retag 0, rename 0, remove 1; 7 unchanged.",
         "{text}"
     );
     assert_eq!(

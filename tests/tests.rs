@@ -12,6 +12,7 @@ mod exit_codes;
 mod faults;
 mod hostile;
 mod interrupt;
+mod listener;
 mod misuse;
 mod pipeline;
 mod push;

@@ -7,7 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::plan::{self, Plan, Staging, Wanted};
-use super::{ConvertSettings, Resolved, encoder_key, tag_key};
+use super::{ConvertSettings, Resolved, encoder_key, folder_cover, tag_key};
 use crate::audio;
 use crate::fsutil::{self, Stamp};
 use crate::interrupt;
@@ -137,9 +137,13 @@ fn fingerprint(
                 }
             };
             let genre = resolved.rules.genre(&s.rel, &own_genre);
-            let id3 = resolved.mirror.id3;
             Ok(Wanted {
-                tag_key: tag_key(&tag_hash, &genre, scan.folder_cover(&s.rel), id3),
+                tag_key: tag_key(
+                    &tag_hash,
+                    &genre,
+                    folder_cover(scan, &resolved.rules, &s.rel),
+                    &resolved.mirror,
+                ),
                 encoder: encoder_key(s.kind, resolved.mirror.quality),
                 rel: s.rel.clone(),
                 kind: s.kind,

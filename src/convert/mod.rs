@@ -18,7 +18,6 @@ use crate::audio::Quality;
 use crate::fsutil::{self, Stamp};
 use crate::genre::GenreRules;
 use crate::manifest::Manifest;
-use crate::metadata::Id3Version;
 use crate::report::{self, Failure};
 use crate::scan::{self, SourceKind};
 use crate::settings::{MirrorSettings, Overrides};
@@ -87,16 +86,40 @@ pub fn encoder_key(kind: SourceKind, quality: Quality) -> String {
     }
 }
 
+/// Bumped when the way tags are mapped or pictures are chosen changes: every staged file is
+/// retagged once (never re-encoded). 2: picture types kept, disc folders take the album's cover.
+const TAG_REVISION: u32 = 2;
+
+/// The folder image a source's staged file falls back on: its own folder's, else, when that
+/// folder is a disc folder (`Album/CD1/`), the album folder's.
+pub fn folder_cover<'s>(
+    scan: &'s scan::Scan,
+    rules: &GenreRules,
+    rel: &str,
+) -> Option<&'s (String, Stamp)> {
+    let folder = scan::parent_of(rel);
+    scan.covers.get(folder).or_else(|| {
+        let name = folder.rsplit('/').next().unwrap_or(folder);
+        let album = scan::parent_of(folder);
+        (album != folder && rules.is_disc_folder(name))
+            .then(|| scan.covers.get(album))
+            .flatten()
+    })
+}
+
 /// What the staged tags are derived from: the source's tags, the genre the rules give it, the
-/// folder cover and the ID3 version. The one definition both `convert` and `tag` use.
+/// folder cover, the ID3 version and the cover size limit. The one definition both `convert` and
+/// `tag` use.
 pub fn tag_key(
     tag_hash: &str,
     genre: &[String],
     cover: Option<&(String, Stamp)>,
-    id3: Id3Version,
+    mirror: &MirrorSettings,
 ) -> String {
+    let id3 = mirror.id3;
     let mut h = Sha256::new();
     h.update(tag_hash.as_bytes());
+    h.update(format!("\0tags {TAG_REVISION}\0art {}", mirror.art_max_size).as_bytes());
     h.update(format!("\0{id3:?}\0{genre:?}\0").as_bytes());
     if let Some((path, stamp)) = cover {
         h.update(format!("{path}\0{}\0{}", stamp.size, stamp.mtime_ns).as_bytes());
@@ -174,8 +197,10 @@ fn log_summary(mode: Mode, s: &Summary, elapsed: std::time::Duration) {
     let c = &s.counts;
     let mut line = match mode {
         Mode::Convert => format!(
-            "convert: converted {}, retagged {}, renamed {}, removed {}, unchanged {}, failed {}",
+            "convert: converted {}, copied {}, retagged {}, renamed {}, removed {}, unchanged {}, \
+             failed {}",
             c.converted,
+            c.copied,
             c.retagged,
             c.renamed,
             c.removed,
@@ -280,6 +305,7 @@ fn only_tags(plan: &mut Plan, failures: &mut Vec<Failure>) -> usize {
             source,
             output,
             reason: reason @ (Reason::OutputMissing | Reason::OutputChanged),
+            ..
         } => {
             failures.push(Failure::new(
                 source.clone(),
@@ -524,6 +550,7 @@ mod predict_tests {
                 source: "N/1.flac".into(),
                 output: "N/1.mp3".into(),
                 reason: Reason::New,
+                copy: false,
             },
         ];
         let got = predict(&m, &actions, |_| Some((SourceKind::Lossless, 5000)));
@@ -550,5 +577,38 @@ mod predict_tests {
             (one.size, one.hash.as_str(), one.estimated),
             (10, "hash of A/1.mp3", false)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genre::{DISC_PATTERN, GenreFrom, Policy};
+
+    #[test]
+    fn disc_folders_fall_back_on_the_album_folder_cover() {
+        let stamp = Stamp {
+            size: 1,
+            mtime_ns: 1,
+        };
+        let mut scan = scan::Scan::default();
+        for image in [
+            "A/cover.jpg",
+            "B/CD1/folder.jpg",
+            "B/cover.jpg",
+            "cover.jpg",
+        ] {
+            scan.covers
+                .insert(scan::parent_of(image).to_owned(), (image.to_owned(), stamp));
+        }
+        let rules = GenreRules::new(GenreFrom::Parent, Policy::Always, &[], DISC_PATTERN).unwrap();
+        let cover = |rel: &str| folder_cover(&scan, &rules, rel).map(|(p, _)| p.as_str());
+        assert_eq!(cover("A/CD1/1.flac"), Some("A/cover.jpg"));
+        assert_eq!(cover("A/Disc 2 - Live/1.flac"), Some("A/cover.jpg"));
+        assert_eq!(cover("B/CD1/1.flac"), Some("B/CD1/folder.jpg"));
+        assert_eq!(cover("B/CD2/1.flac"), Some("B/cover.jpg"));
+        assert_eq!(cover("A/Extras/1.flac"), None);
+        assert_eq!(cover("CD1/1.flac"), Some("cover.jpg"));
+        assert_eq!(cover("C/1.flac"), None);
     }
 }

@@ -51,11 +51,12 @@ pub enum Reason {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Make `output` from `source` (transcode, or copy a native MP3), tags included.
+    /// Make `output` from `source` (transcode, or copy a native MP3 when `copy`), tags included.
     Convert {
         source: String,
         output: String,
         reason: Reason,
+        copy: bool,
     },
     /// Rewrite only the tags of `output`.
     Retag { source: String, output: String },
@@ -91,6 +92,8 @@ pub struct Plan {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     pub converted: usize,
+    /// Native MP3s copied into the mirror (not encoded, so not among `converted`).
+    pub copied: usize,
     pub retagged: usize,
     pub renamed: usize,
     pub removed: usize,
@@ -100,6 +103,7 @@ pub struct Counts {
 impl Counts {
     pub fn add(&mut self, action: &Action) {
         match action {
+            Action::Convert { copy: true, .. } => self.copied += 1,
             Action::Convert { .. } => self.converted += 1,
             Action::Retag { .. } => self.retagged += 1,
             Action::Move {
@@ -214,6 +218,7 @@ pub fn plan(
             _ => None,
         })
         .collect();
+    let by_rel: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
     for action in &mut work {
         if let Action::Move {
             old_source,
@@ -226,11 +231,7 @@ pub fn plan(
             && move_sources.contains(output.as_str())
         {
             claimed.remove(old_source.as_str());
-            *action = Action::Convert {
-                source: source.clone(),
-                output: output.clone(),
-                reason: Reason::New,
-            };
+            *action = convert(by_rel[source.as_str()], output, Reason::New);
         }
     }
 
@@ -318,6 +319,7 @@ fn convert(w: &Wanted, output: &str, reason: Reason) -> Action {
         source: w.rel.clone(),
         output: output.to_string(),
         reason,
+        copy: w.kind == SourceKind::Mp3,
     }
 }
 
@@ -340,7 +342,14 @@ pub fn describe(action: &Action) -> Option<String> {
             source,
             output,
             reason,
+            copy: false,
         } => format!("convert {source} -> {output} ({reason})"),
+        Action::Convert {
+            source,
+            output,
+            reason,
+            copy: true,
+        } => format!("copy    {source} -> {output} ({reason})"),
         Action::Retag { source, output } => format!("retag   {output} (tags of {source} changed)"),
         Action::Move {
             old_output,

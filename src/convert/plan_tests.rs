@@ -177,7 +177,8 @@ fn new_source_is_converted_to_mirrored_path() {
         [Action::Convert {
             source: "A/B/Song.flac".into(),
             output: "A/B/Song.mp3".into(),
-            reason: Reason::New
+            reason: Reason::New,
+            copy: false,
         }]
     );
 }
@@ -1136,4 +1137,26 @@ proptest! {
         prop_assert_eq!(mirror(&world), mirror(&fresh(&lib)));
         prop_assert!(world.manifest.orphans.is_empty(), "{:?}", world.manifest.orphans);
     }
+}
+
+// Regression: a native MP3 was planned and counted as a conversion.
+#[test]
+fn native_mp3_is_a_copy_with_its_own_count() {
+    let plan = plan(
+        &[wanted("a.flac", "1", "t"), wanted("b.mp3", "2", "t")],
+        &[],
+        &Manifest::default(),
+        &Staging::default(),
+    );
+    let lines: Vec<String> = plan.actions.iter().filter_map(describe).collect();
+    assert_eq!(
+        lines,
+        [
+            "convert a.flac -> a.mp3 (new)",
+            "copy    b.mp3 -> b.mp3 (new)"
+        ]
+    );
+    let mut counts = Counts::default();
+    plan.actions.iter().for_each(|a| counts.add(a));
+    assert_eq!((counts.converted, counts.copied), (1, 1));
 }

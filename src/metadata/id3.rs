@@ -10,8 +10,9 @@
 //! | composer, lyricist, label, genre | TCOM, TEXT, TPUB, TCON | same |
 //! | bpm, isrc, copyright, language, media, key | TBPM, TSRC, TCOP, TLAN, TMED, TKEY | same |
 //! | albumartistsort, composersort, movementname | TSO2, TSOC, MVNM | same |
+//! | albumsort, artistsort, titlesort, discsubtitle | TSOA, TSOP, TSOT, TSST | same (as Picard and iTunes write them) |
 //! | originalalbum, originalartist, originallyricist | TOAL, TOPE, TOLY | same |
-//! | albumsort, artistsort, titlesort, discsubtitle, mood, releasedate | TSOA, TSOP, TSOT, TSST, TMOO, TDRL | TXXX:ALBUMSORT ... (v2.4-only frames) |
+//! | mood, releasedate | TMOO, TDRL | TXXX:MOOD, TXXX:RELEASEDATE (v2.4-only frames) |
 //! | tracknumber + tracktotal | TRCK "3/12" | same |
 //! | discnumber + disctotal, movement + movementtotal | TPOS "1/2", MVIN "1/3" | same |
 //! | date | TDRC (ISO prefix) | TYER + TDAT (DDMM) |
@@ -23,19 +24,21 @@
 //! | releasetype, releasestatus, releasecountry | TXXX "MusicBrainz Album Type/Status/Release Country" | same |
 //! | acoustid_id, acoustid_fingerprint, writer | TXXX "Acoustid Id", "Acoustid Fingerprint", "Writer" | same |
 //! | arranger, engineer, producer, djmixer, mixer | TIPL role pairs | IPLS |
+//! | performer ("Name (role)", or performer:role) | TMCL (role, name) pairs; no role: "performer" | IPLS (with the TIPL pairs) |
 //! | replaygain_{track,album}_{gain,peak} and anything else | TXXX:KEY (uppercased key) | same |
-//! | cover | APIC type 3 (front cover), its mime, empty description | same |
+//! | front cover (own, else the folder's) | APIC type 3, its mime, empty description | same |
+//! | other pictures (back cover, booklet…) | APIC with their own type and description | same |
 //!
 //! Multiple values: ID3v2.4 stores them NUL-separated in one frame (the spec's way). ID3v2.3 has
 //! no multi-value text, so values are joined with "; " ([`V23_JOIN`]); comment and lyrics are
 //! free text and joined with a newline in both versions. No encoder frame (TSSE/TENC) is written.
 
 use std::borrow::Cow;
-use std::fs::File;
-use std::io::BufReader;
+use std::fs::{self, File};
+use std::io::{BufReader, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{Context, ensure};
 use lofty::TextEncoding;
 use lofty::config::{ParseOptions, WriteOptions};
 use lofty::file::AudioFile;
@@ -47,7 +50,7 @@ use lofty::mpeg::MpegFile;
 use lofty::picture::{MimeType, Picture, PictureType};
 use lofty::tag::{TagExt, TagType};
 
-use super::{Id3Version, TagSet};
+use super::{Cover, Id3Version, TagSet};
 
 /// The ID3v2.3 multi-value separator. Not the spec's "/" because "/" lives inside real names
 /// (AC/DC, "Drum/Bass") and could never be split back; Navidrome splits artists, roles and genres
@@ -62,15 +65,15 @@ const TEXT: &[(&str, &str, bool)] = &[
     ("album", "TALB", true),
     ("albumartist", "TPE2", true),
     ("albumartistsort", "TSO2", true),
-    ("albumsort", "TSOA", false),
+    ("albumsort", "TSOA", true),
     ("artist", "TPE1", true),
-    ("artistsort", "TSOP", false),
+    ("artistsort", "TSOP", true),
     ("bpm", "TBPM", true),
     ("composer", "TCOM", true),
     ("composersort", "TSOC", true),
     ("conductor", "TPE3", true),
     ("copyright", "TCOP", true),
-    ("discsubtitle", "TSST", false),
+    ("discsubtitle", "TSST", true),
     ("genre", "TCON", true),
     ("grouping", "TIT1", true),
     ("isrc", "TSRC", true),
@@ -88,7 +91,7 @@ const TEXT: &[(&str, &str, bool)] = &[
     ("remixer", "TPE4", true),
     ("subtitle", "TIT3", true),
     ("title", "TIT2", true),
-    ("titlesort", "TSOT", false),
+    ("titlesort", "TSOT", true),
 ];
 
 /// TXXX descriptions that differ from the uppercased key (MusicBrainz Picard's spellings).
@@ -115,6 +118,10 @@ const TXXX: &[(&str, &str)] = &[
     ("releasetype", "MusicBrainz Album Type"),
     ("writer", "Writer"),
 ];
+
+/// Frames Picard writes in ID3v2.3 too (every v2.3 reader that sorts reads them) but lofty drops
+/// from a v2.3 tag as v2.4-only; `add_v23_frames` puts them back.
+const V23_ADDED: &[&str] = &["TSOA", "TSOP", "TSOT", "TSST"];
 
 /// Involved-people roles, as Picard names them inside TIPL.
 const TIPL: &[(&str, &str)] = &[
@@ -157,6 +164,77 @@ fn write_inner(mp3: &Path, tags: &TagSet, version: Id3Version) -> anyhow::Result
     }
     strip_trailing_tags(mp3, options)?;
     tag.save_to_path(mp3, options)?;
+    let extra = v23_extras(tags, version);
+    if !extra.is_empty() {
+        add_v23_frames(mp3, &extra)?;
+    }
+    Ok(())
+}
+
+/// The `V23_ADDED` frames of `tags`, for an ID3v2.3 tag (none for v2.4, where lofty writes them).
+fn v23_extras(tags: &TagSet, version: Id3Version) -> Vec<(&'static str, String)> {
+    if version != Id3Version::V23 {
+        return Vec::new();
+    }
+    TEXT.iter()
+        .filter(|(_, id, _)| V23_ADDED.contains(id))
+        .filter_map(|(key, id, _)| Some((*id, tags.get(key)?.join(V23_JOIN))))
+        .collect()
+}
+
+/// Append text frames to the ID3v2.3 tag lofty just wrote at the start of `mp3`: into its
+/// padding when they fit, else by rewriting the file with a larger tag. The frames are UTF-16
+/// with a BOM, v2.3's only Unicode encoding.
+fn add_v23_frames(mp3: &Path, frames: &[(&str, String)]) -> anyhow::Result<()> {
+    let mut data = fs::read(mp3)?;
+    if !data.starts_with(b"ID3") {
+        // lofty writes no tag at all for an empty one: start an empty v2.3 tag.
+        data.splice(0..0, *b"ID3\x03\0\0\0\0\0\0");
+    }
+    ensure!(
+        data.len() >= 10 && data.starts_with(b"ID3\x03"),
+        "no ID3v2.3 tag to add {} to",
+        frames[0].0
+    );
+    // Unsynchronisation or an extended header would move the frames; lofty writes neither.
+    ensure!(data[5] & 0xC0 == 0, "unexpected ID3v2.3 header flags");
+    let syncsafe = |b: &[u8]| {
+        b.iter()
+            .fold(0usize, |n, &x| (n << 7) | usize::from(x & 0x7F))
+    };
+    let end = 10 + syncsafe(&data[6..10]);
+    ensure!(end <= data.len(), "the ID3v2.3 tag is longer than the file");
+    let mut pos = 10;
+    while pos + 10 <= end && data[pos] != 0 {
+        let len = u32::from_be_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]]);
+        pos += 10 + len as usize;
+    }
+    ensure!(pos <= end, "an ID3v2.3 frame runs past the tag");
+    let mut bytes = Vec::new();
+    for (id, value) in frames {
+        let mut body = vec![1u8, 0xFF, 0xFE];
+        body.extend(value.encode_utf16().flat_map(u16::to_le_bytes));
+        bytes.extend(id.as_bytes());
+        bytes.extend(u32::try_from(body.len())?.to_be_bytes());
+        bytes.extend([0, 0]);
+        bytes.extend(body);
+    }
+    if bytes.len() <= end - pos && end > 10 {
+        let mut file = fs::OpenOptions::new().write(true).open(mp3)?;
+        file.seek(SeekFrom::Start(pos as u64))?;
+        file.write_all(&bytes)?;
+        return Ok(());
+    }
+    let size = pos - 10 + bytes.len() + PADDING as usize;
+    ensure!(size < 1 << 28, "the ID3v2.3 tag would be too big");
+    let mut out = data[..pos].to_vec();
+    out.extend(bytes);
+    out.resize(10 + size, 0);
+    out.extend(data.drain(end..));
+    for (i, shift) in [21, 14, 7, 0].into_iter().enumerate() {
+        out[6 + i] = ((size >> shift) & 0x7F) as u8;
+    }
+    fs::write(mp3, out)?;
     Ok(())
 }
 
@@ -188,10 +266,12 @@ fn frames(tags: &TagSet, version: Id3Version) -> Vec<Frame<'static>> {
 
     for (key, values) in &tags.fields {
         let key = key.as_str();
-        if SPECIAL.contains(&key) || TIPL.iter().any(|(k, _)| *k == key) {
+        if SPECIAL.contains(&key) || TIPL.iter().any(|(k, _)| *k == key) || is_performer(key) {
             continue;
         }
         match TEXT.iter().find(|(k, _, _)| *k == key) {
+            // Added to the tag after lofty wrote it.
+            Some((_, id, _)) if v23 && V23_ADDED.contains(id) => {}
             Some((_, id, in_v23)) if *in_v23 || !v23 => out.push(text(id, join(values))),
             _ => {
                 let desc = TXXX
@@ -242,25 +322,100 @@ fn frames(tags: &TagSet, version: Id3Version) -> Vec<Frame<'static>> {
                 .map(|v| (Cow::Borrowed(*role), Cow::Owned(v.clone())))
         })
         .collect();
-    if !people.is_empty() {
-        let id = FrameId::Valid(Cow::Borrowed("TIPL"));
-        out.push(Frame::KeyValue(KeyValueFrame::new(
-            id,
-            TextEncoding::UTF8,
-            people,
-        )));
+    // lofty merges TIPL and TMCL into one IPLS for ID3v2.3, as Picard does.
+    let musicians: Vec<(Cow<'static, str>, Cow<'static, str>)> = performers(tags)
+        .into_iter()
+        .map(|(role, name)| (Cow::Owned(role), Cow::Owned(name)))
+        .collect();
+    for (id, pairs) in [("TIPL", people), ("TMCL", musicians)] {
+        if !pairs.is_empty() {
+            let id = FrameId::Valid(Cow::Borrowed(id));
+            out.push(Frame::KeyValue(KeyValueFrame::new(
+                id,
+                TextEncoding::UTF8,
+                pairs,
+            )));
+        }
     }
-    if let Some(cover) = &tags.cover {
-        let picture = Picture::unchecked(cover.data.clone())
-            .pic_type(PictureType::CoverFront)
-            .mime_type(MimeType::from_str(&cover.mime))
+    out.extend(pictures(tags));
+    out
+}
+
+/// APIC frames: the front cover with an empty description, then every other picture with its
+/// own type. ID3v2 allows one APIC per description, so a repeated or empty description gets
+/// the type's name and a number ("Cover Art (Back) (2)").
+fn pictures(tags: &TagSet) -> Vec<Frame<'static>> {
+    let mut used: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    let mut apic = |kind: PictureType, wanted: &str, image: &Cover| {
+        let base = if wanted.is_empty() && kind != PictureType::CoverFront {
+            kind.as_ape_key().unwrap_or("Picture").to_owned()
+        } else {
+            wanted.to_owned()
+        };
+        let mut description = base.clone();
+        for n in 2.. {
+            if !used.contains(&description) {
+                break;
+            }
+            description = format!("{base} ({n})");
+        }
+        used.push(description.clone());
+        let picture = Picture::unchecked(image.data.clone())
+            .pic_type(kind)
+            .mime_type(MimeType::from_str(&image.mime))
+            .description(description)
             .build();
         out.push(Frame::Picture(AttachedPictureFrame::new(
             TextEncoding::UTF8,
             picture,
         )));
+    };
+    if let Some(cover) = &tags.cover {
+        apic(PictureType::CoverFront, "", cover);
+    }
+    for p in &tags.others {
+        apic(PictureType::from_u8(p.kind), &p.description, &p.image);
     }
     out
+}
+
+fn is_performer(key: &str) -> bool {
+    key == "performer" || key.starts_with("performer:")
+}
+
+/// Musician credits as (role, name), Picard's way: `PERFORMER:ROLE=Name` and
+/// `PERFORMER=Name (role)` give the role; a bare `PERFORMER=Name` gets the role "performer".
+pub(super) fn performers(tags: &TagSet) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (key, values) in tags.fields.iter().filter(|(k, _)| is_performer(k)) {
+        let role = key.strip_prefix("performer:").map(str::trim);
+        for value in values {
+            out.push(match (role, split_role(value)) {
+                (Some(role), _) if !role.is_empty() => (role.to_owned(), value.clone()),
+                (_, Some((name, role))) => (role.to_owned(), name.to_owned()),
+                _ => ("performer".to_owned(), value.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// "Eric Clapton (guitar)" → ("Eric Clapton", "guitar"): the role is the last balanced
+/// parenthesis, as Picard reads it, so "Name (ft. X) (lead vocals)" keeps "(ft. X)" in the name.
+fn split_role(value: &str) -> Option<(&str, &str)> {
+    let inner = value.strip_suffix(')')?;
+    let mut depth = 1;
+    let open = inner.char_indices().rev().find_map(|(i, c)| {
+        match c {
+            ')' => depth += 1,
+            '(' => depth -= 1,
+            _ => {}
+        }
+        (depth == 0).then_some(i)
+    })?;
+    let (name, role) = (inner[..open].trim_end(), inner[open + 1..].trim());
+    (!name.is_empty() && !role.is_empty()).then_some((name, role))
 }
 
 fn text(id: &'static str, value: String) -> Frame<'static> {
@@ -371,6 +526,44 @@ mod tests {
     }
 
     #[test]
+    fn performer_roles_as_picard_reads_them() {
+        assert_eq!(
+            split_role("Eric Clapton (guitar)"),
+            Some(("Eric Clapton", "guitar"))
+        );
+        assert_eq!(
+            split_role("A (ft. B) (lead vocals)"),
+            Some(("A (ft. B)", "lead vocals"))
+        );
+        assert_eq!(split_role("A (x (y))"), Some(("A", "x (y)")));
+        for plain in ["Eric Clapton", "(guitar)", "A ()", "A b)", "A (b"] {
+            assert_eq!(split_role(plain), None, "{plain}");
+        }
+        let mut t = TagSet::default();
+        t.set(
+            "performer",
+            vec!["Eric Clapton (guitar)".into(), "Solo".into()],
+        );
+        t.set("performer:bass guitar", vec!["Jack Bruce".into()]);
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(r, n)| ((*r).into(), (*n).into())).collect()
+        };
+        assert_eq!(
+            performers(&t),
+            pairs(&[
+                ("guitar", "Eric Clapton"),
+                ("performer", "Solo"),
+                ("bass guitar", "Jack Bruce")
+            ])
+        );
+        let ids: Vec<String> = frames(&t, Id3Version::V24)
+            .iter()
+            .map(|f| f.id_str().to_owned())
+            .collect();
+        assert_eq!(ids, ["TMCL"]);
+    }
+
+    #[test]
     fn v23_dates_and_joins() {
         let mut t = TagSet::default();
         t.set("artist", vec!["A".into(), "B".into()]);
@@ -379,10 +572,12 @@ mod tests {
         t.set("albumsort", vec!["S".into()]);
         let ids = |fs: &[Frame<'_>]| fs.iter().map(|f| f.id_str().to_owned()).collect::<Vec<_>>();
         let v23 = frames(&t, Id3Version::V23);
-        assert_eq!(ids(&v23), ["TXXX", "TPE1", "TYER", "TDAT", "TORY"]);
-        let Frame::Text(f) = &v23[1] else { panic!() };
+        assert_eq!(ids(&v23), ["TPE1", "TYER", "TDAT", "TORY"]);
+        assert_eq!(v23_extras(&t, Id3Version::V23), [("TSOA", "S".to_owned())]);
+        assert_eq!(v23_extras(&t, Id3Version::V24), []);
+        let Frame::Text(f) = &v23[0] else { panic!() };
         assert_eq!(f.value, "A; B");
-        let Frame::Text(f) = &v23[3] else { panic!() };
+        let Frame::Text(f) = &v23[2] else { panic!() };
         assert_eq!(f.value, "0302");
         let v24 = frames(&t, Id3Version::V24);
         assert_eq!(ids(&v24), ["TSOA", "TPE1", "TDRC", "TDOR"]);

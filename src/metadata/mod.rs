@@ -37,6 +37,17 @@ pub struct Cover {
     pub data: Vec<u8>,
 }
 
+/// A picture that is not the front cover (back cover, booklet, artist photo, …), kept with its
+/// type so that it never turns into the front.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherPicture {
+    /// The picture type shared by FLAC PICTURE blocks and ID3v2 APIC frames (0–20; 3, the front
+    /// cover, is never here).
+    pub kind: u8,
+    pub description: String,
+    pub image: Cover,
+}
+
 /// Everything musync writes into a staged MP3, in a canonical order.
 ///
 /// Keys are lowercase Vorbis-comment style names, as Picard and beets use them ("title",
@@ -47,7 +58,10 @@ pub struct Cover {
 pub struct TagSet {
     /// (canonical key, values) pairs, sorted by key; multi-value fields keep every value.
     pub fields: Vec<(String, Vec<String>)>,
+    /// The front cover (picture type 3) only.
     pub cover: Option<Cover>,
+    /// Every other picture, in the source's order.
+    pub others: Vec<OtherPicture>,
 }
 
 impl TagSet {
@@ -79,9 +93,11 @@ impl TagSet {
 ///
 /// Hashed bytes: the domain tag "musync-tagset-v1", the field count, then per field (in key order,
 /// even if a caller left them unsorted) the key, the value count and each value; then 0 for no
-/// cover, or 1, the mime and the 32-byte sha256 of the image. Every string is prefixed with its
-/// length and every count is a u64, little-endian, so no two tag sets share a byte stream. Bump
-/// the domain tag if this ever changes (it retags every file).
+/// cover, or 1, the mime and the 32-byte sha256 of the image; then, only when there are other
+/// pictures, their count and per picture its type, description, mime and image sha256 (so a set
+/// without them hashes as it always did). Every string is prefixed with its length and every
+/// count is a u64, little-endian, so no two tag sets share a byte stream. Bump the domain tag if
+/// this ever changes (it retags every file).
 pub fn tag_hash(tags: &TagSet) -> String {
     fn put(h: &mut Sha256, bytes: &[u8]) {
         h.update((bytes.len() as u64).to_le_bytes());
@@ -105,6 +121,15 @@ pub fn tag_hash(tags: &TagSet) -> String {
             h.update([1u8]);
             put(&mut h, c.mime.as_bytes());
             h.update(Sha256::digest(&c.data));
+        }
+    }
+    if !tags.others.is_empty() {
+        h.update((tags.others.len() as u64).to_le_bytes());
+        for p in &tags.others {
+            h.update([p.kind]);
+            put(&mut h, p.description.as_bytes());
+            put(&mut h, p.image.mime.as_bytes());
+            h.update(Sha256::digest(&p.image.data));
         }
     }
     crate::fsutil::hex(&h.finalize())
@@ -133,6 +158,33 @@ pub fn load_cover(path: &Path) -> anyhow::Result<Cover> {
     };
     Ok(Cover {
         mime: mime.to_owned(),
+        data,
+    })
+}
+
+/// The JPEG quality of a downscaled cover: no visible loss at cover sizes, a fraction of a PNG.
+const ART_JPEG_QUALITY: u8 = 90;
+
+/// `cover` fitted within `max`×`max` pixels: a bigger image is downscaled (Lanczos3, aspect kept)
+/// and re-encoded as JPEG; a smaller one, or any with `max` 0, is returned as it is (never
+/// upscaled, never re-encoded). The result depends only on the bytes and `max`, so every track
+/// that shares an image gets the same bytes. An image it cannot decode is an error; the caller
+/// keeps the original then.
+pub fn fit_cover(cover: &Cover, max: u32) -> anyhow::Result<Cover> {
+    if max == 0 {
+        return Ok(cover.clone());
+    }
+    let image = image::load_from_memory(&cover.data).context("decoding the cover image")?;
+    if image.width() <= max && image.height() <= max {
+        return Ok(cover.clone());
+    }
+    let small = image.resize(max, max, image::imageops::FilterType::Lanczos3);
+    let mut data = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut data, ART_JPEG_QUALITY)
+        .encode_image(&small.to_rgb8())
+        .context("encoding the downscaled cover")?;
+    Ok(Cover {
+        mime: "image/jpeg".to_owned(),
         data,
     })
 }
@@ -225,6 +277,59 @@ mod tests {
         let mut t = sample();
         t.cover = None;
         assert_ne!(tag_hash(&t), base);
+        let back = OtherPicture {
+            kind: 4,
+            description: String::new(),
+            image: sample().cover.unwrap(),
+        };
+        let mut t = sample();
+        t.others.push(back.clone());
+        let with_back = tag_hash(&t);
+        assert_ne!(with_back, base);
+        t.others[0].kind = 0;
+        assert_ne!(tag_hash(&t), with_back);
+        t.others[0] = OtherPicture {
+            description: "b".into(),
+            ..back
+        };
+        assert_ne!(tag_hash(&t), with_back);
+    }
+
+    fn png(width: u32, height: u32) -> Cover {
+        let mut data = Vec::new();
+        let img = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+        });
+        img.write_to(
+            &mut std::io::Cursor::new(&mut data),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+        Cover {
+            mime: "image/png".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn big_covers_are_downscaled_to_jpeg_small_ones_kept() {
+        let big = png(3000, 1500);
+        let fitted = fit_cover(&big, 1200).unwrap();
+        assert_eq!(fitted.mime, "image/jpeg");
+        let read = image::load_from_memory(&fitted.data).unwrap();
+        assert_eq!((read.width(), read.height()), (1200, 600));
+        // Deterministic: the same image gives the same bytes for every track.
+        assert_eq!(fit_cover(&big, 1200).unwrap(), fitted);
+        // Never upscaled, never re-encoded; 0 keeps the original.
+        let small = png(300, 300);
+        assert_eq!(fit_cover(&small, 1200).unwrap(), small);
+        assert_eq!(fit_cover(&big, 0).unwrap(), big);
+        let junk = Cover {
+            mime: "image/jpeg".into(),
+            data: b"\xFF\xD8\xFFnot really".to_vec(),
+        };
+        assert!(fit_cover(&junk, 1200).is_err());
+        assert_eq!(fit_cover(&junk, 0).unwrap(), junk);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Reading: get the tags and front cover out of a source file (FLAC first; WAV, AIFF, M4A/ALAC,
+//! Reading: get the tags and pictures (the front cover apart) out of a source file (FLAC first; WAV, AIFF, M4A/ALAC,
 //! MP3 and whatever else lofty reads) into a canonical `TagSet`. Never writes.
 //!
 //! FLAC is read from its raw Vorbis comments so every key survives, including ones lofty has no
@@ -25,7 +25,7 @@ use lofty::tag::{ItemKey, ItemValue, SplitTag, Tag, TagType};
 
 use super::canon::canonical_fields;
 use super::vorbis::flac_comments;
-use super::{Cover, TagSet, sniff_mime};
+use super::{Cover, OtherPicture, TagSet, sniff_mime};
 
 /// lofty refuses single allocations above 16 MiB by default; a big scan embedded as cover art is
 /// legitimate, so allow what an ID3v2 tag could ever hold (28-bit size).
@@ -36,7 +36,7 @@ pub(super) fn lofty_globals() {
     apply_global_options(GlobalOptions::new().allocation_limit(ALLOCATION_LIMIT));
 }
 
-/// Read the tags and embedded front cover of a source file (FLAC, WAV, AIFF, ALAC/M4A, MP3).
+/// Read the tags and embedded pictures of a source file (FLAC, WAV, AIFF, ALAC/M4A, MP3).
 ///
 /// Errors name the file and lofty's cause (unknown format, bad FLAC marker, truncated block ...).
 /// A readable file without tags gives an empty `TagSet`.
@@ -75,6 +75,7 @@ fn read_inner(src: &Path) -> anyhow::Result<TagSet> {
                     return Ok(TagSet {
                         fields: fields.unwrap_or_default(),
                         cover: None,
+                        others: Vec::new(),
                     });
                 }
             };
@@ -93,9 +94,11 @@ fn read_inner(src: &Path) -> anyhow::Result<TagSet> {
     let Some(tag) = file.primary_tag().or_else(|| file.first_tag()) else {
         return Ok(TagSet::default());
     };
+    let (cover, others) = split_pictures(tag.pictures());
     Ok(TagSet {
         fields: canonical_fields(generic_pairs(tag)),
-        cover: choose_cover(tag.pictures()),
+        cover,
+        others,
     })
 }
 
@@ -139,18 +142,24 @@ fn from_flac(mut flac: FlacFile, lenient: Option<Vec<(String, String)>>) -> TagS
                 Some(pairs) => canonical_fields(pairs),
                 None => canonical_fields(vc.items()),
             };
+            let (cover, others) = split_pictures(&pictures);
             TagSet {
                 fields,
-                cover: choose_cover(&pictures),
+                cover,
+                others,
             }
         }
         // An ID3v2 tag glued onto a FLAC is non-standard but does happen.
         None => match flac.remove_id3v2() {
             Some(tag) => from_id3v2(tag, pictures),
-            None => TagSet {
-                fields: Vec::new(),
-                cover: choose_cover(&pictures),
-            },
+            None => {
+                let (cover, others) = split_pictures(&pictures);
+                TagSet {
+                    fields: Vec::new(),
+                    cover,
+                    others,
+                }
+            }
         },
     }
 }
@@ -172,9 +181,11 @@ fn from_id3v2(tag: Id3v2Tag, extra_pictures: Vec<Picture>) -> TagSet {
     raw.extend(txxx.flatten());
     let mut pictures = generic.pictures().to_vec();
     pictures.extend(extra_pictures);
+    let (cover, others) = split_pictures(&pictures);
     TagSet {
         fields: canonical_fields(raw),
-        cover: choose_cover(&pictures),
+        cover,
+        others,
     }
 }
 
@@ -209,17 +220,32 @@ fn vorbis_name(key: ItemKey) -> Option<&'static str> {
     })
 }
 
-/// The front cover if one is typed so, else the first picture; empty pictures don't count.
-fn choose_cover(pictures: &[Picture]) -> Option<Cover> {
-    let pictures: Vec<&Picture> = pictures.iter().filter(|p| !p.data().is_empty()).collect();
-    let chosen = pictures
-        .iter()
-        .find(|p| p.pic_type() == PictureType::CoverFront)
-        .or(pictures.first())?;
-    Some(Cover {
-        mime: picture_mime(chosen),
-        data: chosen.data().to_vec(),
-    })
+/// The first picture typed as the front cover, and every other picture with its own type: a
+/// back cover alone never becomes the front (the caller may then use the folder's image). Empty
+/// pictures, further front covers and exact repeats (a FLAC's PICTURE block and the same image in
+/// its comments) are dropped.
+fn split_pictures(pictures: &[Picture]) -> (Option<Cover>, Vec<OtherPicture>) {
+    let image = |p: &Picture| Cover {
+        mime: picture_mime(p),
+        data: p.data().to_vec(),
+    };
+    let mut front = None;
+    let mut others: Vec<OtherPicture> = Vec::new();
+    for p in pictures.iter().filter(|p| !p.data().is_empty()) {
+        if p.pic_type() == PictureType::CoverFront {
+            front = front.or_else(|| Some(image(p)));
+            continue;
+        }
+        let other = OtherPicture {
+            kind: p.pic_type().as_u8(),
+            description: p.description().unwrap_or_default().to_owned(),
+            image: image(p),
+        };
+        if !others.contains(&other) {
+            others.push(other);
+        }
+    }
+    (front, others)
 }
 
 /// Sniffed type first (declared types are often wrong, "image/jpg" or empty), then the declared
@@ -243,20 +269,28 @@ mod tests {
         Picture::unchecked(data.to_vec()).pic_type(ty).build()
     }
 
+    // Regression: a FLAC whose only picture was the back cover got it as the MP3's front cover.
     #[test]
-    fn cover_prefers_front_then_first() {
+    fn only_the_front_cover_is_the_front_and_other_pictures_keep_their_type() {
         let png = b"\x89PNG\r\n\x1a\nfront";
         let back = pic(PictureType::CoverBack, b"\xFF\xD8\xFFback");
         let front = pic(PictureType::CoverFront, png);
-        let cover = choose_cover(&[back.clone(), front]).unwrap();
+        let (cover, others) = split_pictures(&[back.clone(), front.clone(), front]);
+        let cover = cover.unwrap();
         assert_eq!(
             (cover.mime.as_str(), cover.data.as_slice()),
             ("image/png", &png[..])
         );
-        let other = pic(PictureType::Other, b"");
-        let cover = choose_cover(&[other, back.clone()]).unwrap();
-        assert_eq!(cover.mime, "image/jpeg");
-        assert_eq!(choose_cover(&[]), None);
+        assert_eq!(others.len(), 1);
+        assert_eq!(
+            (others[0].kind, others[0].image.mime.as_str()),
+            (4, "image/jpeg")
+        );
+        let empty = pic(PictureType::Other, b"");
+        let (cover, others) = split_pictures(&[empty, back.clone(), back]);
+        assert_eq!(cover, None);
+        assert_eq!(others.iter().map(|p| p.kind).collect::<Vec<_>>(), [4]);
+        assert_eq!(split_pictures(&[]), (None, vec![]));
         // Unknown bytes keep a usable declared type, else a neutral one.
         let mut odd = pic(PictureType::Other, b"????");
         assert_eq!(picture_mime(&odd), "application/octet-stream");

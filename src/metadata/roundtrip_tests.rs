@@ -115,7 +115,7 @@ for k, f in t.items():
         v = {"type": int(f.type), "mime": f.mime, "sha256": hashlib.sha256(f.data).hexdigest()}
     elif f.FrameID == "UFID":
         v = {"owner": f.owner, "data": f.data.decode()}
-    elif f.FrameID in ("TIPL", "IPLS"):
+    elif f.FrameID in ("TIPL", "TMCL", "IPLS"):
         v = [list(x) for x in f.people]
     elif isinstance(f.text, str):  # USLT holds one string
         v = [f.text]
@@ -322,7 +322,15 @@ fn check_mutagen(mp3: &Path, tags: &TagSet, version: Id3Version) {
         apic["sha256"],
         crate::fsutil::hex(&Sha256::digest(&cover.data))
     );
-    let expected = FRAMES.len() + dates.len() + 3; // + TIPL/IPLS, UFID, APIC
+    // The back cover travels too, as the back cover, under its own description.
+    let back = &frames["APIC:back"];
+    assert_eq!(back["type"], 4);
+    assert_eq!((tags.others.len(), tags.others[0].kind), (1, 4));
+    assert_eq!(
+        back["sha256"],
+        crate::fsutil::hex(&Sha256::digest(&tags.others[0].image.data))
+    );
+    let expected = FRAMES.len() + dates.len() + 4; // + TIPL/IPLS, UFID, two APIC
     assert_eq!(
         frames.len(),
         expected,
@@ -368,4 +376,114 @@ fn unreadable_sources_are_errors() {
         assert!(msg.contains(name), "{msg}");
     }
     assert!(read_tags(&dir.path().join("missing.flac")).is_err());
+}
+
+// Regression: PERFORMER landed in a TXXX instead of TMCL/IPLS, and with --id3v23 the sort and set
+// subtitle fields landed in TXXX instead of TSOP/TSOA/TSOT/TSST (Picard's mapping).
+#[test]
+fn picard_performer_and_sort_frames_read_back_by_mutagen() {
+    let fx = fixture();
+    let flac = fx.root.join("p.flac");
+    let wav = fx.root.join("p.wav");
+    run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=0.3",
+            s(&wav),
+        ],
+    );
+    let tags = [
+        "PERFORMER=Eric Clapton (guitar)",
+        "PERFORMER=Ginger Baker",
+        "PERFORMER:BASS=Jack Bruce",
+        "PRODUCER=Felix Pappalardi",
+        "ARTISTSORT=Cream",
+        "ALBUMSORT=Disraeli Gears",
+        "TITLESORT=Sunshine of Your Love",
+        "DISCSUBTITLE=Ünïcödé side",
+    ];
+    let mut args = vec!["-s", "-f", "-o", s(&flac)];
+    let tag_args: Vec<String> = tags.iter().map(|t| format!("--tag={t}")).collect();
+    args.extend(tag_args.iter().map(String::as_str));
+    args.push(s(&wav));
+    run("flac", &args);
+    let read = read_tags(&flac).unwrap();
+    let reference = pcm(&fx.mp3);
+    let musicians = [
+        ["guitar", "Eric Clapton"],
+        ["performer", "Ginger Baker"],
+        ["bass", "Jack Bruce"],
+    ];
+    for version in [Id3Version::V24, Id3Version::V23] {
+        let out = fx.root.join(format!("p{version:?}.mp3"));
+        std::fs::copy(&fx.mp3, &out).unwrap();
+        write_mp3_tags(&out, &read, version).unwrap();
+        let dump: Value =
+            serde_json::from_slice(&run("python3", &["-c", MUTAGEN_DUMP, s(&out)])).unwrap();
+        let frames = &dump["frames"];
+        let sorts = [
+            ("TSOP", "Cream"),
+            ("TSOA", "Disraeli Gears"),
+            ("TSOT", "Sunshine of Your Love"),
+            ("TSST", "Ünïcödé side"),
+        ];
+        for (id, want) in sorts {
+            assert_eq!(
+                frames[id],
+                serde_json::json!([want]),
+                "{version:?} {id}: {frames}"
+            );
+        }
+        if version == Id3Version::V24 {
+            assert_eq!(dump["version"][1], 4);
+            assert_eq!(frames["TMCL"], serde_json::json!(musicians), "{frames}");
+            assert_eq!(
+                frames["TIPL"],
+                serde_json::json!([["producer", "Felix Pappalardi"]])
+            );
+        } else {
+            assert_eq!(dump["version"][1], 3);
+            let mut people = vec![["producer", "Felix Pappalardi"]];
+            people.extend(musicians);
+            assert_eq!(frames["IPLS"], serde_json::json!(people), "{frames}");
+        }
+        assert!(
+            !frames
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|k| k.starts_with("TXXX")),
+            "{version:?}: {frames}"
+        );
+        assert_eq!(pcm(&out), reference, "{version:?}: decoded audio changed");
+    }
+
+    // Sort names longer than the padding: the v2.3 tag grows, the audio is untouched.
+    let mut long = read.clone();
+    long.set("titlesort", vec!["x".repeat(20_000)]);
+    let out = fx.root.join("long.mp3");
+    std::fs::copy(&fx.mp3, &out).unwrap();
+    write_mp3_tags(&out, &long, Id3Version::V23).unwrap();
+    let dump: Value =
+        serde_json::from_slice(&run("python3", &["-c", MUTAGEN_DUMP, s(&out)])).unwrap();
+    assert_eq!(
+        dump["frames"]["TSOT"][0].as_str().map(str::len),
+        Some(20_000)
+    );
+    assert_eq!(dump["frames"]["TSOP"], serde_json::json!(["Cream"]));
+    assert_eq!(pcm(&out), reference, "decoded audio changed");
+    // A tag holding nothing but a sort name still gets one.
+    let mut only = TagSet::default();
+    only.set("artistsort", vec!["Cream".into()]);
+    write_mp3_tags(&out, &only, Id3Version::V23).unwrap();
+    let dump: Value =
+        serde_json::from_slice(&run("python3", &["-c", MUTAGEN_DUMP, s(&out)])).unwrap();
+    assert_eq!(dump["frames"], serde_json::json!({"TSOP": ["Cream"]}));
+    assert_eq!(pcm(&out), reference, "decoded audio changed");
 }

@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
+use sha2::{Digest, Sha256};
 
 use super::Ctx;
 use crate::audio;
@@ -77,6 +78,29 @@ impl Ctx<'_> {
         Ok(seconds)
     }
 
+    /// `image` within `--art-max-size`, resized once per distinct image for the whole run. An
+    /// image that cannot be decoded travels as it is, with a warning naming the track.
+    fn fit(&self, image: &metadata::Cover, rel: &str) -> metadata::Cover {
+        let max = self.resolved.mirror.art_max_size;
+        if max == 0 {
+            return image.clone();
+        }
+        let key = Sha256::digest(&image.data).to_vec();
+        // Held while resizing, so that workers sharing an album's cover wait for one resize.
+        let Ok(mut fitted) = self.fitted.lock() else {
+            return image.clone();
+        };
+        fitted
+            .entry(key)
+            .or_insert_with(|| {
+                metadata::fit_cover(image, max).unwrap_or_else(|e| {
+                    tracing::warn!("{rel}: cover kept at its size: {e:#}");
+                    image.clone()
+                })
+            })
+            .clone()
+    }
+
     pub(super) fn retag(&self, source: &str, output: &str) -> anyhow::Result<()> {
         let w = self.wanted(source)?;
         let target = self.settings.staging.join(output);
@@ -93,7 +117,8 @@ impl Ctx<'_> {
     }
 
     /// Tag the temporary MP3 from its source: its tags, the genre the rules give it, its own
-    /// cover or else the folder's. Returns the record of the finished file.
+    /// front cover or else the folder's (the album folder's for a disc folder); its other
+    /// pictures keep their types. Returns the record of the finished file.
     fn tag_into(&self, w: &Wanted, output: &str, mp3: &Path) -> anyhow::Result<Record> {
         let src = self.settings.library.join(&w.rel);
         let tags = metadata::read_tags(&src)?;
@@ -101,11 +126,17 @@ impl Ctx<'_> {
         let genre = self.resolved.rules.genre(&w.rel, &own_genre);
         let mut staged = tags.clone();
         staged.set("genre", genre.clone());
-        let cover = self.scan.folder_cover(&w.rel);
+        let cover = crate::convert::folder_cover(self.scan, &self.resolved.rules, &w.rel);
         if staged.cover.is_none()
             && let Some((path, _)) = cover
         {
             staged.cover = Some(metadata::load_cover(&self.settings.library.join(path))?);
+        }
+        if let Some(cover) = &mut staged.cover {
+            *cover = self.fit(cover, &w.rel);
+        }
+        for picture in &mut staged.others {
+            picture.image = self.fit(&picture.image, &w.rel);
         }
         let id3 = self.resolved.mirror.id3;
         metadata::write_mp3_tags(mp3, &staged, id3)?;
@@ -115,7 +146,7 @@ impl Ctx<'_> {
             kind: w.kind,
             stamp: w.stamp,
             audio_hash: w.audio_hash.clone(),
-            tag_key: crate::convert::tag_key(&tag_hash, &genre, cover, id3),
+            tag_key: crate::convert::tag_key(&tag_hash, &genre, cover, &self.resolved.mirror),
             tag_hash,
             encoder: w.encoder.clone(),
             output: output.to_string(),

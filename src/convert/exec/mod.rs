@@ -20,6 +20,7 @@ use super::{ConvertSettings, Resolved};
 use crate::fsutil;
 use crate::interrupt;
 use crate::manifest::{self, Change, Journal, Manifest, Record};
+use crate::metadata;
 use crate::report::{self, Failure};
 use crate::scan::Scan;
 
@@ -55,6 +56,8 @@ struct Ctx<'a> {
     scan: &'a Scan,
     sources: &'a BTreeMap<&'a str, &'a Wanted>,
     ledger: Mutex<Ledger>,
+    /// Downscaled covers by the sha256 of the original: each distinct image is resized once.
+    fitted: Mutex<BTreeMap<Vec<u8>, metadata::Cover>>,
 }
 
 pub fn execute(
@@ -85,6 +88,7 @@ pub fn execute(
             manifest,
             journal: Journal::open(&settings.staging)?,
         }),
+        fitted: Mutex::default(),
     };
     if new_settings {
         ctx.record(vec![Change::Settings(resolved.mirror.clone())])?;
@@ -134,8 +138,14 @@ pub fn execute(
 fn log_done(action: &Action) {
     let e = report::escape_controls;
     match action {
-        Action::Convert { source, output, .. } => {
-            tracing::info!("converted {} -> {}", e(source), e(output));
+        Action::Convert {
+            source,
+            output,
+            copy,
+            ..
+        } => {
+            let verb = if *copy { "copied" } else { "converted" };
+            tracing::info!("{verb} {} -> {}", e(source), e(output));
         }
         Action::Retag { output, .. } => tracing::info!("retagged {}", e(output)),
         Action::Move {
