@@ -14,7 +14,6 @@ mod misuse;
 mod push;
 mod remotes;
 mod resources;
-mod scan;
 mod security;
 mod subsonic;
 mod tag;
