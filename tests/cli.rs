@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::util::{Env, make_flac, stderr};
+use crate::util::{Env, make_flac, require, stderr};
 
 fn musync(args: &[&str]) -> Output {
     let out = crate::util::musync()
@@ -71,8 +71,7 @@ fn feed(program: &str, args: &[&str], input: &[u8]) -> Output {
 
 /// `script` parses with `shell`'s no-execute flag, if that shell is installed.
 fn parses_in(shell: &str, no_exec: &str, script: &[u8]) {
-    if !installed(shell) {
-        println!("skipped: {shell} is not installed");
+    if !require(installed(shell), shell, "it is not installed") {
         return;
     }
     let out = feed(shell, &[no_exec], script);
@@ -197,8 +196,11 @@ fn slow_library() -> Env {
 
 /// `musync ARGS` with stdin, stdout and stderr on a pseudo-terminal: what the terminal got.
 fn on_a_terminal(env: &Env, args: &[&str]) -> Option<String> {
-    if !installed("script") {
-        println!("skipped: util-linux script is not installed");
+    if !require(
+        installed("script"),
+        "util-linux script",
+        "it is not installed",
+    ) {
         return None;
     }
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));

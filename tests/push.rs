@@ -37,21 +37,6 @@ fn counts(json: &Value) -> [u64; 4] {
     ["uploaded", "moved", "deleted", "backed_up"].map(|k| json[k].as_u64().unwrap_or(u64::MAX))
 }
 
-/// The remote's files, minus the backups, with their bytes.
-fn remote_tree(remote: &Remote) -> std::collections::BTreeMap<String, String> {
-    tree_hashes(&remote.dir)
-        .into_iter()
-        .filter(|(p, _)| !p.starts_with(".musync-backups/"))
-        .collect()
-}
-
-fn mirror_tree(env: &Env) -> std::collections::BTreeMap<String, String> {
-    tree_hashes(&env.staging)
-        .into_iter()
-        .filter(|(p, _)| !p.starts_with(".musync/"))
-        .collect()
-}
-
 fn converted() -> Env {
     let env = Env::demo();
     assert_eq!(env.convert_json(&[]).1, 0);

@@ -21,7 +21,6 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::crash::{mirror_tree, remote_tree};
 use crate::remotes::{FAIL_FAST, Kind, Remote};
 use crate::util::*;
 

@@ -9,6 +9,14 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+mod library;
+mod mirror;
+mod rng;
+
+pub use library::Library;
+pub use mirror::{Lengths, assert_settled, decode_frames, leftovers, mirror_tree, remote_tree};
+pub use rng::Rng;
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/library")
 }
@@ -316,4 +324,20 @@ pub fn slow_rclone(seconds: u32) -> tempfile::TempDir {
     stand_in_rclone(&format!(
         "#!/bin/sh\n[ \"$1\" = version ] || sleep {seconds}\nexec REAL \"$@\"\n"
     ))
+}
+
+/// Whether a test can run here: `ready` is whether `what` (the thing the test needs) is
+/// available, `why` the reason it is not. Under `CI=true` a test that cannot run fails, naming
+/// what it needs and why; elsewhere it prints that it did not run and the caller returns.
+pub fn require(ready: bool, what: &str, why: &str) -> bool {
+    if ready {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(
+        !ci,
+        "CI must be able to run this test: it needs {what}: {why}"
+    );
+    eprintln!("NOT RUN: needs {what}: {why}");
+    false
 }
