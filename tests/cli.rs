@@ -5,16 +5,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::util::{Env, make_flac, require, stderr};
+use crate::util::{Env, Run, make_flac, require, stderr};
 
 fn musync(args: &[&str]) -> Output {
-    let out = crate::util::musync()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "musync {args:?}: {}", stderr(&out));
-    out
+    Run::bare().args(args).ok()
 }
 
 fn stdout(out: &Output) -> String {

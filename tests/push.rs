@@ -11,16 +11,12 @@ use crate::remotes::{self, FAIL_FAST, Kind, Remote};
 use crate::util::*;
 
 fn push(env: &Env, remote: &Remote, args: &[&str]) -> (Value, Output) {
-    let out = env
-        .command("push")
-        .args(["--json", "--remote", &remote.spec])
+    env.run("push")
+        .json()
+        .remote(remote)
         .args(args)
-        .envs(remote.envs())
         .env("MUSYNC_RCLONE_FLAGS", FAIL_FAST)
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (json, out)
+        .parsed()
 }
 
 fn pushed(env: &Env, remote: &Remote, args: &[&str]) -> Value {

@@ -233,12 +233,12 @@ fn pushed_mp3s(remote: &Path) -> Vec<String> {
 }
 
 fn musync(env: &Env, subcommand: &str, remote: &Path, supysonic: &Supysonic) -> Command {
-    let mut cmd = env.command(subcommand);
-    cmd.arg("--remote")
+    env.run(subcommand)
+        .arg("--remote")
         .arg(remote)
         .args(["--subsonic-url", &supysonic.url(), "--subsonic-user", USER])
-        .env_remove("MUSYNC_SUBSONIC_PASSWORD");
-    cmd
+        .env_remove("MUSYNC_SUBSONIC_PASSWORD")
+        .command()
 }
 
 fn assert_no_password(out: &Output, password: &str) {
