@@ -15,13 +15,12 @@ fn every_testbench_file_converts_with_the_right_length() {
         return;
     }
     let env = Env::empty();
-    let out = crate::util::musync()
+    let out = Run::bare()
         .args(["convert", "--json", "--library"])
         .arg(&bench)
         .arg("--staging")
         .arg(&env.staging)
-        .output()
-        .unwrap();
+        .output();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["failed"], serde_json::json!([]), "{}", stderr(&out));
     let flacs: Vec<String> = files(&bench)

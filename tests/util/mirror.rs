@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
-
 use super::*;
 use crate::remotes::Remote;
 
@@ -141,13 +139,7 @@ pub fn assert_settled(env: &Env, remote: &Remote, context: &str) {
         (0, [Some(0); 4]),
         "{context}: the manifest does not match the disk: {json}"
     );
-    let out = env
-        .command("push")
-        .args(["--json", "--remote", &remote.spec])
-        .envs(remote.envs())
-        .output()
-        .unwrap();
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let (json, out) = env.run("push").json().remote(remote).parsed();
     let counts = ["uploaded", "moved", "deleted", "backed_up"].map(|k| json[k].as_u64());
     assert_eq!(
         (out.status.code(), counts),
