@@ -5,16 +5,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::util::{Env, make_flac, stderr};
+use crate::util::{Env, Run, make_flac, require, stderr};
 
 fn musync(args: &[&str]) -> Output {
-    let out = crate::util::musync()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "musync {args:?}: {}", stderr(&out));
-    out
+    Run::bare().args(args).ok()
 }
 
 fn stdout(out: &Output) -> String {
@@ -71,8 +65,7 @@ fn feed(program: &str, args: &[&str], input: &[u8]) -> Output {
 
 /// `script` parses with `shell`'s no-execute flag, if that shell is installed.
 fn parses_in(shell: &str, no_exec: &str, script: &[u8]) {
-    if !installed(shell) {
-        println!("skipped: {shell} is not installed");
+    if !require(installed(shell), shell, "it is not installed") {
         return;
     }
     let out = feed(shell, &[no_exec], script);
@@ -197,8 +190,11 @@ fn slow_library() -> Env {
 
 /// `musync ARGS` with stdin, stdout and stderr on a pseudo-terminal: what the terminal got.
 fn on_a_terminal(env: &Env, args: &[&str]) -> Option<String> {
-    if !installed("script") {
-        println!("skipped: util-linux script is not installed");
+    if !require(
+        installed("script"),
+        "util-linux script",
+        "it is not installed",
+    ) {
         return None;
     }
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -14,12 +14,10 @@ const BONUS: &str = "Jazz/Miles Quartet/Blue Session/03 - Bonus.mp3";
 
 /// `musync ARGS` with no config but what the test gives (`XDG_CONFIG_HOME` points into `env`).
 fn musync(env: &Env, args: &[&str]) -> Output {
-    crate::util::musync()
+    Run::bare()
         .args(args)
         .env("XDG_CONFIG_HOME", env.dir.path().join("xdg"))
-        .stdin(Stdio::null())
         .output()
-        .unwrap()
 }
 
 fn ok(env: &Env, args: &[&str]) -> Value {

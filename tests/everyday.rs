@@ -11,20 +11,11 @@ use crate::util::*;
 
 /// Run `musync SUBCOMMAND --json ARGS` (against `remote` if given): its JSON and output.
 fn musync(env: &Env, subcommand: &str, remote: Option<&Remote>, args: &[&str]) -> (Value, Output) {
-    let mut cmd = env.command(subcommand);
-    cmd.arg("--json").args(args);
+    let mut run = env.run(subcommand).json().args(args);
     if let Some(remote) = remote {
-        cmd.args(["--remote", &remote.spec]).envs(remote.envs());
+        run = run.remote(remote);
     }
-    let out = cmd.output().unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bad JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(&out)
-        )
-    });
-    (json, out)
+    run.parsed_strict()
 }
 
 fn converted() -> Env {

@@ -11,7 +11,6 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::crash::{Library, Rng, assert_settled, mirror_tree, remote_tree};
 use crate::remotes::{Kind, Remote};
 use crate::util::*;
 

@@ -11,16 +11,12 @@ use crate::remotes::{self, FAIL_FAST, Kind, Remote};
 use crate::util::*;
 
 fn push(env: &Env, remote: &Remote, args: &[&str]) -> (Value, Output) {
-    let out = env
-        .command("push")
-        .args(["--json", "--remote", &remote.spec])
+    env.run("push")
+        .json()
+        .remote(remote)
         .args(args)
-        .envs(remote.envs())
         .env("MUSYNC_RCLONE_FLAGS", FAIL_FAST)
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (json, out)
+        .parsed()
 }
 
 fn pushed(env: &Env, remote: &Remote, args: &[&str]) -> Value {
@@ -35,21 +31,6 @@ fn pushed(env: &Env, remote: &Remote, args: &[&str]) -> Value {
 
 fn counts(json: &Value) -> [u64; 4] {
     ["uploaded", "moved", "deleted", "backed_up"].map(|k| json[k].as_u64().unwrap_or(u64::MAX))
-}
-
-/// The remote's files, minus the backups, with their bytes.
-fn remote_tree(remote: &Remote) -> std::collections::BTreeMap<String, String> {
-    tree_hashes(&remote.dir)
-        .into_iter()
-        .filter(|(p, _)| !p.starts_with(".musync-backups/"))
-        .collect()
-}
-
-fn mirror_tree(env: &Env) -> std::collections::BTreeMap<String, String> {
-    tree_hashes(&env.staging)
-        .into_iter()
-        .filter(|(p, _)| !p.starts_with(".musync/"))
-        .collect()
 }
 
 fn converted() -> Env {

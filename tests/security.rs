@@ -21,7 +21,6 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::crash::{mirror_tree, remote_tree};
 use crate::remotes::{FAIL_FAST, Kind, Remote};
 use crate::util::*;
 
@@ -82,15 +81,16 @@ impl Recorder {
 
 /// `musync SUBCOMMAND --remote REMOTE --json -v --log-file LOG ARGS` through `recorder`.
 fn musync(env: &Env, subcommand: &str, remote: &Remote, rec: &Recorder, args: &[&str]) -> Output {
-    env.command(subcommand)
-        .args(["--json", "-v", "--remote", &remote.spec, "--log-file"])
+    env.run(subcommand)
+        .json()
+        .args(["-v"])
+        .remote(remote)
+        .arg("--log-file")
         .arg(log_file(env))
         .args(args)
-        .envs(remote.envs())
         .env("MUSYNC_RCLONE", rec.bin())
         .env("MUSYNC_RCLONE_FLAGS", FAIL_FAST)
         .output()
-        .unwrap()
 }
 
 fn log_file(env: &Env) -> PathBuf {
@@ -98,13 +98,7 @@ fn log_file(env: &Env) -> PathBuf {
 }
 
 fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bad JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(out)
-        )
-    })
+    strict_json(out)
 }
 
 /// Everything a user or another program sees of a run: stdout, stderr and the log file.

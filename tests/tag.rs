@@ -14,15 +14,7 @@ const ENCORE: &str = "Rock/Some Band/Live Album/CD2/01 - Encore.mp3";
 const BONUS: &str = "Jazz/Miles Quartet/Blue Session/03 - Bonus.mp3";
 
 fn tag(env: &Env, args: &[&str]) -> (Value, Output) {
-    let out = env
-        .command("tag")
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", stderr(&out)));
-    (json, out)
+    env.run("tag").json().args(args).parsed_strict()
 }
 
 fn genre(env: &Env, rel: &str) -> Value {

@@ -7,26 +7,20 @@ use crate::util::*;
 #[test]
 fn every_testbench_file_converts_with_the_right_length() {
     let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/flac-testbench/subset");
-    if !bench.is_dir() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have {}",
-            bench.display()
-        );
-        eprintln!(
-            "SKIPPED: the FLAC testbench is not at {} (it sits beside the repo in CI)",
-            bench.display()
-        );
+    let why = format!(
+        "it is not at {} (it sits beside the repo in CI)",
+        bench.display()
+    );
+    if !require(bench.is_dir(), "the FLAC testbench", &why) {
         return;
     }
     let env = Env::empty();
-    let out = crate::util::musync()
+    let out = Run::bare()
         .args(["convert", "--json", "--library"])
         .arg(&bench)
         .arg("--staging")
         .arg(&env.staging)
-        .output()
-        .unwrap();
+        .output();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["failed"], serde_json::json!([]), "{}", stderr(&out));
     let flacs: Vec<String> = files(&bench)

@@ -18,7 +18,6 @@ mod pipeline;
 mod push;
 mod remotes;
 mod resources;
-mod scan;
 mod security;
 mod subsonic;
 mod tag;

@@ -9,6 +9,14 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+mod library;
+mod mirror;
+mod rng;
+
+pub use library::Library;
+pub use mirror::{Lengths, assert_settled, decode_frames, leftovers, mirror_tree, remote_tree};
+pub use rng::Rng;
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/library")
 }
@@ -96,24 +104,12 @@ impl Env {
 
     /// Run `musync convert ARGS`.
     pub fn convert(&self, args: &[&str]) -> Output {
-        self.command("convert").args(args).output().unwrap()
+        self.run("convert").args(args).output()
     }
 
     /// Run `musync convert --json ARGS` and return its JSON and exit code.
     pub fn convert_json(&self, args: &[&str]) -> (Value, i32) {
-        let out = self
-            .command("convert")
-            .arg("--json")
-            .args(args)
-            .output()
-            .unwrap();
-        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "bad JSON ({e}): {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                stderr(&out)
-            )
-        });
+        let (json, out) = self.run("convert").json().args(args).parsed_strict();
         (json, out.status.code().unwrap_or(-1))
     }
 
@@ -316,4 +312,127 @@ pub fn slow_rclone(seconds: u32) -> tempfile::TempDir {
     stand_in_rclone(&format!(
         "#!/bin/sh\n[ \"$1\" = version ] || sleep {seconds}\nexec REAL \"$@\"\n"
     ))
+}
+
+/// Whether a test can run here: `ready` is whether `what` (the thing the test needs) is
+/// available, `why` the reason it is not. Under `CI=true` a test that cannot run fails, naming
+/// what it needs and why; elsewhere it prints that it did not run and the caller returns.
+pub fn require(ready: bool, what: &str, why: &str) -> bool {
+    if ready {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(
+        !ci,
+        "CI must be able to run this test: it needs {what}: {why}"
+    );
+    eprintln!("NOT RUN: needs {what}: {why}");
+    false
+}
+
+/// The one way tests run musync: `env.run("push").json().remote(&remote).args([...]).output()`.
+/// It starts from `Env::command` (isolated HOME and config, the env's library and staging,
+/// stdin closed) or, for commands without folders, from `Run::bare`.
+pub struct Run {
+    cmd: Command,
+}
+
+impl Env {
+    /// A run of `musync SUBCOMMAND --library LIB --staging STAGING`.
+    pub fn run(&self, subcommand: &str) -> Run {
+        Run {
+            cmd: self.command(subcommand),
+        }
+    }
+}
+
+impl Run {
+    /// A run of `musync` with no arguments yet, isolated, stdin closed.
+    pub fn bare() -> Run {
+        let mut cmd = musync();
+        cmd.stdin(Stdio::null());
+        Run { cmd }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Run {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// Ask for the JSON summary on stdout.
+    pub fn json(self) -> Run {
+        self.arg("--json")
+    }
+
+    /// Push to `remote`: `--remote SPEC` and the variables its rclone config needs.
+    pub fn remote(mut self, remote: &crate::remotes::Remote) -> Run {
+        self.cmd
+            .args(["--remote", &remote.spec])
+            .envs(remote.envs());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Run {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Run {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    /// The command itself, to spawn it or change it further.
+    pub fn command(self) -> Command {
+        self.cmd
+    }
+
+    pub fn output(mut self) -> Output {
+        self.cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", self.cmd))
+    }
+
+    /// The output of a run that must succeed.
+    pub fn ok(self) -> Output {
+        let what = format!("{:?}", self.cmd.get_args().collect::<Vec<_>>());
+        let out = self.output();
+        assert!(out.status.success(), "musync {what}: {}", stderr(&out));
+        out
+    }
+
+    /// The JSON on stdout (`null` if there is none, as after a refusal) and the output.
+    pub fn parsed(self) -> (Value, Output) {
+        let out = self.output();
+        (
+            serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+            out,
+        )
+    }
+
+    /// The JSON on stdout, which must be there, and the output.
+    pub fn parsed_strict(self) -> (Value, Output) {
+        let out = self.output();
+        (strict_json(&out), out)
+    }
+}
+
+/// The JSON a run printed on stdout; a panic showing stdout and stderr if it is not JSON.
+pub fn strict_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bad JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(out)
+        )
+    })
 }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::crash::Rng;
 use crate::util::*;
 
 /// `musync convert --json` of `library` into `staging`: its JSON and exit code.

@@ -16,16 +16,12 @@ use crate::util::*;
 const TRACK: &str = "Jazz/Miles Quartet/Blue Session/01 - Opening.mp3";
 
 fn push(env: &Env, remote: &Remote, args: &[&str]) -> (Value, Output) {
-    let out = env
-        .command("push")
-        .args(["--json", "--remote", &remote.spec])
+    env.run("push")
+        .json()
+        .remote(remote)
         .args(args)
-        .envs(remote.envs())
         .env("MUSYNC_RCLONE_FLAGS", FAIL_FAST)
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (json, out)
+        .parsed()
 }
 
 /// Push and expect exit 0; the JSON summary.
