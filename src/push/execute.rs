@@ -24,6 +24,8 @@ pub(super) struct Steps<'a> {
     pub tmp: &'a str,
     /// Whether the listing showed files left in `tmp` by a stopped push.
     pub leftovers: bool,
+    /// The folders the plan leaves empty (`plan::emptied_dirs`), deepest first.
+    pub emptied: &'a [String],
 }
 
 /// Runs `steps`, recording each rclone call that succeeded in `state` and its figures (or its
@@ -43,6 +45,7 @@ pub(super) fn execute(
         backup_dir,
         tmp,
         leftovers,
+        emptied,
     } = *steps;
     let staging = &settings.staging;
     // Until every step has succeeded, the state's files are not the mirror.
@@ -207,6 +210,17 @@ pub(super) fn execute(
                 deleted += plan.deletes.len();
             }
             Err(e) => step_failed(summary, remote, "delete", e.into()),
+        }
+        // Only once every move and deletion is done may a folder be empty; rclone removes none
+        // that holds anything, so a folder with a file musync did not put there stays.
+        if summary.remote_failed || stop(summary) {
+            break 'steps;
+        }
+        for dir in emptied {
+            match rclone.rmdir(remote, dir) {
+                Ok(()) => tracing::info!("removed emptied folder {}", escape_controls(dir)),
+                Err(e) => tracing::warn!("emptied folder {} stays: {e}", escape_controls(dir)),
+            }
         }
     }
     if summary.failed.is_empty() && !summary.interrupted {

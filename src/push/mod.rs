@@ -441,6 +441,15 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         }
         return Ok(summary);
     }
+    // Folders left empty are removed last, after the moves and deletions that empty them.
+    let gone: BTreeSet<&str> = (plan.moves.iter().map(|(from, _)| from.as_str()))
+        .chain(plan.deletes.iter().map(String::as_str))
+        .chain(plan.backups.iter().map(String::as_str))
+        .collect();
+    let remaining = (files.keys().map(String::as_str))
+        .filter(|p| !gone.contains(p))
+        .chain(mirror.keys().map(String::as_str));
+    let emptied = plan::emptied_dirs(gone.iter().copied(), remaining, opts.case_insensitive);
     execute::execute(
         settings,
         rclone,
@@ -451,6 +460,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
             backup_dir: &backup_dir,
             tmp: &tmp,
             leftovers,
+            emptied: &emptied,
         },
         &mut state,
         fingerprint,
