@@ -24,7 +24,7 @@ pub(super) struct Steps<'a> {
     pub tmp: &'a str,
     /// Whether the listing showed files left in `tmp` by a stopped push.
     pub leftovers: bool,
-    /// The folders the plan leaves empty (`plan::emptied_dirs`), deepest first.
+    /// The topmost folders the plan leaves with no file (`plan::emptied_dirs`).
     pub emptied: &'a [String],
 }
 
@@ -85,6 +85,8 @@ pub(super) fn execute(
         let tag = backups::random_tag();
         // A rename through a temporary name is one file moved, in two steps.
         let destinations: BTreeSet<&String> = plan.moves.iter().map(|(_, to)| to).collect();
+        // Folders a folder move emptied and removed with everything empty under them.
+        let mut pruned: Vec<String> = Vec::new();
         for step in plan::move_steps(&plan.moves, case_insensitive, &tag) {
             if stop(summary) {
                 break 'steps;
@@ -119,11 +121,15 @@ pub(super) fn execute(
                     .inspect(|()| {
                         // Left behind, the old folder keeps its case on a case-insensitive
                         // remote (the push still converges: it then holds the mirror's files).
-                        if *prune && let Err(e) = rclone.rmdirs(remote, from_dir) {
-                            tracing::warn!(
+                        if !*prune {
+                            return;
+                        }
+                        match rclone.rmdirs(remote, from_dir) {
+                            Ok(()) => pruned.push(from_dir.clone()),
+                            Err(e) => tracing::warn!(
                                 "emptied folder {} stays: {e}",
                                 escape_controls(from_dir)
-                            );
+                            ),
                         }
                     }),
                 MoveStep::File { from, to } => rclone.rename(remote, from, to),
@@ -212,12 +218,16 @@ pub(super) fn execute(
             Err(e) => step_failed(summary, remote, "delete", e.into()),
         }
         // Only once every move and deletion is done may a folder be empty; rclone removes none
-        // that holds anything, so a folder with a file musync did not put there stays.
+        // that holds a file, so a folder with a file musync did not put there stays.
         if summary.remote_failed || stop(summary) {
             break 'steps;
         }
-        for dir in emptied {
-            match rclone.rmdir(remote, dir) {
+        let under = |dir: &str, top: &str| dir == top || dir.starts_with(&format!("{top}/"));
+        for dir in emptied
+            .iter()
+            .filter(|d| !pruned.iter().any(|p| under(d, p)))
+        {
+            match rclone.rmdirs(remote, dir) {
                 Ok(()) => tracing::info!("removed emptied folder {}", escape_controls(dir)),
                 Err(e) => tracing::warn!("emptied folder {} stays: {e}", escape_controls(dir)),
             }

@@ -441,7 +441,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         }
         return Ok(summary);
     }
-    // Folders left empty are removed last, after the moves and deletions that empty them.
+    // Folders left with no file are removed last, after the moves and deletions that empty them.
     let gone: BTreeSet<&str> = (plan.moves.iter().map(|(from, _)| from.as_str()))
         .chain(plan.deletes.iter().map(String::as_str))
         .chain(plan.backups.iter().map(String::as_str))

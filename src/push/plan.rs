@@ -362,7 +362,8 @@ pub enum MoveStep {
 /// rename `Jazz -> Blues` applied to `A/x.mp3` (the longest common trailing part). A move whose
 /// file name changes, or whose folders nest (`A -> A/B`), is a `File` step.
 ///
-/// The folders a push leaves with no file, deepest first: every folder above a file that
+/// The folders a push leaves with no file, each named once by its topmost such folder (rclone's
+/// `rmdirs` then removes it and the empty folders under it): every folder above a file that
 /// leaves it (`gone`: moved away, deleted, backed up) under which no file of `remaining` (the
 /// remote's files after the push, musync's or not) lies. Never the remote root, nor musync's
 /// own folders (backups, uploads). On a case-insensitive remote a folder differing only in case
@@ -390,9 +391,10 @@ pub fn emptied_dirs<'a>(
     let emptied: BTreeSet<&str> = (gone.into_iter().flat_map(parents))
         .filter(|d| !d.is_empty() && !kept.contains(&key(d)) && !own(d))
         .collect();
-    let mut emptied: Vec<String> = emptied.into_iter().map(str::to_owned).collect();
-    emptied.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
-    emptied
+    (emptied.iter())
+        .filter(|d| !parents(d).any(|p| emptied.contains(p)))
+        .map(|d| (*d).to_owned())
+        .collect()
 }
 
 /// On a case-insensitive remote a rename that changes only case is a move onto itself (rclone

@@ -800,7 +800,7 @@ proptest! {
 }
 
 #[test]
-fn emptied_dirs_are_the_folders_left_with_no_file_deepest_first() {
+fn emptied_dirs_are_the_topmost_folders_left_with_no_file() {
     let gone = [
         "Rock/Band/Old Album/01.mp3",
         "Rock/Band/Old Album/CD1/02.mp3",
@@ -809,8 +809,10 @@ fn emptied_dirs_are_the_folders_left_with_no_file_deepest_first() {
     let remaining = ["Rock/Band/New Album/01.mp3", "Jazz/A/notes.txt"];
     assert_eq!(
         emptied_dirs(gone, remaining, false),
-        ["Rock/Band/Old Album/CD1", "Rock/Band/Old Album"]
+        ["Rock/Band/Old Album"]
     );
+    let gone = ["Jazz/A/x.mp3", "Jazz/B/y.mp3", "Pop/C/z.mp3"];
+    assert_eq!(emptied_dirs(gone, ["Pop/d.mp3"], false), ["Jazz", "Pop/C"]);
 }
 
 #[test]

@@ -381,15 +381,6 @@ impl Rclone {
         Ok(())
     }
 
-    /// Removes the folder `dir` of `remote` if it is empty; rclone refuses a folder that holds
-    /// anything (a file or a folder), and a folder already gone is no error.
-    pub fn rmdir(&self, remote: &str, dir: &str) -> Result<(), RcloneError> {
-        let target = join(remote, checked_rel(dir)?);
-        let ok = [EXIT_DIR_NOT_FOUND];
-        self.run("rmdir", &[], None, &[target.as_ref()], &ok, None)?;
-        Ok(())
-    }
-
     /// Moves `files` (relative to `remote`/`from_dir`; "" is the remote itself) to the same
     /// relative paths under `remote`/`to_dir`, in one call, server-side where the backend can.
     pub fn move_between(
