@@ -229,7 +229,8 @@ pub(super) fn execute(
         {
             match rclone.rmdirs(remote, dir) {
                 Ok(()) => tracing::info!("removed emptied folder {}", escape_controls(dir)),
-                Err(e) => tracing::warn!("emptied folder {} stays: {e}", escape_controls(dir)),
+                // No file is under it: a failure is the remote's, like any other call's.
+                Err(e) => step_failed(summary, remote, "rmdirs", e.into()),
             }
         }
     }

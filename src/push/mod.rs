@@ -446,7 +446,7 @@ fn push(settings: &Settings, rclone: &Rclone) -> anyhow::Result<Summary> {
         .chain(plan.deletes.iter().map(String::as_str))
         .chain(plan.backups.iter().map(String::as_str))
         .collect();
-    let remaining = (files.keys().map(String::as_str))
+    let remaining = (files.keys().chain(&links).map(String::as_str))
         .filter(|p| !gone.contains(p))
         .chain(mirror.keys().map(String::as_str));
     let emptied = plan::emptied_dirs(gone.iter().copied(), remaining, opts.case_insensitive);
