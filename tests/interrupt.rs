@@ -205,10 +205,12 @@ fn log_file_gets_timestamped_actions_and_a_summary_per_run_appended() {
     };
     let one = position("converted A/one.flac -> A/one.mp3");
     let two = position("converted A/two.flac -> A/two.mp3");
-    let first_summary = position("convert: converted 2, copied 0, retagged 0, renamed 0, removed 0");
+    let first_summary =
+        position("convert: converted 2, copied 0, retagged 0, renamed 0, removed 0");
     let three = position("converted A/three.flac -> A/three.mp3");
     let removed = position("removed A/two.mp3");
-    let second_summary = position("convert: converted 1, copied 0, retagged 0, renamed 0, removed 1");
+    let second_summary =
+        position("convert: converted 1, copied 0, retagged 0, renamed 0, removed 1");
     assert!(one.max(two) < first_summary, "{text}");
     assert!(first_summary < three.min(removed), "{text}");
     assert!(three.max(removed) < second_summary, "{text}");

@@ -3,6 +3,7 @@
 //! before its fix. Each asserts one clear line, the right exit code, nothing lost, and that the
 //! next normal run converges.
 
+mod drift;
 mod environment;
 mod fresh;
 mod lock;

@@ -411,8 +411,8 @@ fn rclone_calls_stay_constant() {
     assert_eq!(env.convert_json(&[]).0["renamed"], 12);
     assert_eq!(
         calls(&[]),
-        ["lsjson", "move"],
-        "12 files in 6 albums moved in one call"
+        ["lsjson", "move", "rmdirs"],
+        "12 files in 6 albums moved in one call, and the emptied old folders removed in one"
     );
     assert_eq!(remote_tree(&remote), mirror_tree(&env));
 }

@@ -362,6 +362,41 @@ pub enum MoveStep {
 /// rename `Jazz -> Blues` applied to `A/x.mp3` (the longest common trailing part). A move whose
 /// file name changes, or whose folders nest (`A -> A/B`), is a `File` step.
 ///
+/// The folders a push leaves with no file, each named once by its topmost such folder (rclone's
+/// `rmdirs` then removes it and the empty folders under it): every folder above a file that
+/// leaves it (`gone`: moved away, deleted, backed up) under which no file of `remaining` (the
+/// remote's files after the push, musync's or not) lies. Never the remote root, nor musync's
+/// own folders (backups, uploads). On a case-insensitive remote a folder differing only in case
+/// from one that keeps a file is that folder.
+pub fn emptied_dirs<'a>(
+    gone: impl IntoIterator<Item = &'a str>,
+    remaining: impl IntoIterator<Item = &'a str>,
+    case_insensitive: bool,
+) -> Vec<String> {
+    fn parents(path: &str) -> impl Iterator<Item = &str> {
+        path.match_indices('/').map(|(i, _)| &path[..i])
+    }
+    let key = |dir: &str| {
+        if case_insensitive {
+            dir.to_lowercase()
+        } else {
+            dir.to_owned()
+        }
+    };
+    let kept: BTreeSet<String> = remaining.into_iter().flat_map(parents).map(key).collect();
+    let own = |dir: &str| {
+        let top = dir.split('/').next().unwrap_or(dir);
+        top == super::BACKUP_DIR || top == super::UPLOAD_DIR
+    };
+    let emptied: BTreeSet<&str> = (gone.into_iter().flat_map(parents))
+        .filter(|d| !d.is_empty() && !kept.contains(&key(d)) && !own(d))
+        .collect();
+    (emptied.iter())
+        .filter(|d| !parents(d).any(|p| emptied.contains(p)))
+        .map(|d| (*d).to_owned())
+        .collect()
+}
+
 /// On a case-insensitive remote a rename that changes only case is a move onto itself (rclone
 /// refuses it for a folder, as overlapping): it runs as two, through a hidden temporary name
 /// made with `tag`, unique to the push.

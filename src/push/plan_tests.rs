@@ -798,3 +798,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn emptied_dirs_are_the_topmost_folders_left_with_no_file() {
+    let gone = [
+        "Rock/Band/Old Album/01.mp3",
+        "Rock/Band/Old Album/CD1/02.mp3",
+        "Jazz/A/x.mp3",
+    ];
+    let remaining = ["Rock/Band/New Album/01.mp3", "Jazz/A/notes.txt"];
+    assert_eq!(
+        emptied_dirs(gone, remaining, false),
+        ["Rock/Band/Old Album"]
+    );
+    let gone = ["Jazz/A/x.mp3", "Jazz/B/y.mp3", "Pop/C/z.mp3"];
+    assert_eq!(emptied_dirs(gone, ["Pop/d.mp3"], false), ["Jazz", "Pop/C"]);
+}
+
+#[test]
+fn emptied_dirs_never_name_the_root_or_musyncs_own_folders() {
+    let gone = [
+        "top.mp3",
+        ".musync-backups/2026-01-01T00-00-00Z/a/b.mp3",
+        ".musync-tmp/0123456789abcdef/c/d.mp3",
+    ];
+    assert!(emptied_dirs(gone, [], false).is_empty());
+}
+
+#[test]
+fn emptied_dirs_keep_a_folder_renamed_in_case_only_on_a_case_insensitive_remote() {
+    let gone = ["Rock/Album/01.mp3"];
+    let remaining = ["Rock/album/01.mp3"];
+    assert_eq!(emptied_dirs(gone, remaining, false), ["Rock/Album"]);
+    assert!(emptied_dirs(gone, remaining, true).is_empty());
+}

@@ -14,16 +14,28 @@
 //! Ctrl-C or SIGTERM stops a running rclone within a few seconds. An upload goes to a hidden
 //! folder on the remote first and is then renamed into place, so no final name ever holds part
 //! of a file.
+//!
+//! This file holds the API (what to run and with which arguments); `process` runs the child,
+//! `stderr` reads what it logs, `secrets` keeps passwords off command lines and out of messages.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde::Deserialize;
+
+mod process;
+mod secrets;
+mod stderr;
+
+use process::{flag_duration, output};
+pub use secrets::redact;
+use secrets::{is_secret_key, secrets_to_env};
+pub use stderr::parse_stats;
+use stderr::{exit_text, tail_text};
 
 const MIN_VERSION: (u32, u32) = (1, 60);
 /// rclone's documented exit code for "directory not found".
@@ -122,25 +134,6 @@ impl From<io::Error> for RcloneError {
     fn from(e: io::Error) -> RcloneError {
         RcloneError::Io(e)
     }
-}
-
-/// `: <tail>`, or nothing when rclone said nothing (killed before it could); a timeout is said
-/// in plain words first.
-fn tail_text(tail: &str) -> String {
-    if tail.is_empty() {
-        String::new()
-    } else if tail.contains("i/o timeout") || tail.contains("connection timed out") {
-        format!(": the server did not answer in time: {tail}")
-    } else {
-        format!(": {tail}")
-    }
-}
-
-fn exit_text(code: &Option<i32>) -> String {
-    code.map_or_else(
-        || "killed by a signal".to_owned(),
-        |code| format!("exit {code}"),
-    )
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -563,40 +556,6 @@ impl Rclone {
     }
 }
 
-/// rclone's stats from one line of its JSON log (`--use-json-log`): the `stats` object of the
-/// lines 1.60 and later log at the stats level. Any other line is `None`.
-pub fn parse_stats(line: &str) -> Option<Stats> {
-    #[derive(Deserialize)]
-    struct Line {
-        stats: Stats,
-    }
-    let line = line.trim();
-    if !line.starts_with('{') {
-        return None;
-    }
-    serde_json::from_str::<Line>(line).ok().map(|l| l.stats)
-}
-
-/// A JSON log line as rclone's plain log writes it (`ERROR : msg`), for the error's tail; any
-/// other line as it is.
-fn plain_log_line(line: &str) -> String {
-    #[derive(Deserialize)]
-    struct Line {
-        level: String,
-        msg: String,
-    }
-    match serde_json::from_str::<Line>(line.trim()) {
-        Ok(l) => {
-            let level = match l.level.as_str() {
-                "warning" | "notice" => "NOTICE".to_owned(),
-                other => other.to_ascii_uppercase(),
-            };
-            format!("{level} : {}", l.msg.trim())
-        }
-        Err(_) => line.to_owned(),
-    }
-}
-
 /// The files of an `lsjson -R --files-only` listing: path relative to the listed folder → size.
 /// A path that could leave the remote (see `relpath`) is left out with a warning, so musync never
 /// moves or deletes by it; nor does it overwrite it, as no staged file has such a path.
@@ -651,256 +610,6 @@ pub fn join(remote: &str, rel: &str) -> String {
         format!("{remote}/{rel}")
     }
 }
-
-/// Runs `cmd` without stdin (an encrypted config then fails instead of waiting for a password),
-/// capturing its output (stdout into `stdout` if given); a non-zero exit not in `ok` is `Failed`.
-/// With `stall`, rclone is stopped once its stats lines (see `STATS`) show no new byte for that
-/// long; a first Ctrl-C or SIGTERM to musync stops it too.
-fn output(
-    op: &str,
-    cmd: &mut Command,
-    ok: &[i32],
-    stdout: Option<std::fs::File>,
-    stall: Option<Duration>,
-    on_stats: Option<&Progress>,
-) -> Result<Output, RcloneError> {
-    let start = Instant::now();
-    die_with_musync(cmd);
-    // rclone has no use for musync's other secret.
-    cmd.env_remove(crate::subsonic::PASSWORD_VAR);
-    let captured = stdout.is_none();
-    cmd.stdin(Stdio::null())
-        .stdout(stdout.map_or_else(Stdio::piped, Stdio::from))
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RcloneError::NotFound),
-        result => result?,
-    };
-    let stdout_reader = child.stdout.take().map(|mut out| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            bytes
-        })
-    });
-    let progress = Arc::new(Mutex::new(Liveness::default()));
-    let stderr_reader = child.stderr.take().map(|err| {
-        let progress = Arc::clone(&progress);
-        let on_stats = on_stats.cloned();
-        std::thread::spawn(move || read_stderr(err, &progress, on_stats.as_ref()))
-    });
-    let waited = wait(&mut child, op, stall, &progress);
-    let stderr = stderr_reader.map_or_else(Vec::new, |r| r.join().unwrap_or_default());
-    let stdout = match stdout_reader {
-        Some(r) if captured => r.join().unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let status = waited?;
-    tracing::debug!("rclone {op}: {status} after {:.2?}", start.elapsed());
-    match status.code() {
-        Some(code) if code == 0 || ok.contains(&code) => Ok(Output {
-            status,
-            stdout,
-            stderr,
-        }),
-        code => Err(RcloneError::Failed {
-            op: op.to_owned(),
-            code,
-            stderr_tail: stderr_tail(&redact(&String::from_utf8_lossy(&stderr))),
-        }),
-    }
-}
-
-/// What the stats lines of a running transfer last said, and when that changed.
-struct Liveness {
-    key: Option<String>,
-    since: Instant,
-}
-
-impl Default for Liveness {
-    fn default() -> Liveness {
-        Liveness {
-            key: None,
-            since: Instant::now(),
-        }
-    }
-}
-
-/// rclone's stderr without its stats lines, each of which updates `progress` instead (and goes
-/// to `on_stats`, for the progress bar, when rclone logs in JSON). JSON log lines are kept in
-/// rclone's plain form, so an error's tail reads the same either way.
-fn read_stderr(err: impl Read, progress: &Mutex<Liveness>, on_stats: Option<&Progress>) -> Vec<u8> {
-    use std::io::BufRead;
-    let mut kept = Vec::new();
-    let mut lines = io::BufReader::new(err);
-    let mut line = Vec::new();
-    while lines.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-        let text = String::from_utf8_lossy(&line);
-        let key = match parse_stats(&text) {
-            Some(stats) => {
-                if let Some(on_stats) = on_stats {
-                    (on_stats.0)(stats);
-                }
-                Some(format!("{} / {}", stats.bytes, stats.total_bytes))
-            }
-            None => stats_key(&text),
-        };
-        match key {
-            Some(key) => {
-                let mut p = progress
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if p.key.as_deref() != Some(key.as_str()) {
-                    p.key = Some(key);
-                    p.since = Instant::now();
-                }
-            }
-            None if on_stats.is_some() => {
-                kept.extend_from_slice(plain_log_line(text.trim_end_matches('\n')).as_bytes());
-                kept.push(b'\n');
-            }
-            None => kept.extend_from_slice(&line),
-        }
-        line.clear();
-    }
-    kept
-}
-
-/// `5.722 MiB / 20 MiB` from a one-line stats line (`… NOTICE:    5.722 MiB / 20 MiB, 28%,
-/// 1 MiB/s, ETA 10s`): the bytes done and due, which change while anything moves.
-fn stats_key(line: &str) -> Option<String> {
-    let (level, msg) = split_level(strip_timestamp(line));
-    let (bytes, rest) = msg.split_once(',')?;
-    let (done, due) = bytes.split_once(" / ")?;
-    let is_size =
-        |s: &str| s.trim().ends_with('B') && s.trim().starts_with(|c: char| c.is_ascii_digit());
-    (level == Some("NOTICE") && is_size(done) && is_size(due) && rest.contains("ETA"))
-        .then(|| bytes.trim().to_owned())
-}
-
-/// Waits for rclone, stopping it on a first Ctrl-C or SIGTERM to musync, or when `stall` passes
-/// with no change in its stats (armed by the first stats line, so flags that silence them only
-/// lose the watchdog).
-fn wait(
-    child: &mut Child,
-    op: &str,
-    stall: Option<Duration>,
-    progress: &Mutex<Liveness>,
-) -> Result<ExitStatus, RcloneError> {
-    let mut nap = Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-        if crate::interrupt::interrupted() {
-            stop(child);
-            return Err(RcloneError::Interrupted { op: op.to_owned() });
-        }
-        if let Some(limit) = stall {
-            let p = progress
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if p.key.is_some() && p.since.elapsed() > limit {
-                drop(p);
-                stop(child);
-                let secs = limit.as_secs();
-                return Err(RcloneError::Stalled {
-                    op: op.to_owned(),
-                    secs,
-                });
-            }
-        }
-        std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// SIGTERM, then SIGKILL if rclone has not exited after `TERM_GRACE`.
-fn stop(child: &mut Child) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) on our own child, which has not been reaped yet.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
-    let deadline = Instant::now() + TERM_GRACE;
-    while Instant::now() < deadline {
-        if child.try_wait().is_ok_and(|s| s.is_some()) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// The value of `flag` (`--timeout 5s` or `--timeout=5s`; the last one counts, as in rclone),
-/// in rclone's simple duration forms (`500ms`, `30s`, `5m`, `1h`, `1m30s`).
-fn flag_duration(flags: &[String], flag: &str) -> Option<Duration> {
-    let mut value = None;
-    let mut args = flags.iter();
-    while let Some(arg) = args.next() {
-        if arg == flag {
-            value = args.next().map(String::as_str);
-        } else if let Some(v) = arg.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
-            value = Some(v);
-        }
-    }
-    parse_duration(value?)
-}
-
-fn parse_duration(text: &str) -> Option<Duration> {
-    let (mut total, mut rest) = (Duration::ZERO, text);
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-        let number: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += Duration::try_from_secs_f64(number * unit).ok()?;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
-}
-
-/// Has the kernel kill rclone when musync dies. Otherwise a musync killed on its own (`kill -9`,
-/// the OOM killer) leaves its rclone writing to the remote while the next push, finding the
-/// lock's process gone, uploads the same files: the orphan's late writes (a truncated file, an
-/// old version) then replace what the push recorded. The signal follows the spawning thread, so
-/// that thread must wait for rclone, as `output` does.
-#[cfg(target_os = "linux")]
-fn die_with_musync(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    let musync = libc::pid_t::try_from(std::process::id()).expect("a pid fits in pid_t");
-    // SAFETY: between fork and exec the closure makes only async-signal-safe system calls and
-    // does not allocate.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // musync died before the prctl took effect: rclone must not start at all.
-            if libc::getppid() != musync {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_musync(_cmd: &mut Command) {}
 
 /// A relative path that stays inside the remote, on one line (as `--files-from-raw` lists them).
 fn checked_rel(rel: &str) -> Result<&str, RcloneError> {
@@ -980,194 +689,5 @@ fn parse_version(stdout: &str) -> Option<(String, u32, u32)> {
     Some((token.to_owned(), major, minor))
 }
 
-/// The last few meaningful stderr lines, without timestamps or levels, joined with " / ".
-/// NOTICE/INFO/DEBUG lines are noise unless they report a failure (rclone ≥ 1.6x logs its final
-/// "Failed to …" at NOTICE); "Attempt n/m failed" only repeats what the last line says.
-fn stderr_tail(stderr: &str) -> String {
-    let lines: Vec<(Option<&str>, &str)> = stderr
-        .lines()
-        .map(|l| split_level(strip_timestamp(l)))
-        .filter(|(_, msg)| !msg.is_empty())
-        .collect();
-    let meaningful = |(level, msg): &&(Option<&str>, &str)| match level {
-        Some("NOTICE" | "INFO" | "DEBUG") => {
-            let lower = msg.to_lowercase();
-            lower.contains("fail") || lower.contains("error")
-        }
-        _ => !(msg.starts_with("Attempt ") && msg.contains(" failed with ")),
-    };
-    let mut pool: Vec<&str> = lines.iter().filter(meaningful).map(|(_, m)| *m).collect();
-    if pool.is_empty() {
-        pool = lines.iter().map(|(_, m)| *m).collect();
-    }
-    let (mut picked, mut chars) = (Vec::new(), 0);
-    for msg in pool.into_iter().rev() {
-        if picked.contains(&msg) {
-            continue;
-        }
-        let len = msg.chars().count() + " / ".len();
-        if !picked.is_empty() && (picked.len() == TAIL_MAX_LINES || chars + len > TAIL_MAX_CHARS) {
-            break;
-        }
-        picked.push(msg);
-        chars += len;
-    }
-    picked.reverse();
-    let joined = picked.join(" / ");
-    match joined.char_indices().nth(TAIL_MAX_CHARS) {
-        Some((cut, _)) => format!("{}…", &joined[..cut]),
-        None => joined,
-    }
-}
-
-/// Drops rclone's `2024/01/31 12:00:00[.000000]` log prefix.
-fn strip_timestamp(line: &str) -> &str {
-    let mut rest = line.trim();
-    for _ in 0..2 {
-        let Some((word, after)) = rest.split_once(' ') else {
-            break;
-        };
-        if !word.starts_with(|c: char| c.is_ascii_digit())
-            || !word
-                .chars()
-                .all(|c| c.is_ascii_digit() || "/:.".contains(c))
-        {
-            break;
-        }
-        rest = after.trim_start();
-    }
-    rest
-}
-
-/// `ERROR : msg` → (Some("ERROR"), "msg"); a line without a level → (None, line).
-fn split_level(msg: &str) -> (Option<&str>, &str) {
-    match msg.split_once(':') {
-        Some((level, rest))
-            if !level.trim_end().is_empty()
-                && level.trim_end().chars().all(|c| c.is_ascii_uppercase()) =>
-        {
-            (Some(level.trim_end()), rest.trim_start())
-        }
-        _ => (None, msg),
-    }
-}
-
-/// Replaces secret values in connection strings and flags (`pass=…`, `password=…`,
-/// `--sftp-pass=…`, `client_secret=…`, `token='…'`) with `***`, up to ',', ':', a quote or space.
-/// Every message that names a remote shows it through here.
-pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(eq) = rest.find('=') {
-        let (head, tail) = (&rest[..eq], &rest[eq + 1..]);
-        out.push_str(head);
-        out.push('=');
-        // The key: the ASCII word before '=' (counted in bytes, so never inside a character).
-        let key_len = (head.bytes().rev())
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-            .count();
-        rest = tail;
-        if is_secret_key(&head[head.len() - key_len..]) {
-            let end = match tail.chars().next() {
-                Some(q @ ('"' | '\'')) => tail[1..].find(q).map_or(tail.len(), |i| i + 2),
-                _ => tail
-                    .find([',', ':', '"', '\'', ' ', '\t', '\n'])
-                    .unwrap_or(tail.len()),
-            };
-            out.push_str("***");
-            rest = &tail[end..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `remote` with the secret options of its connection string taken out, and those options as
-/// the `RCLONE_*` environment variables rclone reads them from instead: a command line is
-/// visible to every user of the machine (`ps`), a process's environment only to its owner.
-/// `:sftp,host=h,pass=X:dir` → `:sftp,host=h:dir` and `RCLONE_SFTP_PASS=X`; a named remote
-/// `nas,pass=X:dir` → `nas:dir` and `RCLONE_CONFIG_NAS_PASS=X`. Anything else (a local path,
-/// a name that cannot be part of a variable name, an unterminated quote) is left as it is.
-fn secrets_to_env(remote: &str) -> (String, Vec<(String, String)>) {
-    let unchanged = || (remote.to_owned(), Vec::new());
-    let (on_the_fly, rest) = match remote.strip_prefix(':') {
-        Some(rest) => (true, rest),
-        None => (false, remote),
-    };
-    let Some(name_end) = rest.find([',', ':']) else {
-        return unchanged();
-    };
-    let name = &rest[..name_end];
-    let plain_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    if name.is_empty() || !name.chars().all(plain_name) || !rest[name_end..].starts_with(',') {
-        return unchanged();
-    }
-    let prefix = if on_the_fly {
-        format!("RCLONE_{}_", name.to_ascii_uppercase())
-    } else {
-        format!("RCLONE_CONFIG_{}_", name.to_ascii_uppercase())
-    };
-    let (mut kept, mut env) = (
-        remote[..remote.len() - rest.len() + name_end].to_owned(),
-        vec![],
-    );
-    let mut params = &rest[name_end..];
-    // Each round takes `,key=value` off `params`; a value may be quoted with ' or ", a doubled
-    // quote standing for itself, as rclone reads it.
-    while let Some(param) = params.strip_prefix(',') {
-        let key_end = param.find(['=', ',', ':']).unwrap_or(param.len());
-        let key = &param[..key_end];
-        let (value, len) = match param[key_end..].strip_prefix('=') {
-            Some(value) => match connection_value(value) {
-                Some((value, len)) => (Some(value), key_end + 1 + len),
-                None => return unchanged(),
-            },
-            None => (None, key_end),
-        };
-        match value {
-            Some(value) if is_secret_key(key) && key.chars().all(|c| plain_name(c) || c == '-') => {
-                env.push((
-                    prefix.clone() + &key.to_ascii_uppercase().replace('-', "_"),
-                    value,
-                ));
-            }
-            _ => kept.push_str(&params[..=len]),
-        }
-        params = &param[len..];
-    }
-    if !params.starts_with(':') {
-        return unchanged();
-    }
-    kept.push_str(params);
-    (kept, env)
-}
-
-/// The value at the start of `text` (up to an unquoted ',' or ':') and the bytes it took.
-fn connection_value(text: &str) -> Option<(String, usize)> {
-    let Some(quote @ ('"' | '\'')) = text.chars().next() else {
-        let len = text.find([',', ':']).unwrap_or(text.len());
-        return Some((text[..len].to_owned(), len));
-    };
-    let (mut value, mut at) = (String::new(), 1);
-    loop {
-        let end = at + text[at..].find(quote)?;
-        value.push_str(&text[at..end]);
-        if text[end + 1..].starts_with(quote) {
-            value.push(quote);
-            at = end + 2;
-        } else {
-            return Some((value, end + 1));
-        }
-    }
-}
-
-/// A connection-string key or flag name whose value is a secret.
-fn is_secret_key(key: &str) -> bool {
-    let key = key.trim_start_matches('-').to_ascii_lowercase();
-    let words = ["pass", "secret", "token", "credentials"];
-    words.iter().any(|w| key.contains(w)) || key == "key" || key.ends_with("_key")
-}
-
 #[cfg(test)]
-#[path = "rclone_tests.rs"]
 mod tests;

@@ -1,6 +1,8 @@
 //! rclone wrapper tests: the argument vectors, redaction, secrets in the environment, and
 //! real rclone runs against local folders.
 
+use super::process::{parse_duration, stats_key};
+use super::stderr::{plain_log_line, stderr_tail};
 use super::*;
 use std::fs;
 

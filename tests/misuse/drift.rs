@@ -1,0 +1,48 @@
+//! What the server's side of the mirror looks like after the library changes under it: folders
+//! that musync's deletions and moves emptied are removed; a folder that holds a file musync did
+//! not put there stays, with that file.
+
+use std::fs;
+use std::path::Path;
+
+use crate::util::*;
+
+/// Push staging to the local folder `remote`; exit 0 expected.
+fn push(env: &Env, remote: &Path) {
+    let out = run(env
+        .command("push")
+        .arg("--remote")
+        .arg(remote)
+        .env("MUSYNC_RCLONE_FLAGS", "--retries 1 --low-level-retries 1"));
+    assert_eq!(out.status.code(), Some(0), "push: {}", stderr(&out));
+}
+
+// Regression: deleted albums left empty album, artist and genre folders on the remote.
+#[test]
+fn folders_emptied_by_deletions_are_removed_but_one_with_a_foreign_file_stays() {
+    let env = Env::demo();
+    let remote = env.dir.path().join("remote");
+    fs::create_dir(&remote).unwrap();
+    let out = env.convert(&[]);
+    assert_eq!(out.status.code(), Some(0), "convert: {}", stderr(&out));
+    push(&env, &remote);
+    assert!(remote.join("Rock/Some Band/Live Album/CD2").is_dir());
+    fs::write(
+        remote.join("Classical/Orchestra/Symphony/booklet.pdf"),
+        b"user's",
+    )
+    .unwrap();
+
+    fs::remove_dir_all(env.lib("Rock")).unwrap();
+    fs::remove_dir_all(env.lib("Classical")).unwrap();
+    let out = env.convert(&[]);
+    assert_eq!(out.status.code(), Some(0), "convert: {}", stderr(&out));
+    push(&env, &remote);
+
+    assert!(!remote.join("Rock").exists(), "{:?}", files(&remote));
+    let kept = remote.join("Classical/Orchestra/Symphony");
+    assert_eq!(fs::read(kept.join("booklet.pdf")).unwrap(), b"user's");
+    assert!(!files(&kept).iter().any(|f| f.ends_with(".mp3")));
+    assert!(remote.join(".musync-backups").is_dir(), "the backups stay");
+    assert!(remote.join("Jazz/Miles Quartet/Blue Session").is_dir());
+}
