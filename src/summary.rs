@@ -36,17 +36,19 @@ pub fn print_summary(
         return Ok(());
     }
     match (mode, s.dry_run) {
-        (Mode::Convert, dry) => write!(
-            out,
-            "{} {}, copy {}, retag {}, rename {}, remove {}; {} unchanged",
-            if dry { "Would convert" } else { "Converted" },
-            s.counts.converted,
-            s.counts.copied,
-            s.counts.retagged,
-            s.counts.renamed,
-            s.counts.removed,
-            s.counts.skipped
-        )?,
+        (Mode::Convert, dry) => {
+            let [convert, copy, retag, rename, remove] = if dry {
+                ["Would convert", "copy", "retag", "rename", "remove"]
+            } else {
+                ["Converted", "copied", "retagged", "renamed", "removed"]
+            };
+            let c = &s.counts;
+            write!(
+                out,
+                "{convert} {}, {copy} {}, {retag} {}, {rename} {}, {remove} {}; {} unchanged",
+                c.converted, c.copied, c.retagged, c.renamed, c.removed, c.skipped
+            )?;
+        }
         (Mode::TagOnly, dry) => {
             write!(
                 out,

@@ -408,7 +408,7 @@ fn sync_on_a_terminal_shows_convert_before_the_push_and_the_push_progress() {
     // Slow enough (190 KB at 60 KB/s) for rclone to report its stats a few times.
     let screen = on_a_terminal(&args, &[("MUSYNC_RCLONE_FLAGS", "--bwlimit 60k")]);
     let shown = screen.escape_debug().to_string();
-    let converted = screen.find("Converted 7, copy 1, ").expect(&shown);
+    let converted = screen.find("Converted 7, copied 1, ").expect(&shown);
     let progress = screen.find("/8 files, ETA").expect(&shown);
     let pushed = screen.find("Uploaded 8 files").expect(&shown);
     assert!(converted < progress && progress < pushed, "{shown}");
@@ -431,7 +431,7 @@ fn no_push_progress_off_a_terminal_or_with_quiet() {
     assert!(!stderr(&out).contains("files, ETA") && !stderr(&out).contains('\r'));
     let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
     assert!(
-        lines[0].starts_with("Converted 7, copy 1, ") && lines[1].starts_with("Uploaded 8 files")
+        lines[0].starts_with("Converted 7, copied 1, ") && lines[1].starts_with("Uploaded 8 files")
     );
     let screen = on_a_terminal(
         &[
