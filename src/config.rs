@@ -202,6 +202,16 @@ fn defaults(text: &str, profile: Option<&str>, dir: &Path) -> Result<Defaults, S
             )
         };
         let path = |v: &Spanned<String>| (v.span().start, Ok(vec![expand(v.get_ref(), dir)]));
+        // A remote that is a plain folder path is a path like the others (`~`, or relative to
+        // this file), not relative to wherever musync runs next; `nas:music` stays as it is.
+        let remote = |v: &Spanned<String>| {
+            let text = v.get_ref();
+            let plain_path = crate::overlap::local_remote(text).as_deref() == Some(Path::new(text));
+            match plain_path {
+                true => path(v),
+                false => one(v),
+            }
+        };
         let flag = |v: &Spanned<bool>, when: bool| {
             (
                 v.span().start,
@@ -215,7 +225,7 @@ fn defaults(text: &str, profile: Option<&str>, dir: &Path) -> Result<Defaults, S
         let mut fields: Vec<Field> = vec![
             ("library", "library", table.library.as_ref().map(path)),
             ("staging", "staging", table.staging.as_ref().map(path)),
-            ("remote", "remote", table.remote.as_ref().map(one)),
+            ("remote", "remote", table.remote.as_ref().map(remote)),
             (
                 "quality",
                 "quality",

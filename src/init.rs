@@ -131,6 +131,14 @@ fn template(s: &InitSettings) -> String {
     text += "\n# Where `musync push` and `musync sync` send the mirror: an rclone remote or a folder.\n";
     match &s.remote {
         Some(remote) => {
+            // A folder given relative to where init ran is written absolute, as library is.
+            let plain_path =
+                crate::overlap::local_remote(remote).as_deref() == Some(Path::new(remote));
+            let remote = if plain_path {
+                absolute(Path::new(remote))
+            } else {
+                remote.clone()
+            };
             let _ = writeln!(text, "remote = {remote:?}");
         }
         None => text += "# remote = \"nas:music\"\n",

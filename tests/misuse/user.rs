@@ -219,3 +219,63 @@ fn is_root() -> bool {
 fn tmpfs(dir: &Path, size: &str) -> Tmpfs {
     Tmpfs::mount(dir, size).unwrap_or_else(|why| panic!("needs a tmpfs mount (root): {why}"))
 }
+
+/// Regression: `musync init --remote remote` (a folder, relative to where init ran) wrote
+/// `remote = "remote"`, which a later `musync sync` run from another folder took as a folder
+/// there. init writes it absolute, and a relative folder in the file is relative to the file,
+/// as `library` and `staging` are; `nas:music` stays as it is.
+#[test]
+fn a_relative_remote_folder_means_the_same_folder_from_anywhere() {
+    let env = Env::demo();
+    let config = env.dir.path().join("conf/config.toml");
+    let out = musync()
+        .current_dir(env.dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "init",
+            "--library",
+            "library",
+            "--staging",
+            "staging",
+            "--remote",
+            "remote",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = fs::read_to_string(&config).unwrap();
+    let want = format!(
+        "remote = {:?}",
+        env.dir.path().join("remote").display().to_string()
+    );
+    assert!(text.contains(&want), "{want} not in:\n{text}");
+    // Run from elsewhere: the mirror lands in that same folder.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = musync()
+        .current_dir(elsewhere.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["sync", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(files(elsewhere.path()).is_empty());
+    assert_eq!(files(&env.dir.path().join("remote")).len(), 8);
+    // A relative folder written by hand is relative to the config file.
+    fs::write(
+        &config,
+        "library = \"../library\"\nstaging = \"../staging\"\nremote = \"out\"\n",
+    )
+    .unwrap();
+    let out = musync()
+        .current_dir(elsewhere.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["push", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(files(&env.dir.path().join("conf/out")).len(), 8);
+    assert!(files(elsewhere.path()).is_empty());
+}
