@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{Env, files, make_flac, mutagen, run, stderr};
+use crate::util::{Env, files, make_flac, make_image, mutagen, run, stderr};
 
 const BONUS: &str = "Jazz/Miles Quartet/Blue Session/03 - Bonus.mp3";
 
@@ -76,12 +76,7 @@ fn staged_files_are_readable_by_others_under_the_default_umask() {
 
 /// A `size`×`size` image made by ffmpeg (`.jpg` or `.png` by the name).
 fn image(path: &Path, size: u32, colour: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    run(Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("color=c={colour}:s={size}x{size}"))
-        .args(["-frames:v", "1"])
-        .arg(path));
+    make_image(path, &format!("color=c={colour}:s={size}x{size}"));
 }
 
 /// The APIC frames mutagen reads: description → (type, length).
@@ -211,18 +206,7 @@ fn big_covers_are_downscaled_once_and_shared_across_the_album() {
     let env = Env::empty();
     let album = env.lib("Pop/Band/Album");
     fs::create_dir_all(&album).unwrap();
-    run(Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=3000x2000",
-        ])
-        .args(["-frames:v", "1"])
-        .arg(album.join("cover.png")));
+    make_image(&album.join("cover.png"), "testsrc2=s=3000x2000");
     let original = fs::metadata(album.join("cover.png")).unwrap().len();
     for n in 1..=3 {
         make_flac(&album.join(format!("0{n}.flac")), 0.2, &[]);

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::remotes::{self, FAIL_FAST, Kind, Remote};
 use crate::util::*;
 
-fn push(env: &Env, remote: &Remote, args: &[&str]) -> (Value, Output) {
+/// `musync push --json ARGS` to `remote`, failing fast: its JSON and output.
+pub fn push(env: &Env, remote: &Remote, args: &[&str]) -> (Value, Output) {
     env.run("push")
         .json()
         .remote(remote)
@@ -19,7 +20,8 @@ fn push(env: &Env, remote: &Remote, args: &[&str]) -> (Value, Output) {
         .parsed()
 }
 
-fn pushed(env: &Env, remote: &Remote, args: &[&str]) -> Value {
+/// Push and expect success; the JSON summary.
+pub fn pushed(env: &Env, remote: &Remote, args: &[&str]) -> Value {
     let (json, out) = push(env, remote, args);
     assert!(
         out.status.success(),

@@ -242,6 +242,16 @@ print(json.dumps(out))
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// An image (`.jpg` or `.png` by the name) of one frame of ffmpeg's lavfi `source`, e.g.
+/// `color=c=blue:s=32x32` or `testsrc2=s=3000x2000`.
+pub fn make_image(path: &Path, source: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", source])
+        .args(["-frames:v", "1"])
+        .arg(path));
+}
+
 /// Make a 16-bit 44.1 kHz stereo FLAC of `seconds` with the reference encoder.
 pub fn make_flac(path: &Path, seconds: f64, tags: &[&str]) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -166,11 +166,7 @@ fn make_mp3(path: &Path, seconds: f64, title: &str) {
 
 /// A small real JPEG.
 fn make_cover(path: &Path, colour: &str) {
-    run(Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("color=c={colour}:s=16x16"))
-        .args(["-frames:v", "1"])
-        .arg(path));
+    make_image(path, &format!("color=c={colour}:s=16x16"));
 }
 
 fn title(path: &Path) -> Value {

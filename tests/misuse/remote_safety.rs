@@ -5,36 +5,15 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::push::{push, pushed};
 use crate::remotes::{FAIL_FAST, Kind, Remote};
 use crate::util::*;
 
 const TRACK: &str = "Jazz/Miles Quartet/Blue Session/01 - Opening.mp3";
-
-fn push(env: &Env, remote: &Remote, args: &[&str]) -> (Value, Output) {
-    env.run("push")
-        .json()
-        .remote(remote)
-        .args(args)
-        .env("MUSYNC_RCLONE_FLAGS", FAIL_FAST)
-        .parsed()
-}
-
-/// Push and expect exit 0; the JSON summary.
-fn pushed(env: &Env, remote: &Remote, args: &[&str]) -> Value {
-    let (json, out) = push(env, remote, args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "push {args:?}: {}\n{json}",
-        stderr(&out)
-    );
-    json
-}
 
 /// A second push does nothing at all, and says so with exit 0.
 fn assert_noop(env: &Env, remote: &Remote) {

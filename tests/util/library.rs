@@ -48,18 +48,10 @@ impl Library {
             .arg(&wav)
             .arg(env.lib("Rock/Loud Days/91 - Native.mp3")));
         fs::remove_file(&wav).unwrap();
-        run(Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "color=c=blue:s=32x32",
-            ])
-            .args(["-frames:v", "1"])
-            .arg(env.lib("Jazz/Blue Session/cover.jpg")));
+        make_image(
+            &env.lib("Jazz/Blue Session/cover.jpg"),
+            "color=c=blue:s=32x32",
+        );
         lib
     }
 
