@@ -46,7 +46,11 @@ pub fn print_summary(
             s.counts.renamed,
             s.counts.removed,
             s.counts.skipped
-        )?,
+        )
+        .and_then(|()| match s.counts.covers {
+            0 => Ok(()),
+            n => write!(out, "; {n} folder cover files"),
+        })?,
         (Mode::TagOnly, dry) => {
             write!(
                 out,
@@ -114,12 +118,13 @@ pub fn print_push(s: &push::Summary, quiet: bool) -> std::io::Result<()> {
 impl serde::Serialize for convert::Counts {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("Counts", 7)?;
+        let mut s = serializer.serialize_struct("Counts", 8)?;
         s.serialize_field("converted", &self.converted)?;
         s.serialize_field("copied", &self.copied)?;
         s.serialize_field("retagged", &self.retagged)?;
         s.serialize_field("renamed", &self.renamed)?;
         s.serialize_field("removed", &self.removed)?;
+        s.serialize_field("covers", &self.covers)?;
         s.serialize_field("unchanged", &self.skipped)?;
         s.serialize_field("skipped", &self.skipped)?;
         s.end()

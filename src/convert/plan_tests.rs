@@ -29,6 +29,7 @@ fn wanted(rel: &str, audio: &str, tags: &str) -> Wanted {
         encoder: "V2".into(),
         own_genre: vec![],
         genre: vec![],
+        output: None,
     }
 }
 
@@ -632,6 +633,7 @@ fn fingerprinted(lib: &Lib, manifest: &Manifest) -> Vec<Wanted> {
                 .into(),
                 own_genre: vec![],
                 genre: vec![],
+                output: None,
             }
         })
         .collect()
