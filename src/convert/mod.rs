@@ -609,6 +609,30 @@ mod tests {
     use crate::genre::{DISC_PATTERN, GenreFrom, Policy};
 
     #[test]
+    fn a_folder_cover_is_a_png_only_when_its_bytes_stay_a_png() {
+        assert_eq!(
+            cover_output("A/folder.png", "image/png 600x600", 1200),
+            "A/cover.png"
+        );
+        assert_eq!(
+            cover_output("A/folder.png", "image/png 3000x600", 1200),
+            "A/cover.jpg"
+        );
+        assert_eq!(
+            cover_output("A/folder.png", "image/png 3000x3000", 0),
+            "A/cover.png"
+        );
+        assert_eq!(
+            cover_output("A/front.jpeg", "image/jpeg 3000x3000", 0),
+            "A/cover.jpg"
+        );
+        assert_eq!(
+            cover_output("cover.jpg", "image/jpeg 10x10", 1200),
+            "cover.jpg"
+        );
+    }
+
+    #[test]
     fn disc_folders_fall_back_on_the_album_folder_cover() {
         let stamp = Stamp {
             size: 1,

@@ -116,7 +116,16 @@ impl Ctx<'_> {
         if target.exists() && !self.owns(source, output)? {
             bail!("staging already has {output}, which musync did not create; move it away");
         }
-        self.record(vec![Change::Put(record)])?;
+        let mut changes = vec![Change::Put(record)];
+        // The file the source had under another name (its old cover name) stays musync's to
+        // delete, should the planned removal have failed.
+        if let Ok(old) = self.existing(source)
+            && old.output != output
+            && self.settings.staging.join(&old.output).exists()
+        {
+            changes.push(Change::Orphan(old.output));
+        }
+        self.record(changes)?;
         fsutil::commit(temp, target)
     }
 
