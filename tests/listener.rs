@@ -411,4 +411,10 @@ fn a_users_cover_file_in_staging_is_kept_and_a_kept_png_is_cover_png() {
         fs::read(env.staged("Pop/Band/Album/cover.png")).unwrap(),
         fs::read(album.join("folder.png")).unwrap()
     );
+    // The config file's `folder-art = false` turns it off like the flag.
+    let config = env.dir.path().join("musync.toml");
+    fs::write(&config, "folder-art = false\n").unwrap();
+    let (json, code) = env.convert_json(&["--config", config.to_str().unwrap()]);
+    assert_eq!((code, &json["covers"]), (0, &1.into()), "{json}");
+    assert_eq!(env.staged_files(), ["Pop/Band/Album/01.mp3"]);
 }
