@@ -50,7 +50,7 @@ fn verify_passes_a_clean_mirror() {
     let env = converted();
     let (json, out) = musync(&env, "verify", None, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json["staged"]["checked"], 9, "{json}");
+    assert_eq!(json["staged"]["checked"], 8, "{json}");
     for key in ["missing", "changed", "unknown"] {
         assert_eq!(json["staged"][key], Value::Array(vec![]), "{json}");
     }
@@ -58,7 +58,7 @@ fn verify_passes_a_clean_mirror() {
     let out = env.command("verify").output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "Verified 9 staged files: 0 missing, 0 changed, 0 unknown.\n"
+        "Verified 8 staged files: 0 missing, 0 changed, 0 unknown.\n"
     );
 }
 
@@ -87,7 +87,7 @@ fn verify_names_a_corrupted_a_deleted_and_an_unknown_staged_file() {
     let (json, out) = musync(&env, "verify", None, &[]);
     assert_eq!(out.status.code(), Some(1), "{json}");
     let staged = &json["staged"];
-    assert_eq!(staged["checked"], 9);
+    assert_eq!(staged["checked"], 8);
     assert_eq!(strings(&staged["missing"]), [ENCORE]);
     assert_eq!(strings(&staged["unknown"]), ["Jazz/mine.m3u"]);
     let changed = staged["changed"].as_array().unwrap();
@@ -113,7 +113,7 @@ fn verify_names_a_corrupted_a_deleted_and_an_unknown_staged_file() {
     let out = env.command("verify").output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "Verified 9 staged files: 1 missing, 1 changed, 1 unknown.\n"
+        "Verified 8 staged files: 1 missing, 1 changed, 1 unknown.\n"
     );
 }
 
@@ -124,7 +124,7 @@ fn verify_remote_catches_a_changed_and_a_missing_remote_file() {
     pushed(&env, &remote);
     let (json, out) = musync(&env, "verify", Some(&remote), &[]);
     assert_eq!(out.status.code(), Some(0), "{json}\n{}", stderr(&out));
-    assert_eq!(json["remote"]["checked"], 9, "{json}");
+    assert_eq!(json["remote"]["checked"], 8, "{json}");
 
     let size = fs::metadata(remote.dir.join(OPENING)).unwrap().len();
     fs::write(remote.dir.join(OPENING), b"replaced by someone else").unwrap();
@@ -143,7 +143,7 @@ fn verify_remote_catches_a_changed_and_a_missing_remote_file() {
 
     let (json, out) = musync(&env, "verify", Some(&remote), &[]);
     assert_eq!(out.status.code(), Some(1), "{json}");
-    assert_eq!(json["staged"]["checked"], 9);
+    assert_eq!(json["staged"]["checked"], 8);
     let found = &json["remote"];
     assert_eq!(strings(&found["missing"]), [ENCORE], "{json}");
     assert_eq!(strings(&found["unknown"]), ["party.m3u"], "{json}");
@@ -178,7 +178,7 @@ fn verify_remote_catches_a_changed_and_a_missing_remote_file() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.ends_with(&format!(
-            "Verified 9 pushed files on {}: 1 missing, 1 changed, 1 unknown.\n",
+            "Verified 8 pushed files on {}: 1 missing, 1 changed, 1 unknown.\n",
             remote.spec
         )),
         "{text}"
@@ -199,8 +199,8 @@ fn status_shows_each_stage_and_writes_nothing() {
     assert_eq!(json["convert"]["skipped"], 8, "{json}");
     assert_eq!(json["tag"]["tagged"], 0, "{json}");
     assert_eq!(json["push"]["pending_convert"], false, "{json}");
-    assert_eq!(json["push"]["uploaded"], 9, "{json}");
-    assert_eq!(json["push"]["plan"].as_array().unwrap().len(), 9, "{json}");
+    assert_eq!(json["push"]["uploaded"], 8, "{json}");
+    assert_eq!(json["push"]["plan"].as_array().unwrap().len(), 8, "{json}");
     assert_eq!(tree_hashes(&env.staging), before, "status wrote in staging");
     assert!(files(&remote.dir).is_empty());
 
@@ -273,7 +273,7 @@ fn status_shows_each_stage_and_writes_nothing() {
             &push["backed_up"],
             &push["unchanged"]
         ],
-        [1, 1, 1, 8],
+        [1, 1, 1, 7],
         "{json}"
     );
 }

@@ -126,6 +126,11 @@ fn disc_folders_take_the_album_folder_cover() {
     assert_eq!(apics(&tags), BTreeMap::from([(String::new(), (3, own))]));
     let tags = mutagen(&env.staged("Rock/Band/Album/Extras/01.mp3"));
     assert_eq!(apics(&tags), BTreeMap::new());
+    // One folder cover, the album's: a disc folder's own image is only embedded.
+    assert_eq!(
+        cover_files(&env.staged_files()),
+        ["Rock/Band/Album/cover.jpg"]
+    );
     // The next run has nothing left to do.
     let (json, _) = env.convert_json(&[]);
     assert_eq!(

@@ -173,7 +173,8 @@ fn fingerprint(
 }
 
 /// The folder covers the mirror gets: each library image some track falls back on (its folder's,
-/// or its album folder's from a disc folder), once, as a `cover.jpg` (or `.png`) beside it.
+/// or its album folder's from a disc folder), once, as a `cover.jpg` (or `.png`) beside it. A
+/// disc folder's own image only goes into its tracks: the mirror's cover files are per album.
 /// Fingerprinted like the tracks: reused from the manifest while the image's stamp holds.
 fn folder_covers(
     settings: &ConvertSettings,
@@ -182,8 +183,15 @@ fn folder_covers(
     manifest: &Manifest,
     tracks: &[Wanted],
 ) -> (Vec<Wanted>, Vec<Failure>) {
+    // An album's folder, never a disc folder: a multi-disc album's cover lies beside its discs.
+    let in_disc_folder = |image: &str| {
+        let folder = scan::parent_of(image);
+        let name = folder.rsplit('/').next().unwrap_or(folder);
+        !folder.is_empty() && resolved.rules.is_disc_folder(name)
+    };
     let images: std::collections::BTreeMap<&str, Stamp> = (tracks.iter())
         .filter_map(|w| folder_cover(scan, &resolved.rules, &w.rel))
+        .filter(|(rel, _)| !in_disc_folder(rel))
         .map(|(rel, stamp)| (rel.as_str(), *stamp))
         .collect();
     let mut wanted = Vec::new();
