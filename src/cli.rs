@@ -393,6 +393,16 @@ pub struct EncodeArgs {
     #[arg(long, value_name = "PX")]
     pub art_max_size: Option<u32>,
 
+    /// Put one cover.jpg (cover.png for a PNG kept as it is) in each album folder of the mirror,
+    /// from the folder's image (a multi-disc album's beside its disc folders), from now on
+    /// [default: on, or what the last run used].
+    #[arg(long, conflicts_with = "no_folder_art")]
+    pub folder_art: bool,
+
+    /// Keep no folder cover files in the mirror (covers stay embedded in the MP3s), from now on.
+    #[arg(long)]
+    pub no_folder_art: bool,
+
     /// Remove staged files even when the library seems to have lost most of its music.
     #[arg(long)]
     pub force: bool,

@@ -132,6 +132,11 @@ fn convert_settings(args: ConvertArgs, quiet: bool) -> anyhow::Result<ConvertSet
     let encode = args.encode;
     settings.overrides.quality = encode.quality;
     settings.overrides.art_max_size = encode.art_max_size;
+    settings.overrides.folder_art = match (encode.folder_art, encode.no_folder_art) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
     settings.overrides.id3 = match (encode.id3v23, encode.id3v24) {
         (true, _) => Some(Id3Version::V23),
         (_, true) => Some(Id3Version::V24),

@@ -33,6 +33,7 @@ struct Table {
     genre_map: Option<Spanned<Vec<String>>>,
     disc_pattern: Option<Spanned<String>>,
     art_max_size: Option<Spanned<u32>>,
+    folder_art: Option<Spanned<bool>>,
     include: Option<Spanned<Vec<String>>>,
     exclude: Option<Spanned<Vec<String>>>,
     pass_through: Option<Spanned<Vec<String>>>,
@@ -269,6 +270,16 @@ fn defaults(text: &str, profile: Option<&str>, dir: &Path) -> Result<Defaults, S
                     .art_max_size
                     .as_ref()
                     .map(|v| (v.span().start, Ok(vec![v.get_ref().to_string()]))),
+            ),
+            (
+                "folder_art",
+                "folder-art",
+                table.folder_art.as_ref().map(|v| flag(v, true)),
+            ),
+            (
+                "no_folder_art",
+                "folder-art",
+                table.folder_art.as_ref().map(|v| flag(v, false)),
             ),
             ("include", "include", table.include.as_ref().map(globs)),
             ("exclude", "exclude", table.exclude.as_ref().map(globs)),

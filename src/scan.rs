@@ -28,6 +28,9 @@ const ELOOP: i32 = 40;
 pub enum SourceKind {
     Lossless,
     Mp3,
+    /// A folder image the mirror gets as its album's cover file (`--folder-art`); never
+    /// produced by the scan, only by the convert stage.
+    Cover,
 }
 
 /// One audio file in the library.

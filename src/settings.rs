@@ -21,6 +21,8 @@ pub struct MirrorSettings {
     pub disc_pattern: String,
     /// Covers larger than this many pixels on a side are downscaled; 0 keeps the original bytes.
     pub art_max_size: u32,
+    /// The mirror gets one `cover.jpg` (or `cover.png`) per album folder that has a cover image.
+    pub folder_art: bool,
 }
 
 /// The default of `--art-max-size`: sharp on any phone or TV, a fraction of a 3000 px scan.
@@ -36,6 +38,7 @@ impl Default for MirrorSettings {
             genre_map: Vec::new(),
             disc_pattern: DISC_PATTERN.to_string(),
             art_max_size: ART_MAX_SIZE,
+            folder_art: true,
         }
     }
 }
@@ -50,6 +53,7 @@ pub struct Overrides {
     pub genre_map: Option<Vec<(String, String)>>,
     pub disc_pattern: Option<String>,
     pub art_max_size: Option<u32>,
+    pub folder_art: Option<bool>,
 }
 
 impl MirrorSettings {
@@ -64,6 +68,7 @@ impl MirrorSettings {
             genre_map: o.genre_map.unwrap_or(base.genre_map),
             disc_pattern: o.disc_pattern.unwrap_or(base.disc_pattern),
             art_max_size: o.art_max_size.unwrap_or(base.art_max_size),
+            folder_art: o.folder_art.unwrap_or(base.folder_art),
         }
     }
 

@@ -48,6 +48,9 @@ pub fn print_summary(
                 "{convert} {}, {copy} {}, {retag} {}, {rename} {}, {remove} {}; {} unchanged",
                 c.converted, c.copied, c.retagged, c.renamed, c.removed, c.skipped
             )?;
+            if c.covers > 0 {
+                write!(out, "; {} folder cover files", c.covers)?;
+            }
         }
         (Mode::TagOnly, dry) => {
             write!(
@@ -116,12 +119,13 @@ pub fn print_push(s: &push::Summary, quiet: bool) -> std::io::Result<()> {
 impl serde::Serialize for convert::Counts {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("Counts", 7)?;
+        let mut s = serializer.serialize_struct("Counts", 8)?;
         s.serialize_field("converted", &self.converted)?;
         s.serialize_field("copied", &self.copied)?;
         s.serialize_field("retagged", &self.retagged)?;
         s.serialize_field("renamed", &self.renamed)?;
         s.serialize_field("removed", &self.removed)?;
+        s.serialize_field("covers", &self.covers)?;
         s.serialize_field("unchanged", &self.skipped)?;
         s.serialize_field("skipped", &self.skipped)?;
         s.end()

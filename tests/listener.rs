@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{Env, files, make_flac, make_image, mutagen, run, stderr};
+use crate::util::{Env, files, make_flac, make_image, mtimes, mutagen, run, stderr};
 
 const BONUS: &str = "Jazz/Miles Quartet/Blue Session/03 - Bonus.mp3";
 
@@ -121,6 +121,11 @@ fn disc_folders_take_the_album_folder_cover() {
     assert_eq!(apics(&tags), BTreeMap::from([(String::new(), (3, own))]));
     let tags = mutagen(&env.staged("Rock/Band/Album/Extras/01.mp3"));
     assert_eq!(apics(&tags), BTreeMap::new());
+    // One folder cover, the album's: a disc folder's own image is only embedded.
+    assert_eq!(
+        cover_files(&env.staged_files()),
+        ["Rock/Band/Album/cover.jpg"]
+    );
     // The next run has nothing left to do.
     let (json, _) = env.convert_json(&[]);
     assert_eq!(
@@ -261,4 +266,144 @@ fn big_covers_are_downscaled_once_and_shared_across_the_album() {
     let (json, code) = env.convert_json(&["--config", config.to_str().unwrap()]);
     assert_eq!((code, &json["retagged"]), (0, &3.into()), "{json}");
     assert_eq!(attached_picture_size(&mp3), (500, 333));
+}
+
+/// The front cover's bytes embedded in `mp3`, as ffmpeg extracts them.
+fn embedded_cover(mp3: &Path) -> Vec<u8> {
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(mp3)
+        .args(["-map", "0:v", "-c", "copy", "-f", "image2pipe", "-"]))
+    .stdout
+}
+
+/// The cover files in `paths` (every track is an `.mp3`), the remote's backups left out.
+fn cover_files(paths: &[String]) -> Vec<&str> {
+    (paths.iter())
+        .map(String::as_str)
+        .filter(|p| !p.ends_with(".mp3") && !p.starts_with(".musync-backups/"))
+        .collect()
+}
+
+// Regression: the mirror had no folder image, which Navidrome and other servers read beside the
+// tracks (issue 14, item 2).
+#[test]
+fn a_multi_disc_album_gets_one_folder_cover_that_moves_goes_and_is_pushed_with_it() {
+    let env = Env::empty();
+    let remote = crate::remotes::Remote::start(crate::remotes::Kind::Local);
+    let album = env.lib("Pop/Band/Album");
+    image(&album.join("cover.jpg"), 2000, "red");
+    make_flac(&album.join("CD1/01.flac"), 0.2, &["TITLE=One"]);
+    make_flac(&album.join("CD2/01.flac"), 0.2, &["TITLE=Two"]);
+    let dry = env.convert(&["--dry-run"]);
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        plan.lines()
+            .any(|l| l == "cover   Pop/Band/Album/cover.jpg -> Pop/Band/Album/cover.jpg"),
+        "{plan}"
+    );
+    let (json, out) = env.run("sync").json().remote(&remote).parsed_strict();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json["convert"]["covers"], 1, "{json}");
+    let staged = env.staged_files();
+    assert_eq!(cover_files(&staged), ["Pop/Band/Album/cover.jpg"]);
+    // The folder file holds the downscaled bytes embedded in every track.
+    let folder = fs::read(env.staged("Pop/Band/Album/cover.jpg")).unwrap();
+    for disc in ["CD1", "CD2"] {
+        let mp3 = env.staged(&format!("Pop/Band/Album/{disc}/01.mp3"));
+        assert_eq!(attached_picture_size(&mp3), (1200, 1200));
+        assert_eq!(embedded_cover(&mp3), folder, "{disc}");
+    }
+    assert_eq!(
+        fs::read(remote.dir.join("Pop/Band/Album/cover.jpg")).unwrap(),
+        folder
+    );
+    let listed = env.run("verify").json().parsed_strict().0;
+    assert_eq!(listed["staged"]["checked"], 3, "{listed}");
+
+    // Renaming the album moves its cover, on staging and on the remote.
+    fs::rename(&album, env.lib("Pop/Band/Album (2024)")).unwrap();
+    let (json, out) = env.run("sync").json().remote(&remote).parsed_strict();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json["convert"]["converted"], 0, "{json}");
+    assert_eq!(
+        cover_files(&env.staged_files()),
+        ["Pop/Band/Album (2024)/cover.jpg"]
+    );
+    assert_eq!(
+        cover_files(&remote.ls()),
+        ["Pop/Band/Album (2024)/cover.jpg"]
+    );
+
+    // --no-folder-art removes it and re-encodes nothing; the MP3s stay as they are.
+    let mp3_mtimes = |env: &Env| {
+        let mut all = mtimes(&env.staging);
+        all.retain(|k, _| k.ends_with(".mp3"));
+        all
+    };
+    let before = mp3_mtimes(&env);
+    let (json, out) = env
+        .run("sync")
+        .json()
+        .remote(&remote)
+        .arg("--no-folder-art")
+        .parsed_strict();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        (&json["convert"]["converted"], &json["convert"]["retagged"]),
+        (&0.into(), &0.into()),
+        "{json}"
+    );
+    assert_eq!(cover_files(&env.staged_files()), Vec::<&str>::new());
+    assert_eq!(cover_files(&remote.ls()), Vec::<&str>::new());
+    assert_eq!(mp3_mtimes(&env), before);
+
+    // Back on (remembered until then), the cover returns; deleting the image removes it.
+    let (json, _) = env.convert_json(&["--folder-art"]);
+    assert_eq!(
+        (&json["converted"], &json["covers"]),
+        (&0.into(), &1.into())
+    );
+    fs::remove_file(env.lib("Pop/Band/Album (2024)/cover.jpg")).unwrap();
+    let (json, _) = env.convert_json(&[]);
+    assert_eq!((&json["retagged"], &json["covers"]), (&2.into(), &1.into()));
+    assert_eq!(cover_files(&env.staged_files()), Vec::<&str>::new());
+}
+
+// A file of the user's where the cover would go is never overwritten; a PNG kept as it is
+// (`--art-max-size 0`) is named cover.png.
+#[test]
+fn a_users_cover_file_in_staging_is_kept_and_a_kept_png_is_cover_png() {
+    let env = Env::empty();
+    let album = env.lib("Pop/Band/Album");
+    image(&album.join("folder.png"), 64, "blue");
+    make_flac(&album.join("01.flac"), 0.2, &[]);
+    fs::create_dir_all(env.staged("Pop/Band/Album")).unwrap();
+    fs::write(env.staged("Pop/Band/Album/cover.png"), "mine").unwrap();
+    let (json, code) = env.convert_json(&["--art-max-size", "0"]);
+    assert_eq!(code, 1, "{json}");
+    assert!(
+        json["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("staging already has Pop/Band/Album/cover.png"),
+        "{json}"
+    );
+    assert_eq!(
+        fs::read(env.staged("Pop/Band/Album/cover.png")).unwrap(),
+        b"mine"
+    );
+    fs::remove_file(env.staged("Pop/Band/Album/cover.png")).unwrap();
+    let (json, code) = env.convert_json(&[]);
+    assert_eq!((code, &json["covers"]), (0, &1.into()), "{json}");
+    assert_eq!(
+        fs::read(env.staged("Pop/Band/Album/cover.png")).unwrap(),
+        fs::read(album.join("folder.png")).unwrap()
+    );
+    // The config file's `folder-art = false` turns it off like the flag.
+    let config = env.dir.path().join("musync.toml");
+    fs::write(&config, "folder-art = false\n").unwrap();
+    let (json, code) = env.convert_json(&["--config", config.to_str().unwrap()]);
+    assert_eq!((code, &json["covers"]), (0, &1.into()), "{json}");
+    assert_eq!(env.staged_files(), ["Pop/Band/Album/01.mp3"]);
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::plan::{self, Plan, Staging, Wanted};
-use super::{ConvertSettings, Resolved, encoder_key, folder_cover, tag_key};
+use super::{ConvertSettings, Resolved, cover_output, encoder_key, folder_cover, tag_key};
 use crate::audio;
 use crate::fsutil::{self, Stamp};
 use crate::interrupt;
@@ -37,7 +37,12 @@ pub fn gather(settings: &ConvertSettings) -> anyhow::Result<Facts> {
         mirror,
     };
     let staging = staging_state(&settings.staging, &manifest);
-    let (wanted, mut failures) = fingerprint(settings, &resolved, &scan, &manifest);
+    let (mut wanted, mut failures) = fingerprint(settings, &resolved, &scan, &manifest);
+    if resolved.mirror.folder_art {
+        let (covers, bad) = folder_covers(settings, &resolved, &scan, &manifest, &wanted);
+        wanted.extend(covers);
+        failures.extend(bad);
+    }
     if interrupt::interrupted() {
         // The fingerprints stopped half-way: no plan can be made from them.
         return Err(interrupt::Interrupted.into());
@@ -152,6 +157,7 @@ fn fingerprint(
                 tag_hash,
                 own_genre,
                 genre,
+                output: None,
             })
         })
         .collect();
@@ -164,4 +170,77 @@ fn fingerprint(
         }
     }
     (wanted, failures)
+}
+
+/// The folder covers the mirror gets: each library image some track falls back on (its folder's,
+/// or its album folder's from a disc folder), once, as a `cover.jpg` (or `.png`) beside it. A
+/// disc folder's own image only goes into its tracks: the mirror's cover files are per album.
+/// Fingerprinted like the tracks: reused from the manifest while the image's stamp holds.
+fn folder_covers(
+    settings: &ConvertSettings,
+    resolved: &Resolved,
+    scan: &Scan,
+    manifest: &Manifest,
+    tracks: &[Wanted],
+) -> (Vec<Wanted>, Vec<Failure>) {
+    // An album's folder, never a disc folder: a multi-disc album's cover lies beside its discs.
+    let in_disc_folder = |image: &str| {
+        let folder = scan::parent_of(image);
+        let name = folder.rsplit('/').next().unwrap_or(folder);
+        !folder.is_empty() && resolved.rules.is_disc_folder(name)
+    };
+    let images: std::collections::BTreeMap<&str, Stamp> = (tracks.iter())
+        .filter_map(|w| folder_cover(scan, &resolved.rules, &w.rel))
+        .filter(|(rel, _)| !in_disc_folder(rel))
+        .map(|(rel, stamp)| (rel.as_str(), *stamp))
+        .collect();
+    let mut wanted = Vec::new();
+    let mut failures = Vec::new();
+    for (rel, stamp) in images {
+        let known = (manifest.records.get(rel))
+            .filter(|r| r.stamp == stamp && r.kind == scan::SourceKind::Cover);
+        let (hash, facts) = match known {
+            Some(r) => (r.audio_hash.clone(), r.tag_hash.clone()),
+            None => match cover_facts(&settings.library.join(rel)) {
+                Ok(got) => got,
+                Err(e) => {
+                    failures.push(Failure::from_error(rel, &e));
+                    continue;
+                }
+            },
+        };
+        let max = resolved.mirror.art_max_size;
+        wanted.push(Wanted {
+            output: Some(cover_output(rel, &facts, max)),
+            rel: rel.to_string(),
+            kind: scan::SourceKind::Cover,
+            stamp,
+            audio_hash: hash,
+            tag_hash: facts,
+            tag_key: String::new(),
+            // The bytes depend on the size limit: a new limit remakes the file.
+            encoder: format!(
+                "{}; max {max}",
+                encoder_key(scan::SourceKind::Cover, resolved.mirror.quality)
+            ),
+            own_genre: Vec::new(),
+            genre: Vec::new(),
+        });
+    }
+    (wanted, failures)
+}
+
+/// An image's fingerprint (`image ` + the sha256 of its bytes) and what its staged name depends
+/// on: `<mime> <width>x<height>` (the size only read from the header).
+fn cover_facts(path: &Path) -> anyhow::Result<(String, String)> {
+    use anyhow::Context;
+    use sha2::{Digest, Sha256};
+    let cover = metadata::load_cover(path)?;
+    let (w, h) = image::ImageReader::new(std::io::Cursor::new(&cover.data))
+        .with_guessed_format()
+        .context("reading the cover image")?
+        .into_dimensions()
+        .context("reading the cover image's size")?;
+    let hash = format!("image {}", fsutil::hex(&Sha256::digest(&cover.data)));
+    Ok((hash, format!("{} {w}x{h}", cover.mime)))
 }

@@ -83,6 +83,26 @@ pub fn encoder_key(kind: SourceKind, quality: Quality) -> String {
     match kind {
         SourceKind::Lossless => format!("lame {quality}; pipeline {PIPELINE_REVISION}"),
         SourceKind::Mp3 => "copy".to_string(),
+        // The folder file's bytes depend on the size limit, not on the encoder.
+        SourceKind::Cover => "cover".to_string(),
+    }
+}
+
+/// The staged name of a folder cover made from the library image `image`: `cover.jpg` in the
+/// image's folder, `cover.png` when the bytes stay a PNG (kept as they are: `--art-max-size 0`,
+/// or an image within the limit). `facts` is what `cover_facts` read from the image.
+pub fn cover_output(image: &str, facts: &str, max: u32) -> String {
+    let folder = scan::parent_of(image);
+    let png = facts.strip_prefix("image/png ").is_some_and(|size| {
+        let (w, h) = size.split_once('x').unwrap_or(("0", "0"));
+        let fits = |n: &str| n.parse::<u32>().is_ok_and(|n| n <= max);
+        max == 0 || (fits(w) && fits(h))
+    });
+    let name = if png { "cover.png" } else { "cover.jpg" };
+    if folder.is_empty() {
+        name.to_string()
+    } else {
+        format!("{folder}/{name}")
     }
 }
 
@@ -359,6 +379,8 @@ fn guard(plan: &Plan, manifest: &Manifest, wanted: &[Wanted], force: bool) -> Op
     // A source whose audio is still in the library was moved, not lost: with a new quality its
     // output cannot just be renamed, so the plan removes and converts it again.
     let audio: BTreeSet<&str> = wanted.iter().map(|w| w.audio_hash.as_str()).collect();
+    // Folder covers are not music: turning `--folder-art` off removes them all, rightly.
+    let music = |r: &&crate::manifest::Record| r.kind != SourceKind::Cover;
     let removals = plan
         .actions
         .iter()
@@ -369,11 +391,12 @@ fn guard(plan: &Plan, manifest: &Manifest, wanted: &[Wanted], force: bool) -> Op
             } => manifest
                 .records
                 .get(source)
-                .is_none_or(|r| !audio.contains(r.audio_hash.as_str())),
+                .filter(music)
+                .is_some_and(|r| !audio.contains(r.audio_hash.as_str())),
             _ => false,
         })
         .count();
-    let records = manifest.records.len();
+    let records = manifest.records.values().filter(music).count();
     if force || removals == 0 {
         return None;
     }
@@ -421,7 +444,7 @@ pub fn predicted_outputs(settings: &ConvertSettings) -> anyhow::Result<BTreeMap<
 /// A new MP3 is about a fifth of its FLAC (V2 against lossless); a native MP3 is copied.
 fn estimate(kind: SourceKind, source_size: u64) -> u64 {
     match kind {
-        SourceKind::Mp3 => source_size,
+        SourceKind::Mp3 | SourceKind::Cover => source_size,
         SourceKind::Lossless => source_size / 5,
     }
 }
@@ -584,6 +607,30 @@ mod predict_tests {
 mod tests {
     use super::*;
     use crate::genre::{DISC_PATTERN, GenreFrom, Policy};
+
+    #[test]
+    fn a_folder_cover_is_a_png_only_when_its_bytes_stay_a_png() {
+        assert_eq!(
+            cover_output("A/folder.png", "image/png 600x600", 1200),
+            "A/cover.png"
+        );
+        assert_eq!(
+            cover_output("A/folder.png", "image/png 3000x600", 1200),
+            "A/cover.jpg"
+        );
+        assert_eq!(
+            cover_output("A/folder.png", "image/png 3000x3000", 0),
+            "A/cover.png"
+        );
+        assert_eq!(
+            cover_output("A/front.jpeg", "image/jpeg 3000x3000", 0),
+            "A/cover.jpg"
+        );
+        assert_eq!(
+            cover_output("cover.jpg", "image/jpeg 10x10", 1200),
+            "cover.jpg"
+        );
+    }
 
     #[test]
     fn disc_folders_fall_back_on_the_album_folder_cover() {

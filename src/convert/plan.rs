@@ -26,6 +26,8 @@ pub struct Wanted {
     /// The source's own genre values, and the genre its staged file must have.
     pub own_genre: Vec<String>,
     pub genre: Vec<String>,
+    /// A fixed staged path (a folder cover's); `None`: derived from the source's path.
+    pub output: Option<String>,
 }
 
 /// What is in staging, as far as the planner needs to know.
@@ -98,11 +100,24 @@ pub struct Counts {
     pub renamed: usize,
     pub removed: usize,
     pub skipped: usize,
+    /// Folder cover files made, renamed or removed (counted apart from the MP3s).
+    pub covers: usize,
 }
 
 impl Counts {
     pub fn add(&mut self, action: &Action) {
         match action {
+            Action::Convert { output, .. }
+            | Action::Move {
+                old_output: output, ..
+            }
+            | Action::Remove { output, .. }
+                if is_cover(output) =>
+            {
+                if !matches!(action, Action::Remove { delete: false, .. }) {
+                    self.covers += 1;
+                }
+            }
             Action::Convert { copy: true, .. } => self.copied += 1,
             Action::Convert { .. } => self.converted += 1,
             Action::Retag { .. } => self.retagged += 1,
@@ -126,8 +141,15 @@ pub fn plan(
     staging: &Staging,
 ) -> Plan {
     let mut plan = Plan::default();
-    let sources = wanted.iter().map(|w| (w.rel.as_str(), w.kind));
-    let outputs = assign_outputs(sources, &mut plan.failures);
+    let sources = (wanted.iter())
+        .filter(|w| w.output.is_none())
+        .map(|w| (w.rel.as_str(), w.kind));
+    let mut outputs = assign_outputs(sources, &mut plan.failures);
+    for w in wanted {
+        if let Some(fixed) = &w.output {
+            outputs.insert(&w.rel, fixed.clone());
+        }
+    }
     // A source that lost its output name to another is as good as gone: a fresh convert would
     // give it no file either.
     let mut live: BTreeSet<&str> = outputs.keys().copied().collect();
@@ -179,7 +201,8 @@ pub fn plan(
                     source: w.rel.clone(),
                 },
                 None => {
-                    plan.unchanged += 1;
+                    // A folder cover is not a track: the summary's figures count tracks.
+                    plan.unchanged += usize::from(w.kind != SourceKind::Cover);
                     continue;
                 }
             });
@@ -235,6 +258,17 @@ pub fn plan(
         }
     }
 
+    // A source whose staged name changes (a folder cover that stops or starts being a PNG) is
+    // made again under the new name; its old file goes, as a fresh convert would not make it.
+    let relocated = |r: &Record| {
+        (outputs.get(r.source.as_str())).is_some_and(|o| *o != r.output)
+            && !blocked_source(&work, &r.source)
+    };
+    let mut relocations: Vec<(String, String)> = (manifest.records.values())
+        .filter(|r| relocated(r) && staging.present.contains(&r.output))
+        .map(|r| (r.source.clone(), r.output.clone()))
+        .collect();
+
     // Paths another source's file holds once the moves are done. A path only a convert will
     // claim is not among them: the old file is deleted first (removals run before converts),
     // so a convert that fails leaves no stale file under the new source's name, as a fresh
@@ -249,7 +283,7 @@ pub fn plan(
             manifest
                 .records
                 .values()
-                .filter(|r| live.contains(r.source.as_str()))
+                .filter(|r| live.contains(r.source.as_str()) && !relocated(r))
                 .map(|r| r.output.clone()),
         )
         .collect();
@@ -276,6 +310,7 @@ pub fn plan(
         Action::Convert { source, .. } | Action::Move { source, .. } => !blocked.contains(source),
         _ => true,
     });
+    relocations.retain(|(source, _)| !blocked.contains(source));
 
     let mut moves = Vec::new();
     let mut rest = Vec::new();
@@ -297,6 +332,13 @@ pub fn plan(
             delete: staging.present.contains(&r.output) && !reused.contains(&r.output),
         });
     }
+    for (_, output) in relocations {
+        plan.actions.push(Action::Remove {
+            source: None,
+            delete: !reused.contains(&output),
+            output,
+        });
+    }
     for orphan in &manifest.orphans {
         plan.actions.push(Action::Remove {
             source: None,
@@ -306,6 +348,18 @@ pub fn plan(
     }
     plan.actions.extend(rest);
     plan
+}
+
+/// Whether `work` no longer converts `source` (nothing to make it again under its new name).
+fn blocked_source(work: &[Action], source: &str) -> bool {
+    !work
+        .iter()
+        .any(|a| matches!(a, Action::Convert { source: s, .. } if s == source))
+}
+
+/// Whether a staged path is a folder cover file (every track's output ends in `.mp3`).
+pub fn is_cover(output: &str) -> bool {
+    !output.ends_with(".mp3")
 }
 
 /// Whether `path` is `dir` or lies under it.
@@ -338,6 +392,19 @@ impl fmt::Display for Reason {
 /// One line per action, as `--dry-run` prints it (`None` for bookkeeping-only actions).
 pub fn describe(action: &Action) -> Option<String> {
     Some(match action {
+        Action::Convert { source, output, .. } if is_cover(output) => {
+            format!("cover   {source} -> {output}")
+        }
+        Action::Move {
+            old_output, output, ..
+        } if is_cover(output) && old_output != output => {
+            format!("cover   {old_output} -> {output} (renamed)")
+        }
+        Action::Remove {
+            output,
+            delete: true,
+            ..
+        } if is_cover(output) => format!("cover   {output} (removed)"),
         Action::Convert {
             source,
             output,

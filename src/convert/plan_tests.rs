@@ -29,6 +29,7 @@ fn wanted(rel: &str, audio: &str, tags: &str) -> Wanted {
         encoder: "V2".into(),
         own_genre: vec![],
         genre: vec![],
+        output: None,
     }
 }
 
@@ -600,15 +601,38 @@ fn stamp_of(s: &Src) -> Stamp {
 fn kind_of(rel: &str) -> SourceKind {
     if rel.ends_with(".mp3") {
         SourceKind::Mp3
+    } else if rel.ends_with(".jpg") || rel.ends_with(".png") {
+        SourceKind::Cover
     } else {
         SourceKind::Lossless
     }
 }
 
+/// The folder cover a library image becomes, as `convert::cover_output` names it: a PNG kept as
+/// it is (here: one with the facts `tags0`) is `cover.png`, any other image `cover.jpg`.
+fn cover_of(rel: &str, facts: &str) -> String {
+    let (dir, _) = rel.rsplit_once('/').unwrap();
+    let png = rel.ends_with(".png") && facts == "tags0";
+    format!("{dir}/cover.{}", if png { "png" } else { "jpg" })
+}
+
 /// What `facts::fingerprint` gives: the record's hashes while the stamp is unchanged, else the
 /// file's own.
 fn fingerprinted(lib: &Lib, manifest: &Manifest) -> Vec<Wanted> {
+    // As `facts::folder_covers`: one image per folder (the scan keeps the first), and only in a
+    // folder with a track.
+    let mut covered = BTreeSet::new();
+    let tracks: BTreeSet<&str> = (lib.keys())
+        .filter(|rel| kind_of(rel) != SourceKind::Cover)
+        .filter_map(|rel| rel.rsplit_once('/').map(|(dir, _)| dir))
+        .collect();
     lib.iter()
+        .filter(|(rel, _)| {
+            kind_of(rel) != SourceKind::Cover || {
+                let dir = rel.rsplit_once('/').unwrap().0;
+                tracks.contains(dir) && covered.insert(dir.to_string())
+            }
+        })
         .map(|(rel, s)| {
             let (stamp, kind) = (stamp_of(s), kind_of(rel));
             let (audio, tags) = match manifest.records.get(rel) {
@@ -623,15 +647,16 @@ fn fingerprinted(lib: &Lib, manifest: &Manifest) -> Vec<Wanted> {
                 stamp,
                 audio_hash: audio,
                 tag_hash: tags.clone(),
-                tag_key: tags,
-                encoder: if kind == SourceKind::Mp3 {
-                    "copy"
-                } else {
-                    "V2"
+                tag_key: tags.clone(),
+                encoder: match kind {
+                    SourceKind::Mp3 => "copy",
+                    SourceKind::Cover => "cover; max 1200",
+                    SourceKind::Lossless => "V2",
                 }
                 .into(),
                 own_genre: vec![],
                 genre: vec![],
+                output: (kind == SourceKind::Cover).then(|| cover_of(rel, &tags)),
             }
         })
         .collect()
@@ -723,9 +748,15 @@ impl World {
                     return Ok(false);
                 }
                 let content = format!("{}|{}", w.audio_hash, src.tags);
+                let left = (self.manifest.records.get(source))
+                    .filter(|r| r.output != *output && self.files.contains_key(&r.output))
+                    .map(|r| r.output.clone());
                 step(steps)?;
                 self.manifest
                     .apply(Change::Put(model_record(w, &src.tags, output, &content)));
+                if let Some(left) = left {
+                    self.manifest.apply(Change::Orphan(left));
+                }
                 step(steps)?;
                 self.files.insert(output.clone(), content);
             }
@@ -992,7 +1023,7 @@ enum LibEdit {
 
 fn lib_edit() -> impl Strategy<Value = LibEdit> {
     prop_oneof![
-        3 => (0..8u8, 0..3u8, 0..3u8, 0..4u8, 0..3u8)
+        3 => (0..8u8, 0..3u8, 0..5u8, 0..4u8, 0..3u8)
             .prop_map(|(n, album, ext, a, t)| LibEdit::Add(n, album, ext, a, t)),
         1 => (0..8u8, 0..3u8).prop_map(|(n, album)| LibEdit::AddBroken(n, album)),
         1 => (0..16u8).prop_map(LibEdit::Delete),
@@ -1008,7 +1039,7 @@ fn lib_edit() -> impl Strategy<Value = LibEdit> {
 
 /// Apply one edit; `clock` gives every changed file a new mtime, as a real edit does.
 fn edit_lib(lib: &mut Lib, world: &mut World, clock: &mut i64, e: &LibEdit) {
-    const EXTS: [&str; 3] = ["flac", "mp3", "wav"];
+    const EXTS: [&str; 5] = ["flac", "mp3", "wav", "jpg", "png"];
     *clock += 1;
     let now = *clock;
     let before = lib.clone();
@@ -1159,4 +1190,70 @@ fn native_mp3_is_a_copy_with_its_own_count() {
     let mut counts = Counts::default();
     plan.actions.iter().for_each(|a| counts.add(a));
     assert_eq!((counts.converted, counts.copied), (1, 1));
+}
+
+fn cover(rel: &str, image: &str, output: &str) -> Wanted {
+    Wanted {
+        kind: SourceKind::Cover,
+        encoder: "cover; max 1200".into(),
+        tag_key: String::new(),
+        output: Some(output.into()),
+        ..wanted(rel, image, "")
+    }
+}
+
+#[test]
+fn a_folder_cover_is_planned_counted_apart_and_moves_with_its_album() {
+    let lib = [
+        wanted("A/CD1/1.flac", "1", "t"),
+        cover("A/cover.png", "img", "A/cover.jpg"),
+    ];
+    let plan = World::default().plan(&lib);
+    let lines: Vec<String> = plan.actions.iter().filter_map(describe).collect();
+    assert!(
+        lines.contains(&"cover   A/cover.png -> A/cover.jpg".to_string()),
+        "{lines:?}"
+    );
+    let mut counts = Counts::default();
+    plan.actions.iter().for_each(|a| counts.add(a));
+    assert_eq!((counts.converted, counts.covers), (1, 1));
+
+    let world = synced(&lib);
+    let moved = [
+        wanted("B/CD1/1.flac", "1", "t"),
+        cover("B/cover.png", "img", "B/cover.jpg"),
+    ];
+    let plan = world.plan(&moved);
+    assert_eq!(kinds(&plan), ["Move", "Move"]);
+    assert_eq!(plan.unchanged, 0);
+    // Unchanged, it is no track: the figures count tracks only.
+    assert_eq!(world.plan(&lib).unchanged, 1);
+}
+
+#[test]
+fn a_folder_cover_whose_name_changes_is_made_again_and_the_old_file_goes() {
+    let world = synced(&[
+        wanted("A/1.flac", "1", "t"),
+        cover("A/cover.png", "img", "A/cover.jpg"),
+    ]);
+    let plan = world.plan(&[
+        wanted("A/1.flac", "1", "t"),
+        cover("A/cover.png", "img", "A/cover.png"),
+    ]);
+    assert_eq!(
+        plan.actions,
+        [
+            Action::Remove {
+                source: None,
+                output: "A/cover.jpg".into(),
+                delete: true,
+            },
+            Action::Convert {
+                source: "A/cover.png".into(),
+                output: "A/cover.png".into(),
+                reason: Reason::SettingsChanged,
+                copy: false,
+            },
+        ]
+    );
 }

@@ -96,12 +96,23 @@ print(json.dumps(result))
     if staged.is_empty() {
         return BTreeMap::new();
     }
+    // A folder cover file (`--folder-art`) is compared by its bytes.
+    let (mp3s, covers): (Vec<String>, Vec<String>) =
+        staged.into_iter().partition(|f| f.ends_with(".mp3"));
+    let bytes = |f: &String| {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(fs::read(staging.join(f)).unwrap());
+        Value::from(hash.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    let covers = covers.into_iter().map(|f| {
+        let hash = bytes(&f);
+        (f, (hash, String::new()))
+    });
     let out = run(Command::new("python3")
         .args(["-c", SCRIPT])
-        .args(staged.iter().map(|f| staging.join(f))));
+        .args(mp3s.iter().map(|f| staging.join(f))));
     let mut tags: BTreeMap<String, Value> = serde_json::from_slice(&out.stdout).unwrap();
-    staged
-        .into_iter()
+    mp3s.into_iter()
         .map(|f| {
             let path = staging.join(&f);
             let md5 = run(Command::new("ffmpeg")
@@ -112,6 +123,7 @@ print(json.dumps(result))
             let key = path.to_str().unwrap().to_owned();
             (f, (tags.remove(&key).unwrap(), md5))
         })
+        .chain(covers)
         .collect()
 }
 

@@ -37,6 +37,29 @@ impl Ctx<'_> {
         fsutil::check_confined(&self.settings.staging, &target)?;
         let mut temp = fsutil::temp_beside(&target)?;
         let seconds = match w.kind {
+            SourceKind::Cover => {
+                let image = metadata::load_cover(src)?;
+                let fitted = self.fit(&image, source);
+                io::Write::write_all(temp.as_file_mut(), &fitted.data).context("writing")?;
+                let record = Record {
+                    source: w.rel.clone(),
+                    kind: w.kind,
+                    stamp: w.stamp,
+                    audio_hash: w.audio_hash.clone(),
+                    tag_hash: w.tag_hash.clone(),
+                    encoder: w.encoder.clone(),
+                    tag_key: w.tag_key.clone(),
+                    output: output.to_string(),
+                    output_stamp: Stamp::of(temp.path()).context("the temporary file vanished")?,
+                    output_hash: fsutil::sha256_file(temp.path())?,
+                    retag_from: None,
+                    own_genre: Vec::new(),
+                    genre: Vec::new(),
+                };
+                return self
+                    .commit(w, src, source, output, record, temp, &target)
+                    .map(|()| 0.0);
+            }
             SourceKind::Lossless => {
                 let t = audio::transcode(src, temp.as_file_mut(), self.resolved.mirror.quality)?;
                 if t.audio_hash != w.audio_hash {
@@ -67,15 +90,43 @@ impl Ctx<'_> {
             }
         };
         let record = self.tag_into(w, output, temp.path())?;
+        self.commit(w, src, source, output, record, temp, &target)?;
+        Ok(seconds)
+    }
+
+    /// Journal `record` and rename `temp` into place, unless the source changed meanwhile or
+    /// a file of the user's took the path.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private step of `convert_from`"
+    )]
+    fn commit(
+        &self,
+        w: &Wanted,
+        src: &Path,
+        source: &str,
+        output: &str,
+        record: Record,
+        temp: tempfile::NamedTempFile,
+        target: &Path,
+    ) -> anyhow::Result<()> {
         if Stamp::of(src) != Some(w.stamp) {
             bail!("the file changed while it was being converted; run again");
         }
         if target.exists() && !self.owns(source, output)? {
             bail!("staging already has {output}, which musync did not create; move it away");
         }
-        self.record(vec![Change::Put(record)])?;
-        fsutil::commit(temp, &target)?;
-        Ok(seconds)
+        let mut changes = vec![Change::Put(record)];
+        // The file the source had under another name (its old cover name) stays musync's to
+        // delete, should the planned removal have failed.
+        if let Ok(old) = self.existing(source)
+            && old.output != output
+            && self.settings.staging.join(&old.output).exists()
+        {
+            changes.push(Change::Orphan(old.output));
+        }
+        self.record(changes)?;
+        fsutil::commit(temp, target)
     }
 
     /// `image` within `--art-max-size`, resized once per distinct image for the whole run. An
