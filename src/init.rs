@@ -149,6 +149,11 @@ fn template(s: &InitSettings) -> String {
         # id3 = \"2.4\"\n\
         # jobs = 4\n\
         \n\
+        # Cover art: larger covers are downscaled to this many pixels (0 keeps them as they are),\n\
+        # and each album folder of the mirror gets its cover as a file (cover.jpg) for servers.\n\
+        # art-max-size = 1200\n\
+        # folder-art = true\n\
+        \n\
         # Genre from the folders: top, parent, path or level:N; always or if-missing; GLOB=GENRE maps.\n\
         # genre-from = \"top\"\n\
         # genre-policy = \"always\"\n\
