@@ -416,7 +416,20 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
         }
         plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
     }
+    // Folders left with no file are removed last, after the moves and deletions that empty them;
+    // worked out here so that a dry run lists them as the real run removes them.
+    let gone: BTreeSet<&str> = (plan.moves.iter().map(|(from, _)| from.as_str()))
+        .chain(plan.deletes.iter().map(String::as_str))
+        .chain(plan.backups.iter().map(String::as_str))
+        .collect();
+    let remaining = (files.keys().chain(&links).map(String::as_str))
+        .filter(|p| !gone.contains(p))
+        .chain(mirror.keys().map(String::as_str));
+    let emptied = plan::emptied_dirs(gone.iter().copied(), remaining, opts.case_insensitive);
     summary.plan_lines = plan.lines(&mirror);
+    summary
+        .plan_lines
+        .extend(emptied.iter().map(|d| format!("rmdir  {d}")));
     summary.unchanged = plan.unchanged;
     summary.restored = plan.restored.len();
     let managed = state.files.len()
@@ -452,15 +465,6 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
         }
         return Ok(summary);
     }
-    // Folders left with no file are removed last, after the moves and deletions that empty them.
-    let gone: BTreeSet<&str> = (plan.moves.iter().map(|(from, _)| from.as_str()))
-        .chain(plan.deletes.iter().map(String::as_str))
-        .chain(plan.backups.iter().map(String::as_str))
-        .collect();
-    let remaining = (files.keys().chain(&links).map(String::as_str))
-        .filter(|p| !gone.contains(p))
-        .chain(mirror.keys().map(String::as_str));
-    let emptied = plan::emptied_dirs(gone.iter().copied(), remaining, opts.case_insensitive);
     execute::execute(
         settings,
         rclone,

@@ -46,3 +46,83 @@ fn folders_emptied_by_deletions_are_removed_but_one_with_a_foreign_file_stays() 
     assert!(remote.join(".musync-backups").is_dir(), "the backups stay");
     assert!(remote.join("Jazz/Miles Quartet/Blue Session").is_dir());
 }
+
+/// Every folder under `root`, as paths relative to it.
+fn dirs(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                let rel = path.strip_prefix(root).unwrap().to_string_lossy();
+                found.push(rel.replace('\\', "/"));
+                todo.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+// Regression: `push --dry-run` did not show the emptied folders the real run then removed.
+#[test]
+fn dry_run_lists_the_emptied_folders_the_real_run_removes() {
+    let env = Env::demo();
+    let remote = env.dir.path().join("remote");
+    fs::create_dir(&remote).unwrap();
+    let out = env.convert(&[]);
+    assert_eq!(out.status.code(), Some(0), "convert: {}", stderr(&out));
+    push(&env, &remote);
+    fs::write(
+        remote.join("Classical/Orchestra/Symphony/booklet.pdf"),
+        b"user's",
+    )
+    .unwrap();
+    fs::remove_dir_all(env.lib("Rock")).unwrap();
+    fs::remove_dir_all(env.lib("Classical")).unwrap();
+    let out = env.convert(&[]);
+    assert_eq!(out.status.code(), Some(0), "convert: {}", stderr(&out));
+
+    let out = run(env
+        .command("push")
+        .arg("--dry-run")
+        .arg("--remote")
+        .arg(&remote));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "push --dry-run: {}",
+        stderr(&out)
+    );
+    let planned: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("rmdir  "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        planned,
+        ["Rock"],
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let before = dirs(&remote);
+    push(&env, &remote);
+    let after = dirs(&remote);
+    let gone = |d: &String| !after.contains(d);
+    // Named by the topmost removed folder, as the plan names them.
+    let removed: Vec<&String> = (before.iter().filter(|d| gone(d)))
+        .filter(|d| {
+            !before
+                .iter()
+                .any(|p| d.starts_with(&format!("{p}/")) && gone(p))
+        })
+        .collect();
+    assert_eq!(removed, planned.iter().collect::<Vec<_>>());
+    assert!(
+        remote
+            .join("Classical/Orchestra/Symphony/booklet.pdf")
+            .is_file()
+    );
+}
