@@ -128,6 +128,7 @@ mod tests {
         let pushed = Pushed {
             size: 3,
             hash: "h".into(),
+            mtime: None,
         };
         state.files.insert("a/new\nline.mp3".into(), pushed.clone());
         state.pending.insert("b.mp3".into(), pushed);
@@ -143,6 +144,7 @@ mod tests {
         let pushed = Pushed {
             size: 3,
             hash: "h".into(),
+            mtime: None,
         };
         state.files.insert("a.mp3".into(), pushed);
         state.save(staging.path()).unwrap();
