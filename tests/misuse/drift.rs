@@ -4,7 +4,9 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
+use crate::remotes::{Kind, Remote};
 use crate::util::*;
 
 /// Push staging to the local folder `remote`; exit 0 expected.
@@ -125,4 +127,85 @@ fn dry_run_lists_the_emptied_folders_the_real_run_removes() {
             .join("Classical/Orchestra/Symphony/booklet.pdf")
             .is_file()
     );
+}
+
+/// Every file under `dir` whose path contains `part`, with its bytes.
+fn found(dir: &Path, part: &str) -> Vec<(String, Vec<u8>)> {
+    (files(dir).into_iter())
+        .filter(|f| f.contains(part))
+        .map(|f| {
+            let bytes = fs::read(dir.join(&f)).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
+// Regression: a track overwritten in place on the server at its old size was never noticed
+// (drift was by size only).
+#[test]
+fn a_same_size_file_damaged_on_the_server_is_backed_up_and_restored() {
+    let env = Env::demo();
+    let out = env.convert(&[]);
+    assert_eq!(out.status.code(), Some(0), "convert: {}", stderr(&out));
+    let track = files(&env.staging)
+        .into_iter()
+        .find(|f| f.ends_with(".mp3"))
+        .unwrap();
+    let name = track.rsplit('/').next().unwrap().to_owned();
+    let good = fs::read(env.staged(&track)).unwrap();
+    for rclone in crate::remotes::rclones() {
+        for kind in [Kind::Local, Kind::Sftp, Kind::Webdav] {
+            let what = format!("{kind:?} with {}", rclone.display());
+            let remote = Remote::start(kind);
+            let push = || {
+                let (json, out) = env
+                    .run("push")
+                    .json()
+                    .remote(&remote)
+                    .env("MUSYNC_RCLONE", &rclone)
+                    .parsed_strict();
+                assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(&out));
+                json
+            };
+            push();
+            // The push after an upload records the times the server lists.
+            assert_eq!(push()["restored"], 0, "{what}");
+            let on_server = remote.dir.join(&track);
+            let mut bad = good.clone();
+            let middle = bad.len() / 2;
+            bad[middle..middle + 64].fill(0x55);
+            // Through the server, which may cache what it lists (rclone serve does), at another
+            // time than the upload's whatever the clock's resolution there. A WebDAV server sets
+            // its own time (rclone cannot set one there): a second later than the upload's.
+            std::thread::sleep(Duration::from_millis(1100));
+            let damaged = env.dir.path().join("damaged.mp3");
+            fs::write(&damaged, &bad).unwrap();
+            let file = fs::File::options().write(true).open(&damaged).unwrap();
+            file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+                .unwrap();
+            drop(file);
+            let damaged = damaged.display().to_string();
+            let out = run(remote.rclone().args([
+                "copyto",
+                "--ignore-times",
+                &damaged,
+                &remote.path(&track),
+            ]));
+            assert!(out.status.success(), "{what}: {}", stderr(&out));
+
+            let json = push();
+            assert_eq!(json["restored"], 1, "{what}: {json}");
+            assert_eq!(fs::read(&on_server).unwrap(), good, "{what}: not restored");
+            let backed_up = found(&remote.dir.join(".musync-backups"), &name);
+            assert_eq!(backed_up.len(), 1, "{what}: {backed_up:?}");
+            assert_eq!(backed_up[0].1, bad, "{what}: the damaged copy is kept");
+            // The restored copy's time is recorded in turn: nothing more to do.
+            let json = push();
+            assert_eq!(
+                (json["restored"].clone(), json["uploaded"].clone()),
+                (0.into(), 0.into()),
+                "{what}: {json}"
+            );
+        }
+    }
 }
