@@ -353,6 +353,7 @@ mod tests {
         let pushed = |size| Pushed {
             size,
             hash: "c".repeat(64),
+            mtime: None,
         };
         state
             .files

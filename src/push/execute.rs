@@ -148,6 +148,12 @@ pub(super) fn execute(
                         );
                         state.pending.remove(&to);
                         moved += usize::from(destinations.contains(&to));
+                        // A backend that cannot keep a time gives the moved copy a new one: the
+                        // next listing records it.
+                        let pushed = plan::Pushed {
+                            mtime: None,
+                            ..pushed
+                        };
                         state.files.insert(to, pushed);
                     }
                     state.save(staging)?;
@@ -164,6 +170,7 @@ pub(super) fn execute(
             let file = plan::Pushed {
                 size: l.size,
                 hash: l.hash.clone(),
+                mtime: None,
             };
             state.pending.insert(p.clone(), file);
         }
@@ -199,6 +206,7 @@ pub(super) fn execute(
                 plan::Pushed {
                     size: l.size,
                     hash: l.hash.clone(),
+                    mtime: None,
                 },
             );
         }

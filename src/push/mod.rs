@@ -380,8 +380,12 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
         delete_foreign: settings.delete_foreign,
         case_insensitive: false,
     };
+    // Drift by content: a server copy whose listed time is not the one recorded changed there.
+    // Times are recorded from the listing after the upload (this one), not asked for apart.
+    let changed = plan::changed_on_server(&state.files, &files);
+    let adopted_times = plan::adopt_times(&mut state.files, &files);
     let (mut pushed, mut pending) = (state.files.clone(), state.pending.clone());
-    let mut plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
+    let mut plan = plan::plan_with_changes(&mirror, &listing, &pushed, &pending, &changed, opts);
     // A push with nothing to do, or whose names differ in more than case, needs not know
     // (and spends no rclone call on it).
     if !plan.is_empty()
@@ -391,7 +395,7 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     {
         tracing::debug!("{} ignores case", rclone::redact(&settings.remote));
         opts.case_insensitive = true;
-        plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
+        plan = plan::plan_with_changes(&mirror, &listing, &pushed, &pending, &changed, opts);
     }
     // A staged file to upload must be what musync made. One that is not is left out of the
     // push, here and on the remote (neither uploaded nor deleted), and the push planned again.
@@ -414,9 +418,22 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
             pushed.remove(p);
             pending.remove(p);
         }
-        plan = plan::plan(&mirror, &listing, &pushed, &pending, opts);
+        plan = plan::plan_with_changes(&mirror, &listing, &pushed, &pending, &changed, opts);
     }
+    // Folders left with no file are removed last, after the moves and deletions that empty them;
+    // worked out here so that a dry run lists them as the real run removes them.
+    let gone: BTreeSet<&str> = (plan.moves.iter().map(|(from, _)| from.as_str()))
+        .chain(plan.deletes.iter().map(String::as_str))
+        .chain(plan.backups.iter().map(String::as_str))
+        .collect();
+    let remaining = (files.keys().chain(&links).map(String::as_str))
+        .filter(|p| !gone.contains(p))
+        .chain(mirror.keys().map(String::as_str));
+    let emptied = plan::emptied_dirs(gone.iter().copied(), remaining, opts.case_insensitive);
     summary.plan_lines = plan.lines(&mirror);
+    summary
+        .plan_lines
+        .extend(emptied.iter().map(|d| format!("rmdir  {d}")));
     summary.unchanged = plan.unchanged;
     summary.restored = plan.restored.len();
     let managed = state.files.len()
@@ -449,18 +466,11 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
         if !settings.dry_run && complete && state.complete_for.as_ref() != Some(&fingerprint) {
             state.complete_for = Some(fingerprint);
             state.save(staging)?;
+        } else if !settings.dry_run && adopted_times {
+            state.save(staging)?;
         }
         return Ok(summary);
     }
-    // Folders left with no file are removed last, after the moves and deletions that empty them.
-    let gone: BTreeSet<&str> = (plan.moves.iter().map(|(from, _)| from.as_str()))
-        .chain(plan.deletes.iter().map(String::as_str))
-        .chain(plan.backups.iter().map(String::as_str))
-        .collect();
-    let remaining = (files.keys().chain(&links).map(String::as_str))
-        .filter(|p| !gone.contains(p))
-        .chain(mirror.keys().map(String::as_str));
-    let emptied = plan::emptied_dirs(gone.iter().copied(), remaining, opts.case_insensitive);
     execute::execute(
         settings,
         rclone,

@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rclone::RemoteFile;
+
 /// A staged file to be on the remote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Local {
@@ -19,6 +21,10 @@ pub struct Local {
 pub struct Pushed {
     pub size: u64,
     pub hash: String,
+    /// The modification time the remote listed for the file after musync put it there, as
+    /// rclone prints it; `None` until a listing shows it (the push after the upload adopts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,11 +73,25 @@ pub fn plan(
     pending: &BTreeMap<String, Pushed>,
     opts: Options,
 ) -> Plan {
+    plan_with_changes(mirror, remote, pushed, pending, &BTreeSet::new(), opts)
+}
+
+/// `plan`, with `changed` the files musync pushed whose server copy changed at the same size
+/// (`changed_on_server`): each is treated as not what musync pushed (restored, or backed up
+/// and deleted), never as unchanged nor moved.
+pub fn plan_with_changes(
+    mirror: &BTreeMap<String, Local>,
+    remote: &BTreeMap<String, u64>,
+    pushed: &BTreeMap<String, Pushed>,
+    pending: &BTreeMap<String, Pushed>,
+    changed: &BTreeSet<String>,
+    opts: Options,
+) -> Plan {
     if !opts.case_insensitive {
-        return plan_exact(mirror, remote, pushed, pending, opts);
+        return plan_exact(mirror, remote, pushed, pending, changed, opts);
     }
     let remote = &as_recorded(mirror, remote, pushed, pending);
-    let mut plan = plan_exact(mirror, remote, pushed, pending, opts);
+    let mut plan = plan_exact(mirror, remote, pushed, pending, changed, opts);
     let mut listed: BTreeMap<String, Vec<&String>> = BTreeMap::new();
     for path in remote.keys() {
         listed.entry(fold(path)).or_default().push(path);
@@ -174,6 +194,7 @@ fn plan_exact(
     remote: &BTreeMap<String, u64>,
     pushed: &BTreeMap<String, Pushed>,
     pending: &BTreeMap<String, Pushed>,
+    changed: &BTreeSet<String>,
     opts: Options,
 ) -> Plan {
     let mut plan = Plan::default();
@@ -184,6 +205,7 @@ fn plan_exact(
     for row in rows.iter().rev() {
         if let (None, Some(size), Some(p)) = (row.local, row.remote, row.pushed)
             && p.size == size
+            && !changed.contains(row.path)
             && !pending.contains_key(row.path)
         {
             movable.entry((&p.hash, size)).or_default().push(row.path);
@@ -194,8 +216,9 @@ fn plan_exact(
         let (path, ours) = (row.path, row.pushed);
         let Some(local) = row.local else { continue };
         let pending = pending.get(path);
+        let drifted = pending.is_none() && changed.contains(path);
         match row.remote {
-            Some(size) if pending.is_none() && same(size, ours, local) => {
+            Some(size) if pending.is_none() && !drifted && same(size, ours, local) => {
                 if ours.is_some() {
                     plan.unchanged += 1;
                 } else {
@@ -211,7 +234,7 @@ fn plan_exact(
                 plan.adopted.push(path.clone());
             }
             Some(size) => {
-                if pending.is_none() && ours.is_some_and(|p| p.size != size) {
+                if drifted || (pending.is_none() && ours.is_some_and(|p| p.size != size)) {
                     plan.restored.push(path.clone());
                 }
                 if opts.backup {
@@ -268,6 +291,98 @@ fn plan_exact(
     }
     plan.backups.sort();
     plan
+}
+
+/// The files musync pushed whose listed modification time is not the one recorded: changed on
+/// the server, whatever their size. A file with no recorded time (pushed since the last listing,
+/// or by an older musync) or none listed is judged by its size alone.
+pub fn changed_on_server(
+    pushed: &BTreeMap<String, Pushed>,
+    listed: &BTreeMap<String, RemoteFile>,
+) -> BTreeSet<String> {
+    (pushed.iter())
+        .filter(|(path, p)| {
+            let (Some(was), Some(now)) = (p.mtime.as_deref(), listed.get(*path)) else {
+                return false;
+            };
+            now.mtime.as_deref().is_some_and(|now| !same_time(was, now))
+        })
+        .map(|(path, _)| path.clone())
+        .collect()
+}
+
+/// Records the listed time of each pushed file that has none yet and is listed at the size
+/// musync pushed (the first listing after its upload, or a state written before times were
+/// kept). Whether any was recorded: the state then needs saving.
+pub fn adopt_times(
+    pushed: &mut BTreeMap<String, Pushed>,
+    listed: &BTreeMap<String, RemoteFile>,
+) -> bool {
+    let mut adopted = false;
+    for (path, p) in pushed.iter_mut().filter(|(_, p)| p.mtime.is_none()) {
+        if let Some(RemoteFile {
+            size,
+            mtime: Some(t),
+        }) = listed.get(path)
+            && *size == p.size
+        {
+            p.mtime = Some(t.clone());
+            adopted = true;
+        }
+    }
+    adopted
+}
+
+/// Whether two times as rclone lists them (RFC 3339) are one instant: the same time prints
+/// with another offset when the machine's time zone or daylight saving time changes.
+pub fn same_time(a: &str, b: &str) -> bool {
+    match (instant(a), instant(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// An RFC 3339 time as (seconds since 1970 UTC, nanoseconds).
+fn instant(time: &str) -> Option<(i64, u32)> {
+    let num = |s: &str| -> Option<i64> {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (date, rest) = time.split_once(['T', 't'])?;
+    let mut ymd = date.splitn(3, '-');
+    let (y, m, d) = (num(ymd.next()?)?, num(ymd.next()?)?, num(ymd.next()?)?);
+    let split = rest.find(['Z', 'z', '+', '-'])?;
+    let (clock, zone) = rest.split_at(split);
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut hms = hms.splitn(3, ':');
+    let (h, mi, s) = (num(hms.next()?)?, num(hms.next()?)?, num(hms.next()?)?);
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        u32::try_from(num(&digits)?).ok()?
+    };
+    let offset = match zone {
+        "Z" | "z" => 0,
+        _ => {
+            let (oh, om) = zone[1..].split_once(':')?;
+            let minutes = num(oh)? * 60 + num(om)?;
+            if zone.starts_with('-') {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 + s - offset * 60, nanos))
 }
 
 /// Whether a remote file of `size`, known to hold `ours` if anything, is the staged `local`.

@@ -55,6 +55,7 @@ impl World {
                 Pushed {
                     size: l.size,
                     hash: l.hash.clone(),
+                    mtime: None,
                 },
             );
         }
@@ -197,6 +198,7 @@ fn a_pending_upload_is_adopted_only_with_the_staged_content() {
         Pushed {
             size: 10,
             hash: "a1".into(),
+            mtime: None,
         },
     );
     assert_eq!(
@@ -222,6 +224,7 @@ fn a_pending_overwrite_is_adopted_only_when_the_size_tells() {
         Pushed {
             size: 10,
             hash: "a2".into(),
+            mtime: None,
         },
     );
     let p = w.plan(&mirror(&[("a.mp3", 10, "a2")]), BACKUP);
@@ -244,6 +247,7 @@ fn a_pending_file_no_longer_wanted_is_removed_and_one_that_never_landed_forgotte
         let file = Pushed {
             size: 10,
             hash: "x".into(),
+            mtime: None,
         };
         w.pending.insert(path.into(), file);
     }
@@ -493,6 +497,7 @@ fn a_users_file_differing_only_in_case_is_backed_up() {
         Pushed {
             size: 10,
             hash: "a".into(),
+            mtime: None,
         },
     );
     assert!(w.plan(&m, CI).is_empty());
@@ -676,6 +681,7 @@ impl CiWorld {
                 Pushed {
                     size: l.size,
                     hash: l.hash.clone(),
+                    mtime: None,
                 },
             );
         }
@@ -831,4 +837,89 @@ fn emptied_dirs_keep_a_folder_renamed_in_case_only_on_a_case_insensitive_remote(
     let remaining = ["Rock/album/01.mp3"];
     assert_eq!(emptied_dirs(gone, remaining, false), ["Rock/Album"]);
     assert!(emptied_dirs(gone, remaining, true).is_empty());
+}
+
+fn listed(files: &[(&str, u64, Option<&str>)]) -> BTreeMap<String, RemoteFile> {
+    (files.iter())
+        .map(|(p, size, t)| {
+            let file = RemoteFile {
+                size: *size,
+                mtime: t.map(str::to_owned),
+            };
+            ((*p).to_owned(), file)
+        })
+        .collect()
+}
+
+const T1: &str = "2026-11-30T04:00:00.5Z";
+const T2: &str = "2026-11-30T05:00:00.5Z";
+
+// Regression: a file overwritten in place on the server at its old size was never noticed.
+#[test]
+fn a_same_size_file_with_a_new_time_is_restored_after_a_backup() {
+    let mut w = pushed(&[("a.mp3", 10, "a"), ("b.mp3", 5, "b")]);
+    assert!(adopt_times(
+        &mut w.pushed,
+        &listed(&[("a.mp3", 10, Some(T1)), ("b.mp3", 5, Some(T1))])
+    ));
+    let now = listed(&[("a.mp3", 10, Some(T2)), ("b.mp3", 5, Some(T1))]);
+    let changed = changed_on_server(&w.pushed, &now);
+    assert_eq!(changed, BTreeSet::from(["a.mp3".to_owned()]));
+    let m = mirror(&[("a.mp3", 10, "a"), ("b.mp3", 5, "b")]);
+    let listing = BTreeMap::from([("a.mp3".to_owned(), 10), ("b.mp3".to_owned(), 5)]);
+    let p = plan_with_changes(&m, &listing, &w.pushed, &w.pending, &changed, BACKUP);
+    assert_eq!(p.restored, ["a.mp3"]);
+    assert_eq!(p.backups, ["a.mp3"]);
+    assert_eq!(p.uploads, ["a.mp3"]);
+    assert_eq!(p.unchanged, 1);
+    // Nor is a changed file moved as musync's own to a new path of the same content.
+    let renamed = mirror(&[("c.mp3", 10, "a"), ("b.mp3", 5, "b")]);
+    let p = plan_with_changes(&renamed, &listing, &w.pushed, &w.pending, &changed, BACKUP);
+    assert!(p.moves.is_empty(), "{p:?}");
+    assert_eq!(p.uploads, ["c.mp3"]);
+}
+
+#[test]
+fn times_are_adopted_only_when_missing_and_at_the_pushed_size() {
+    let mut w = pushed(&[("a.mp3", 10, "a"), ("b.mp3", 5, "b"), ("c.mp3", 1, "c")]);
+    w.pushed.get_mut("c.mp3").unwrap().mtime = Some(T1.into());
+    let now = listed(&[
+        ("a.mp3", 10, Some(T2)),
+        ("b.mp3", 6, Some(T2)),
+        ("c.mp3", 1, Some(T2)),
+    ]);
+    assert!(changed_on_server(&w.pushed, &now).contains("c.mp3"));
+    assert!(adopt_times(&mut w.pushed, &now));
+    assert_eq!(w.pushed["a.mp3"].mtime.as_deref(), Some(T2));
+    assert_eq!(
+        w.pushed["b.mp3"].mtime, None,
+        "a new size is drift, not a time"
+    );
+    assert_eq!(w.pushed["c.mp3"].mtime.as_deref(), Some(T1));
+    assert!(!adopt_times(&mut w.pushed, &listed(&[("b.mp3", 5, None)])));
+}
+
+/// The same instant prints with another offset after a time zone or daylight saving change.
+#[test]
+fn times_compare_as_instants() {
+    assert!(same_time(
+        "2026-11-30T05:00:00.5+01:00",
+        "2026-11-30T04:00:00.500Z"
+    ));
+    assert!(same_time(
+        "2024-02-29T23:30:00-01:00",
+        "2024-03-01T00:30:00Z"
+    ));
+    assert!(!same_time(
+        "2026-11-30T04:00:00.5Z",
+        "2026-11-30T04:00:00.6Z"
+    ));
+    assert!(!same_time("2026-11-30T04:00:00Z", "2026-11-30T04:00:01Z"));
+    assert!(same_time("garbled", "garbled"));
+    assert!(!same_time("garbled", T1));
+    assert_eq!(instant("1970-01-01T00:00:00Z"), Some((0, 0)));
+    assert_eq!(
+        instant("2000-03-01T00:00:00.000000001Z"),
+        Some((951_868_800, 1))
+    );
 }

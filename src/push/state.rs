@@ -128,9 +128,23 @@ mod tests {
         let pushed = Pushed {
             size: 3,
             hash: "h".into(),
+            mtime: None,
         };
         state.files.insert("a/new\nline.mp3".into(), pushed.clone());
         state.pending.insert("b.mp3".into(), pushed);
+        let bytes = state.to_bytes().unwrap();
+        assert_eq!(State::parse(Path::new("x"), &bytes).unwrap(), state);
+    }
+
+    /// A state written before times were kept loads, each file with no time (the next
+    /// listing's is adopted), and one with a time keeps it.
+    #[test]
+    fn a_state_without_times_loads() {
+        let old = br#"{"remote":"r:","files":{"a.mp3":{"size":3,"hash":"h"}}}"#;
+        let state = State::parse(Path::new("x"), old).unwrap();
+        assert_eq!(state.files["a.mp3"].mtime, None);
+        let mut state = state;
+        state.files.get_mut("a.mp3").unwrap().mtime = Some("2026-11-30T04:00:00Z".into());
         let bytes = state.to_bytes().unwrap();
         assert_eq!(State::parse(Path::new("x"), &bytes).unwrap(), state);
     }
@@ -143,6 +157,7 @@ mod tests {
         let pushed = Pushed {
             size: 3,
             hash: "h".into(),
+            mtime: None,
         };
         state.files.insert("a.mp3".into(), pushed);
         state.save(staging.path()).unwrap();

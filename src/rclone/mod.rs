@@ -139,6 +139,8 @@ impl From<io::Error> for RcloneError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteFile {
     pub size: u64,
+    /// The modification time as rclone lists it (RFC 3339); `None` where not listed.
+    pub mtime: Option<String>,
 }
 
 /// One entry of `rclone lsjson` output; the other fields are not needed.
@@ -148,6 +150,8 @@ struct Entry {
     path: String,
     name: String,
     size: i64,
+    #[serde(default)]
+    mod_time: Option<String>,
 }
 
 impl Rclone {
@@ -226,13 +230,7 @@ impl Rclone {
     /// the remote; with it (1.60 and later) each link lists as a file `<path>.rclonelink`.
     /// Other backends list what their server shows (an sftp server follows links itself).
     pub fn listing(&self, remote: &str) -> Result<Listing, RcloneError> {
-        let flags = [
-            "-R",
-            "--files-only",
-            "--links",
-            "--no-mimetype",
-            "--no-modtime",
-        ];
+        let flags = ["-R", "--files-only", "--links", "--no-mimetype"];
         match self.lsjson(&flags, remote)? {
             Some(json) => parse_links_listing(&json),
             None => Ok(Listing::default()),
@@ -585,7 +583,8 @@ pub fn parse_links_listing(json: &[u8]) -> Result<Listing, RcloneError> {
                 }
                 _ => {
                     let size = e.size.try_into().unwrap_or(0);
-                    listing.files.insert(e.path, RemoteFile { size });
+                    let mtime = e.mod_time;
+                    listing.files.insert(e.path, RemoteFile { size, mtime });
                 }
             },
             Err(why) => tracing::warn!("rclone listed an {why}; musync leaves it alone"),

@@ -217,13 +217,16 @@ fn bad_relative_paths_are_refused() {
 
 #[test]
 fn listed_paths_that_leave_the_remote_are_left_out() {
-    let json = br#"[{"Path":"a/b.mp3","Name":"b.mp3","Size":3},
+    let json =
+        br#"[{"Path":"a/b.mp3","Name":"b.mp3","Size":3,"ModTime":"2024-01-02T03:04:05.123456789Z"},
         {"Path":"../x.mp3","Name":"x.mp3","Size":1},
         {"Path":"/etc/passwd","Name":"passwd","Size":1},
         {"Path":"a/../../y","Name":"y","Size":1},
         {"Path":"c.mp3","Name":"c.mp3","Size":-1}]"#;
     let files = parse_listing(json).unwrap();
-    let want = [("a/b.mp3", 3), ("c.mp3", 0)].map(|(p, size)| (p.to_owned(), RemoteFile { size }));
+    let time = Some("2024-01-02T03:04:05.123456789Z".to_owned());
+    let want = [("a/b.mp3", 3, time), ("c.mp3", 0, None)]
+        .map(|(p, size, mtime)| (p.to_owned(), RemoteFile { size, mtime }));
     assert_eq!(files, BTreeMap::from(want));
     let links = br#"[{"Path":"a/b.mp3.rclonelink","Name":"b.mp3.rclonelink","Size":9},
         {"Path":"c.rclonelink","Name":"c.rclonelink","Size":9},
@@ -354,7 +357,9 @@ fn upload_then_list_awkward_names() {
     fs::write(local.join("top.mp3"), "changed!!").unwrap();
     rc.upload(&local, &remote, TMP, &names(&["top.mp3"]))
         .unwrap();
-    assert_eq!(rc.list(&remote).unwrap()["top.mp3"], RemoteFile { size: 9 });
+    let listed = &rc.list(&remote).unwrap()["top.mp3"];
+    assert_eq!(listed.size, 9);
+    assert!(listed.mtime.is_some(), "the listing carries the time");
 }
 
 #[test]
