@@ -430,9 +430,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     pub staging: PathBuf,
 
-    /// Also check this remote against what musync pushed there (one listing; sizes, see
-    /// --checksum); with
-    /// no value, the remote of the config file (which is checked anyway unless --offline).
+    /// Also check this remote against what musync pushed there (one listing; sizes, and content
+    /// with --checksum); with no value, the remote of the config file (which is checked anyway
+    /// unless --offline).
     #[arg(long, value_name = "REMOTE", num_args = 0..=1)]
     pub remote: Option<Option<String>>,
 

@@ -1,7 +1,7 @@
 //! The verify command: check that the staged mirror holds what the manifest says musync made
 //! (every staged file hashed again) and, with a remote, that the remote holds what the push state
-//! says musync put there (one listing: sizes, and with `--checksum` the MD5s rclone gives). It reports; it writes and repairs nothing
-//! (`convert` and `push` do that).
+//! says musync put there (one listing: sizes, and with `--checksum` the MD5s rclone gives). It
+//! reports; it writes and repairs nothing (`convert` and `push` do that).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
