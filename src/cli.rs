@@ -430,8 +430,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     pub staging: PathBuf,
 
-    /// Also check this remote against what musync pushed there (one listing; sizes only); with
-    /// no value, the remote of the config file (which is checked anyway unless --offline).
+    /// Also check this remote against what musync pushed there (one listing; sizes, and content
+    /// with --checksum); with no value, the remote of the config file (which is checked anyway
+    /// unless --offline).
     #[arg(long, value_name = "REMOTE", num_args = 0..=1)]
     pub remote: Option<Option<String>>,
 
@@ -442,6 +443,12 @@ pub struct VerifyArgs {
     /// Files hashed at once [default: the number of cores].
     #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+
+    /// Also compare the remote's content hashes (MD5) with the staged files', where the
+    /// remote's backend has them (a local folder, sftp with md5sum); elsewhere says so and
+    /// compares sizes only. The remote reads every file.
+    #[arg(long, conflicts_with = "offline")]
+    pub checksum: bool,
 
     /// Print one JSON object with the results on stdout.
     #[arg(long)]

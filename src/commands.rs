@@ -240,6 +240,7 @@ fn verify(args: cli::VerifyArgs, quiet: bool) -> anyhow::Result<Exit> {
         staging: args.staging,
         remote: remote.clone(),
         jobs: jobs(args.jobs),
+        checksum: args.checksum,
     };
     let mut report = match &rclone {
         Some(Err(_)) => verify::run(
@@ -257,6 +258,14 @@ fn verify(args: cli::VerifyArgs, quiet: bool) -> anyhow::Result<Exit> {
     }
     report.failures().iter().for_each(report::Failure::print);
     let shown = remote.as_deref().map(rclone::redact);
+    if let (Some(content), Some(name)) = (&report.content, &shown)
+        && content.unhashed > 0
+    {
+        eprintln!(
+            "musync: note: {name} gives no hashes for {} files; those were compared by size only",
+            content.unhashed
+        );
+    }
     let printed = if args.json {
         summary::print_json(&mut std::io::stdout(), &report)
     } else if quiet {

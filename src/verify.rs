@@ -1,7 +1,7 @@
 //! The verify command: check that the staged mirror holds what the manifest says musync made
 //! (every staged file hashed again) and, with a remote, that the remote holds what the push state
-//! says musync put there (one listing, sizes only). It reports; it writes and repairs nothing
-//! (`convert` and `push` do that).
+//! says musync put there (one listing: sizes, and with `--checksum` the MD5s rclone gives). It
+//! reports; it writes and repairs nothing (`convert` and `push` do that).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -22,6 +22,8 @@ pub struct VerifySettings {
     pub staging: PathBuf,
     pub remote: Option<String>,
     pub jobs: usize,
+    /// Also compare the remote's MD5s (where its backend has them) with the staged files'.
+    pub checksum: bool,
 }
 
 /// How one side (staging or the remote) differs from musync's records of it.
@@ -55,6 +57,21 @@ pub struct Report {
     /// rclone or the remote failed, so the remote was not checked (named on stderr).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_error: Option<String>,
+    /// With `--checksum`: the remote's content hashes against the staged files'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+}
+
+/// The remote's MD5s compared with those of the staged files musync pushed there (the ones
+/// still as pushed: a staged file changed since is the next push's business).
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Content {
+    /// Files whose MD5 the remote gave and compared.
+    pub checked: usize,
+    /// The remote's bytes are not the pushed ones (expected and found MD5).
+    pub differs: Vec<Changed<String>>,
+    /// Files the remote listed without a hash: compared by size only.
+    pub unhashed: usize,
 }
 
 impl<T> Check<T> {
@@ -101,7 +118,9 @@ impl<T> Check<T> {
 
 impl Report {
     pub fn is_clean(&self) -> bool {
-        self.staged.is_clean() && self.remote.as_ref().is_none_or(Check::is_clean)
+        self.staged.is_clean()
+            && self.remote.as_ref().is_none_or(Check::is_clean)
+            && self.content.as_ref().is_none_or(|c| c.differs.is_empty())
     }
 
     /// Every problem, as the lines printed to stderr: staging first, then the remote.
@@ -113,6 +132,15 @@ impl Report {
             out.extend(remote.failures(" on the remote", |want, got| {
                 format!("expected {want} bytes, found {got} bytes")
             }));
+        }
+        if let Some(content) = &self.content {
+            out.extend(content.differs.iter().map(|c| {
+                let (want, got) = (short(&c.expected), short(&c.found));
+                let why =
+                    format!("content differs on the remote (expected md5 {want}, found {got})");
+                Failure::new(&c.path, why)
+            }));
+            out.sort_by(|a, b| a.path.cmp(&b.path));
         }
         out
     }
@@ -128,6 +156,12 @@ impl Report {
         if let (Some(check), Some(name)) = (&self.remote, remote) {
             let (n, counts) = (check.checked, check.counts());
             lines.push(format!("Verified {n} pushed files on {name}: {counts}."));
+        }
+        if let (Some(content), Some(name)) = (&self.content, remote) {
+            let (n, differ) = (content.checked, content.differs.len());
+            lines.push(format!(
+                "Compared the content of {n} pushed files on {name} by MD5: {differ} differ."
+            ));
         }
         if let (Some(_), Some(name)) = (&self.remote_error, remote) {
             lines.push(format!(
@@ -156,7 +190,20 @@ pub fn run(settings: &VerifySettings, rclone: Option<&Rclone>) -> anyhow::Result
     let remote_side = settings.remote.as_deref().zip(rclone);
     // The listing (rclone's time) and the hashing (ours) overlap.
     std::thread::scope(|s| {
-        let listing = remote_side.map(|(name, rclone)| s.spawn(move || rclone.list(name)));
+        let checksum = settings.checksum;
+        let listing = remote_side.map(|(name, rclone)| {
+            s.spawn(move || {
+                if checksum {
+                    let hashed = rclone.list_md5(name)?;
+                    let md5s = (hashed.iter()).map(|(p, h)| (p.clone(), h.md5.clone()));
+                    let md5s = md5s.collect();
+                    let files = hashed.into_iter().map(|(p, h)| (p, h.file)).collect();
+                    Ok((files, Some(md5s)))
+                } else {
+                    rclone.list(name).map(|files| (files, None))
+                }
+            })
+        });
         let loaded = manifest::fingerprint(staging);
         let manifest = manifest::load(staging)?;
         let expected = outputs(&manifest);
@@ -165,12 +212,21 @@ pub fn run(settings: &VerifySettings, rclone: Option<&Rclone>) -> anyhow::Result
             .num_threads(settings.jobs)
             .build()
             .context("starting the hashing threads")?;
+        // With --checksum, each staged file's (sha256, md5), from the one read that checks it.
+        let both = std::sync::Mutex::new(BTreeMap::new());
         let hash = |rel: &str| {
             // After Ctrl-C the remaining files are skipped, and the report is not printed.
             if interrupt::interrupted() {
                 return Err(String::new());
             }
-            fsutil::sha256_file(&staging.join(rel)).map_err(|e| format!("{e:#}"))
+            let path = staging.join(rel);
+            if !settings.checksum {
+                return fsutil::sha256_file(&path).map_err(|e| format!("{e:#}"));
+            }
+            let (sha256, md5) = sha256_md5_file(&path).map_err(|e| format!("{e:#}"))?;
+            let mut both = both.lock().expect("no hashing thread panics holding it");
+            both.insert(rel.to_owned(), (sha256.clone(), md5));
+            Ok(sha256)
         };
         let mut staged = pool.install(|| compare_staged(&expected, &present, hash));
         pool.install(|| settle(staging, &mut staged, loaded, hash))?;
@@ -178,11 +234,16 @@ pub fn run(settings: &VerifySettings, rclone: Option<&Rclone>) -> anyhow::Result
             return Err(interrupt::Interrupted.into());
         }
         staged.unreadable.extend(unreadable);
-        let (mut remote, mut remote_error) = (None, None);
+        let (mut remote, mut remote_error, mut content) = (None, None, None);
         if let (Some(listing), Some((name, _))) = (listing, remote_side) {
             match listing.join().expect("the listing thread does not panic") {
-                Ok(listing) => {
+                Ok((listing, md5s)) => {
                     let state = push::state::State::load(staging, name)?;
+                    if let Some(md5s) = md5s {
+                        let both = both.lock().expect("no hashing thread panics holding it");
+                        let pushed = (state.files.iter()).map(|(p, f)| (p.clone(), f.hash.clone()));
+                        content = Some(compare_content(&pushed.collect(), &both, &md5s));
+                    }
                     let sizes = listing.into_iter().map(|(p, f)| (p, f.size)).collect();
                     let pushed = state.files.iter().map(|(p, f)| (p.clone(), f.size));
                     remote = Some(compare_remote(&pushed.collect(), &sizes));
@@ -196,8 +257,65 @@ pub fn run(settings: &VerifySettings, rclone: Option<&Rclone>) -> anyhow::Result
             staged,
             remote,
             remote_error,
+            content,
         })
     })
+}
+
+/// A file's sha256 and MD5, from one read.
+fn sha256_md5_file(path: &Path) -> anyhow::Result<(String, String)> {
+    use md5::Digest as _;
+    use std::io::Read as _;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let (mut sha256, mut md5) = (sha2::Sha256::new(), md5::Md5::new());
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = (file.read(&mut buf)).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        sha256.update(&buf[..n]);
+        md5.update(&buf[..n]);
+    }
+    Ok((
+        fsutil::hex(&sha256.finalize()),
+        fsutil::hex(&md5.finalize()),
+    ))
+}
+
+/// Compare the remote's MD5s (path → MD5 if it gave one) with the staged files' (path →
+/// (sha256, md5)) for each file musync pushed (path → sha256 pushed). A staged file no longer
+/// the one pushed, or one not on the remote (`compare_remote` reports that), is not compared.
+fn compare_content(
+    pushed: &BTreeMap<String, String>,
+    staged: &BTreeMap<String, (String, String)>,
+    remote: &BTreeMap<String, Option<String>>,
+) -> Content {
+    let mut content = Content::default();
+    for (path, pushed_sha256) in pushed {
+        let Some(listed) = remote.get(path) else {
+            continue;
+        };
+        let Some(found) = listed else {
+            content.unhashed += 1;
+            continue;
+        };
+        match staged.get(path) {
+            Some((sha256, md5)) if sha256 == pushed_sha256 => {
+                content.checked += 1;
+                if md5 != found {
+                    content.differs.push(Changed {
+                        path: path.clone(),
+                        expected: md5.clone(),
+                        found: found.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    content
 }
 
 /// Each staged output's path and sha256.
@@ -437,6 +555,7 @@ mod tests {
             staged,
             remote: Some(remote),
             remote_error: None,
+            content: None,
         };
         let lines: Vec<String> = (report.failures().iter())
             .map(|f| format!("{}: {}", f.path, f.error))
@@ -457,5 +576,74 @@ mod tests {
             ]
         );
         assert!(!report.is_clean());
+    }
+
+    fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
+        (pairs.iter())
+            .map(|(p, v)| ((*p).to_owned(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn content_compares_md5_of_files_still_as_pushed() {
+        let pushed = map(&[
+            ("same.mp3", "s1".to_owned()),
+            ("damaged.mp3", "d1".to_owned()),
+            ("restaged.mp3", "r1".to_owned()),
+            ("hashless.mp3", "h1".to_owned()),
+            ("gone.mp3", "g1".to_owned()),
+        ]);
+        let staged = map(&[
+            ("same.mp3", ("s1".to_owned(), "m-same".to_owned())),
+            ("damaged.mp3", ("d1".to_owned(), "m-damaged".to_owned())),
+            // Converted again since the push: the next push uploads it, nothing to compare.
+            ("restaged.mp3", ("r2".to_owned(), "m-new".to_owned())),
+            ("hashless.mp3", ("h1".to_owned(), "m-h".to_owned())),
+            ("gone.mp3", ("g1".to_owned(), "m-g".to_owned())),
+        ]);
+        let remote = map(&[
+            ("same.mp3", Some("m-same".to_owned())),
+            ("damaged.mp3", Some("m-other".to_owned())),
+            ("restaged.mp3", Some("m-old".to_owned())),
+            ("hashless.mp3", None),
+            ("foreign.mp3", None),
+        ]);
+        let content = compare_content(&pushed, &staged, &remote);
+        assert_eq!(
+            content,
+            Content {
+                checked: 2,
+                differs: vec![Changed {
+                    path: "damaged.mp3".into(),
+                    expected: "m-damaged".into(),
+                    found: "m-other".into(),
+                }],
+                unhashed: 1,
+            }
+        );
+        let report = Report {
+            staged: Check::default(),
+            remote: Some(Check::default()),
+            remote_error: None,
+            content: Some(content),
+        };
+        assert!(!report.is_clean());
+        let lines: Vec<String> = (report.failures().iter())
+            .map(|f| format!("{}: {}", f.path, f.error))
+            .collect();
+        assert_eq!(
+            lines,
+            ["damaged.mp3: content differs on the remote (expected md5 m-damaged, found m-other)"]
+        );
+    }
+
+    #[test]
+    fn one_read_gives_both_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        std::fs::write(&path, b"hi\n").unwrap();
+        let (sha256, md5) = sha256_md5_file(&path).unwrap();
+        assert_eq!(sha256, fsutil::sha256_file(&path).unwrap());
+        assert_eq!(md5, "764efa883dda1e11db47671c4a3bbd9e");
     }
 }

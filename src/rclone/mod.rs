@@ -152,6 +152,9 @@ struct Entry {
     size: i64,
     #[serde(default)]
     mod_time: Option<String>,
+    /// With `--hash`: hash name (`md5`, `sha1`) → hex; absent or empty where the backend has none.
+    #[serde(default)]
+    hashes: BTreeMap<String, String>,
 }
 
 impl Rclone {
@@ -234,6 +237,24 @@ impl Rclone {
         match self.lsjson(&flags, remote)? {
             Some(json) => parse_links_listing(&json),
             None => Ok(Listing::default()),
+        }
+    }
+
+    /// `list`, with each file's MD5 where the remote's backend gives one (`None` where not):
+    /// rclone computes it for a local folder, asks an sftp server's `md5sum`, and reads it
+    /// from a WebDAV server only if that server offers it. Slower: the remote reads every file.
+    pub fn list_md5(&self, remote: &str) -> Result<BTreeMap<String, Hashed>, RcloneError> {
+        let flags = [
+            "-R",
+            "--files-only",
+            "--no-mimetype",
+            "--hash",
+            "--hash-type",
+            "md5",
+        ];
+        match self.lsjson(&flags, remote)? {
+            Some(json) => parse_md5_listing(&json),
+            None => Ok(BTreeMap::new()),
         }
     }
 
@@ -591,6 +612,36 @@ pub fn parse_links_listing(json: &[u8]) -> Result<Listing, RcloneError> {
         }
     }
     Ok(listing)
+}
+
+/// A listed file and its MD5, if the remote gave one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hashed {
+    pub file: RemoteFile,
+    pub md5: Option<String>,
+}
+
+/// The files of an `lsjson -R --files-only --hash --hash-type md5` listing, paths checked as
+/// `parse_links_listing` checks them.
+pub fn parse_md5_listing(json: &[u8]) -> Result<BTreeMap<String, Hashed>, RcloneError> {
+    let mut files = BTreeMap::new();
+    for mut e in entries(json)? {
+        match crate::relpath::check(&e.path) {
+            Ok(_) => {
+                let md5 = (e.hashes.remove("md5"))
+                    .filter(|h| !h.is_empty())
+                    .map(|h| h.to_ascii_lowercase());
+                let size = e.size.try_into().unwrap_or(0);
+                let file = RemoteFile {
+                    size,
+                    mtime: e.mod_time,
+                };
+                files.insert(e.path, Hashed { file, md5 });
+            }
+            Err(why) => tracing::warn!("rclone listed an {why}; musync leaves it alone"),
+        }
+    }
+    Ok(files)
 }
 
 fn entries(json: &[u8]) -> Result<Vec<Entry>, RcloneError> {

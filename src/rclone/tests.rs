@@ -694,3 +694,30 @@ fn only_rclone_1_60_gets_one_move_per_top_folder() {
     assert!(!with("v1.61.0").refuses_nested_move());
     assert!(!with("v1.75.2").refuses_nested_move());
 }
+
+#[test]
+fn md5_listing_reads_the_hash_where_given() {
+    let json = br#"[
+{"Path":"a.mp3","Name":"a.mp3","Size":3,"ModTime":"2026-01-01T00:00:00Z","IsDir":false,"Hashes":{"md5":"764EFA883DDA1E11DB47671C4A3BBD9E"}},
+{"Path":"b.mp3","Name":"b.mp3","Size":4,"ModTime":"2026-01-01T00:00:00Z","IsDir":false,"Hashes":{"md5":""}},
+{"Path":"c.mp3","Name":"c.mp3","Size":5,"IsDir":false},
+{"Path":"../x.mp3","Name":"x.mp3","Size":5,"IsDir":false}
+]"#;
+    let listed = parse_md5_listing(json).unwrap();
+    let md5s: Vec<(&str, Option<&str>)> = (listed.iter())
+        .map(|(p, h)| (p.as_str(), h.md5.as_deref()))
+        .collect();
+    assert_eq!(
+        md5s,
+        [
+            ("a.mp3", Some("764efa883dda1e11db47671c4a3bbd9e")),
+            ("b.mp3", None),
+            ("c.mp3", None)
+        ]
+    );
+    assert_eq!(listed["b.mp3"].file.size, 4);
+    assert_eq!(
+        listed["a.mp3"].file.mtime.as_deref(),
+        Some("2026-01-01T00:00:00Z")
+    );
+}

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use crate::remotes::{Kind, Remote};
@@ -208,4 +209,110 @@ fn a_same_size_file_damaged_on_the_server_is_backed_up_and_restored() {
             );
         }
     }
+}
+
+/// Runs `musync verify --remote --checksum` (or without `--checksum`) with `rclone`.
+fn verify(env: &Env, remote: &Remote, rclone: &Path, checksum: bool) -> Output {
+    let run = env
+        .run("verify")
+        .remote(remote)
+        .env("MUSYNC_RCLONE", rclone);
+    if checksum {
+        run.arg("--checksum").output()
+    } else {
+        run.output()
+    }
+}
+
+/// `bad` written over `track` on `remote` through its server, at another time than the upload's.
+fn overwrite(env: &Env, remote: &Remote, track: &str, bad: &[u8]) {
+    let damaged = env.dir.path().join("damaged.mp3");
+    fs::write(&damaged, bad).unwrap();
+    let file = fs::File::options().write(true).open(&damaged).unwrap();
+    file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .unwrap();
+    drop(file);
+    let damaged = damaged.display().to_string();
+    let out =
+        run(remote
+            .rclone()
+            .args(["copyto", "--ignore-times", &damaged, &remote.path(track)]));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+// Regression: `verify --remote` compared sizes only, so a track overwritten on the server at its
+// old size passed.
+#[test]
+fn verify_checksum_catches_a_same_size_change_on_the_server() {
+    let env = Env::demo();
+    let out = env.convert(&[]);
+    assert_eq!(out.status.code(), Some(0), "convert: {}", stderr(&out));
+    let track = files(&env.staging)
+        .into_iter()
+        .find(|f| f.ends_with(".mp3"))
+        .unwrap();
+    let mut bad = fs::read(env.staged(&track)).unwrap();
+    let middle = bad.len() / 2;
+    bad[middle..middle + 64].fill(0x55);
+    for rclone in crate::remotes::rclones() {
+        for kind in [Kind::Local, Kind::Sftp] {
+            let what = format!("{kind:?} with {}", rclone.display());
+            let remote = Remote::start(kind);
+            let out = env
+                .run("push")
+                .remote(&remote)
+                .env("MUSYNC_RCLONE", &rclone)
+                .output();
+            assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(&out));
+            let out = verify(&env, &remote, &rclone, true);
+            assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(&out));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains(": 0 differ."), "{what}: {stdout}");
+            assert!(
+                !stderr(&out).contains("no hashes"),
+                "{what}: {}",
+                stderr(&out)
+            );
+
+            overwrite(&env, &remote, &track, &bad);
+            // Sizes alone do not tell.
+            let out = verify(&env, &remote, &rclone, false);
+            assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(&out));
+            let out = verify(&env, &remote, &rclone, true);
+            assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
+            let lines: Vec<String> = (stderr(&out).lines())
+                .filter(|l| l.contains("content differs on the remote"))
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(lines.len(), 1, "{what}: {}", stderr(&out));
+            assert!(lines[0].contains(&track), "{what}: {lines:?}");
+        }
+    }
+}
+
+#[test]
+fn verify_checksum_on_a_remote_without_hashes_says_it_compared_sizes_only() {
+    let env = Env::demo();
+    let out = env.convert(&[]);
+    assert_eq!(out.status.code(), Some(0), "convert: {}", stderr(&out));
+    let rclone = crate::remotes::rclones().remove(0);
+    // rclone's WebDAV client reads hashes only from ownCloud and Nextcloud servers.
+    let remote = Remote::start(Kind::Webdav);
+    let out = env
+        .run("push")
+        .remote(&remote)
+        .env("MUSYNC_RCLONE", &rclone)
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = verify(&env, &remote, &rclone, true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let notes = (stderr(&out).lines())
+        .filter(|l| l.contains("gives no hashes"))
+        .count();
+    assert_eq!(notes, 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("compared by size only"),
+        "{}",
+        stderr(&out)
+    );
 }
