@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{Env, files, run, stderr};
+use crate::util::{Env, files, make_flac, make_image, run, stderr};
 
 pub const USER: &str = "musync";
 pub const PASSWORD: &str = "Pa55-w0rd-of-the-test";
@@ -178,6 +178,25 @@ impl Supysonic {
         let answer = json["subsonic-response"].clone();
         assert_eq!(answer["status"], "ok", "{method}: {answer}");
         answer
+    }
+
+    /// The raw body of a Subsonic API method's answer (e.g. an image from `getCoverArt`).
+    pub fn get_bytes(&self, method: &str, params: &str) -> Vec<u8> {
+        let mut http = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        http.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let query = format!("u={USER}&p={PASSWORD}&v=1.10.2&c=musync-test{params}");
+        write!(http, "GET /rest/{method}.view?{query} HTTP/1.0\r\n\r\n").unwrap();
+        let mut response = Vec::new();
+        http.read_to_end(&mut response).unwrap();
+        let end = response.windows(4).position(|w| w == b"\r\n\r\n");
+        let end = end.unwrap_or_else(|| panic!("{method}: no HTTP header"));
+        let head = String::from_utf8_lossy(&response[..end]).into_owned();
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{method}: {head}"
+        );
+        response[end + 4..].to_vec()
     }
 
     /// The paths of the songs the server knows, sorted.
@@ -393,4 +412,63 @@ fn subsonic_server_indexes_folder_genres() {
         }
     }
     assert_eq!(indexed, expected);
+}
+
+/// What a listener sees in a Subsonic server (issue 14): a two-disc album whose big cover sits
+/// beside its disc folders shows that cover, downscaled, for every track and for the album
+/// folder (from the mirror's own `cover.jpg`), and the bytes are the ones musync embedded.
+#[test]
+fn subsonic_server_shows_a_multi_disc_albums_cover() {
+    let env = Env::empty();
+    let album = env.lib("Jazz/Quartet/Two Discs");
+    make_image(&album.join("cover.jpg"), "testsrc2=s=2400x2400");
+    for disc in ["CD1", "CD2"] {
+        make_flac(
+            &album.join(disc).join("01.flac"),
+            0.5,
+            &["TITLE=One", "ALBUM=Two Discs"],
+        );
+    }
+    let remote = env.dir.path().join("remote");
+    let out = env
+        .command("sync")
+        .arg("--remote")
+        .arg(&remote)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let folder_cover = fs::read(remote.join("Jazz/Quartet/Two Discs/cover.jpg")).unwrap();
+
+    let server = Supysonic::start(&env, &remote);
+    server.cli(&["folder", "scan", "--foreground", "music"]);
+    let songs = server.get("getRandomSongs", "&size=50");
+    let songs = songs["randomSongs"]["song"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(songs.len(), 2, "{songs:?}");
+    for song in &songs {
+        let id = song["coverArt"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no cover art: {song}"));
+        let art = server.get_bytes("getCoverArt", &format!("&id={id}"));
+        assert_eq!(
+            art, folder_cover,
+            "{}: the server's art is not musync's",
+            song["path"]
+        );
+    }
+    // The album folder itself (the disc folders' parent) shows the mirror's cover.jpg.
+    let parent = songs[0]["parent"].as_str().unwrap();
+    let disc = server.get("getMusicDirectory", &format!("&id={parent}"));
+    let album_id = disc["directory"]["parent"].as_str().unwrap();
+    let album = server.get("getMusicDirectory", &format!("&id={album_id}"));
+    assert_eq!(album["directory"]["name"], "Two Discs", "{album}");
+    let art = server.get_bytes("getCoverArt", &format!("&id={album_id}"));
+    assert_eq!(art, folder_cover);
+    assert!(
+        folder_cover.len() < 1_000_000,
+        "not downscaled: {} bytes",
+        folder_cover.len()
+    );
 }
