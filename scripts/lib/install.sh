@@ -42,8 +42,8 @@ install_current_rclone() {
 }
 
 # What the tests call: flac, ffprobe (ffmpeg), lame, mutagen, supysonic, rclone (Debian's and the
-# current release), smbd, groff, script (util-linux), mkfs.vfat, fusefat, rustfmt and clippy.
-# Used by scripts/test and scripts/reliability.
+# current release), smbd, groff, script (util-linux), mkfs.vfat, fusefat, zsh, fish, rustfmt and
+# clippy. Used by scripts/test and scripts/reliability.
 install_test_tools() {
     local packages=()
     command -v flac >/dev/null || packages+=(flac)
@@ -58,6 +58,9 @@ install_test_tools() {
     command -v mkfs.vfat >/dev/null || [[ -x /usr/sbin/mkfs.vfat ]] || packages+=(dosfstools)
     command -v fusefat >/dev/null || packages+=(fusefat)
     command -v groff >/dev/null || packages+=(groff-base)
+    # The completion scripts are parsed by the shells they are for.
+    command -v zsh >/dev/null || packages+=(zsh)
+    command -v fish >/dev/null || packages+=(fish)
     command -v script >/dev/null || packages+=(bsdutils)
     if ((${#packages[@]})); then
         apt_install "${packages[@]}"
