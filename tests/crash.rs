@@ -2,7 +2,7 @@
 //! push, the library edited between rounds. After each kill, a rerun must finish the job: every
 //! staged and remote MP3 whole and of the right length, the remote equal to the mirror, the
 //! manifest equal to the disk, the library untouched, no temporary file left anywhere.
-//! The seed is printed first; replay a failure with `MUSYNC_CRASH_SEED=<seed>`.
+//! The seed is printed first; replay a failure with `REPLAY_CRASH_SEED=<seed>`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -94,8 +94,8 @@ fn group_alive(pgid: u32) -> bool {
 
 #[test]
 fn sync_survives_kill_9_anywhere() {
-    let (mut rng, seed) = Rng::from_env("MUSYNC_CRASH_SEED");
-    eprintln!("crash: seed {seed} (replay with MUSYNC_CRASH_SEED={seed})");
+    let (mut rng, seed) = Rng::from_env("REPLAY_CRASH_SEED");
+    eprintln!("crash: seed {seed} (replay with REPLAY_CRASH_SEED={seed})");
     let started = Instant::now();
     let env = Env::empty();
     let mut library = Library::generate(&env, &mut rng);

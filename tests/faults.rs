@@ -4,7 +4,7 @@
 //! equal to the mirror, or exit 4 with one `musync: …` line per failed rclone call naming it, and
 //! must destroy nothing: every file of the remote before it is still there or in the backups.
 //! A clean push with the real rclone must then make the remote exactly the mirror.
-//! The seed is printed first; replay a failure with `MUSYNC_FAULT_SEED=<seed>`.
+//! The seed is printed first; replay a failure with `REPLAY_FAULT_SEED=<seed>`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -266,8 +266,8 @@ fn fault_loop(kind: Kind, pushes: usize, rng: &mut Rng, seed: u64, tally: &mut T
 
 #[test]
 fn transport_faults_never_lose_a_file() {
-    let (mut rng, seed) = Rng::from_env("MUSYNC_FAULT_SEED");
-    eprintln!("faults: seed {seed} (replay with MUSYNC_FAULT_SEED={seed})");
+    let (mut rng, seed) = Rng::from_env("REPLAY_FAULT_SEED");
+    eprintln!("faults: seed {seed} (replay with REPLAY_FAULT_SEED={seed})");
     let started = Instant::now();
     let mut tally = Tally::default();
     fault_loop(Kind::Local, 24, &mut rng, seed, &mut tally);

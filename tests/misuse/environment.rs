@@ -7,7 +7,7 @@ use std::fs;
 use std::process::Command;
 
 /// Set in the child run, so that it does not start another.
-const CHILD: &str = "MUSYNC_TEST_HOSTILE_CHILD";
+const CHILD: &str = "HOSTILE_SETUP_CHILD";
 
 /// Tests that any of the hostile settings below would break if they reached musync.
 const VICTIMS: [&str; 4] = [

@@ -2,7 +2,7 @@
 //! at random moments, a staging folder that `convert` has brought to rest holds what a fresh
 //! convert of the same library gives: the same files, the same tags (read by mutagen) and the
 //! same audio (decoded by ffmpeg). The property test prints its seed; replay a failure with
-//! `MUSYNC_FRESH_SEED=<seed>`.
+//! `REPLAY_FRESH_SEED=<seed>`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -447,8 +447,8 @@ fn convert_maybe_killed(env: &Env, kill: Option<Duration>) -> String {
 #[test]
 fn incremental_runs_end_as_a_fresh_convert() {
     const CASES: usize = 5;
-    let (mut rng, seed) = Rng::from_env("MUSYNC_FRESH_SEED");
-    eprintln!("seed {seed}; replay with MUSYNC_FRESH_SEED={seed}");
+    let (mut rng, seed) = Rng::from_env("REPLAY_FRESH_SEED");
+    eprintln!("seed {seed}; replay with REPLAY_FRESH_SEED={seed}");
     let started = Instant::now();
     let (mut runs, mut killed) = (0, 0);
     for case in 0..CASES {
@@ -477,7 +477,7 @@ fn incremental_runs_end_as_a_fresh_convert() {
         }
         log.push(library.fix_covers(&mut rng));
         let context = format!(
-            "seed {seed} (replay with MUSYNC_FRESH_SEED={seed}), case {case}, after {log:#?}\n"
+            "seed {seed} (replay with REPLAY_FRESH_SEED={seed}), case {case}, after {log:#?}\n"
         );
         assert_equals_fresh(&env, &context);
     }

@@ -115,6 +115,24 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The folder cover files the mirror holds (`--folder-art`): the library's `cover.jpg` in a
+/// folder that still holds a track, in the same place. (The libraries these harnesses make keep
+/// their small JPEG covers beside tracks without embedded art, in album folders, not disc ones.)
+pub fn expected_covers(library: &Path) -> Vec<String> {
+    let all = files(library);
+    let has_track = |dir: &str| {
+        all.iter().any(|f| {
+            f.rsplit_once('/').is_some_and(|(d, _)| d == dir)
+                && (f.ends_with(".flac") || f.ends_with(".mp3"))
+        })
+    };
+    all.iter()
+        .filter_map(|f| f.strip_suffix("/cover.jpg"))
+        .filter(|dir| has_track(dir))
+        .map(|dir| format!("{dir}/cover.jpg"))
+        .collect()
+}
+
 /// The remote equals the mirror, and a second convert and push find nothing to do.
 pub fn assert_settled(env: &Env, remote: &Remote, context: &str) {
     for dir in [&env.staging, &remote.dir, &env.library] {
@@ -122,7 +140,9 @@ pub fn assert_settled(env: &Env, remote: &Remote, context: &str) {
         assert!(left.is_empty(), "{context}: leftovers {left:?}");
     }
     let staged: Vec<String> = mirror_tree(env).into_keys().collect();
-    let wanted: Vec<String> = expected_outputs(&env.library).into_keys().collect();
+    let mut wanted: Vec<String> = expected_outputs(&env.library).into_keys().collect();
+    wanted.extend(expected_covers(&env.library));
+    wanted.sort();
     assert_eq!(
         staged, wanted,
         "{context}: staging is not the library's mirror"
