@@ -165,23 +165,29 @@ impl Supysonic {
 
     /// Call a Subsonic API method and return its `subsonic-response`, checked to be "ok".
     pub fn get(&self, method: &str, params: &str) -> Value {
-        let mut http = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        http.set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let query = format!("u={USER}&p={PASSWORD}&v=1.10.2&c=musync-test&f=json{params}");
-        write!(http, "GET /rest/{method}.view?{query} HTTP/1.0\r\n\r\n").unwrap();
-        let mut response = String::new();
-        http.read_to_string(&mut response).unwrap();
-        let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-        let json: Value = serde_json::from_str(body)
-            .unwrap_or_else(|e| panic!("{method}: bad answer ({e}): {response}"));
+        let (_, body) = self.request(method, &format!("&f=json{params}"));
+        let json: Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "{method}: bad answer ({e}): {}",
+                String::from_utf8_lossy(&body)
+            )
+        });
         let answer = json["subsonic-response"].clone();
         assert_eq!(answer["status"], "ok", "{method}: {answer}");
         answer
     }
 
-    /// The raw body of a Subsonic API method's answer (e.g. an image from `getCoverArt`).
+    /// The body of a Subsonic API method's answer, checked to be a 200 (e.g. an image from
+    /// `getCoverArt`).
     pub fn get_bytes(&self, method: &str, params: &str) -> Vec<u8> {
+        let (head, body) = self.request(method, params);
+        let ok = head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200");
+        assert!(ok, "{method}: {head}");
+        body
+    }
+
+    /// One HTTP/1.0 GET of `/rest/METHOD.view` as the test user: the head and the body.
+    fn request(&self, method: &str, params: &str) -> (String, Vec<u8>) {
         let mut http = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         http.set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
@@ -192,11 +198,7 @@ impl Supysonic {
         let end = response.windows(4).position(|w| w == b"\r\n\r\n");
         let end = end.unwrap_or_else(|| panic!("{method}: no HTTP header"));
         let head = String::from_utf8_lossy(&response[..end]).into_owned();
-        assert!(
-            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-            "{method}: {head}"
-        );
-        response[end + 4..].to_vec()
+        (head, response[end + 4..].to_vec())
     }
 
     /// The paths of the songs the server knows, sorted.
