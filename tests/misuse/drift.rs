@@ -20,9 +20,9 @@ fn push(env: &Env, remote: &Path) {
     assert_eq!(out.status.code(), Some(0), "push: {}", stderr(&out));
 }
 
-// Regression: deleted albums left empty album, artist and genre folders on the remote.
-#[test]
-fn folders_emptied_by_deletions_are_removed_but_one_with_a_foreign_file_stays() {
+/// The demo library pushed to a local folder, a file of the user's put in the Classical album
+/// there, then the Rock and Classical genres deleted from the library and converted away.
+fn albums_deleted_after_a_push() -> (Env, std::path::PathBuf) {
     let env = Env::demo();
     let remote = env.dir.path().join("remote");
     fs::create_dir(&remote).unwrap();
@@ -35,11 +35,17 @@ fn folders_emptied_by_deletions_are_removed_but_one_with_a_foreign_file_stays() 
         b"user's",
     )
     .unwrap();
-
     fs::remove_dir_all(env.lib("Rock")).unwrap();
     fs::remove_dir_all(env.lib("Classical")).unwrap();
     let out = env.convert(&[]);
     assert_eq!(out.status.code(), Some(0), "convert: {}", stderr(&out));
+    (env, remote)
+}
+
+// Regression: deleted albums left empty album, artist and genre folders on the remote.
+#[test]
+fn folders_emptied_by_deletions_are_removed_but_one_with_a_foreign_file_stays() {
+    let (env, remote) = albums_deleted_after_a_push();
     push(&env, &remote);
 
     assert!(!remote.join("Rock").exists(), "{:?}", files(&remote));
@@ -71,21 +77,7 @@ fn dirs(root: &Path) -> Vec<String> {
 // Regression: `push --dry-run` did not show the emptied folders the real run then removed.
 #[test]
 fn dry_run_lists_the_emptied_folders_the_real_run_removes() {
-    let env = Env::demo();
-    let remote = env.dir.path().join("remote");
-    fs::create_dir(&remote).unwrap();
-    let out = env.convert(&[]);
-    assert_eq!(out.status.code(), Some(0), "convert: {}", stderr(&out));
-    push(&env, &remote);
-    fs::write(
-        remote.join("Classical/Orchestra/Symphony/booklet.pdf"),
-        b"user's",
-    )
-    .unwrap();
-    fs::remove_dir_all(env.lib("Rock")).unwrap();
-    fs::remove_dir_all(env.lib("Classical")).unwrap();
-    let out = env.convert(&[]);
-    assert_eq!(out.status.code(), Some(0), "convert: {}", stderr(&out));
+    let (env, remote) = albums_deleted_after_a_push();
 
     let out = run(env
         .command("push")
