@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod genre;
 pub mod init;
+pub mod libsync;
 pub mod interrupt;
 #[cfg(test)]
 mod layers_tests;
