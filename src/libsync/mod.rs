@@ -10,6 +10,8 @@
 
 pub mod execute;
 pub mod listing;
+pub mod plan;
+pub mod pull;
 pub mod state;
 
 use std::collections::BTreeMap;
