@@ -6,6 +6,7 @@
 mod drift;
 mod environment;
 mod fresh;
+mod libsync_cli;
 mod lock;
 mod overlap;
 mod remote_safety;
