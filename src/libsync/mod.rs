@@ -8,6 +8,8 @@
 //! list of actions out. Listing the sides, keeping the state and carrying out the actions through
 //! rclone are effects and live beside them.
 
+#[cfg(test)]
+mod model_tests;
 pub mod plan;
 pub mod pull;
 
