@@ -32,6 +32,8 @@ pub struct Target<'a> {
     pub backup_dir: &'a str,
     /// The peer's upload folder (`.musync-tmp/<key>`).
     pub peer_tmp: &'a str,
+    /// Whether `peer_tmp` holds files left by a killed run, to remove before uploading.
+    pub leftovers: bool,
 }
 
 /// What the executor did.
@@ -525,6 +527,12 @@ fn stage_uploads<'a>(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    if target.leftovers {
+        // A tidy-up: the upload overwrites what it needs anyway, so it goes on.
+        if let Err(e) = rclone.purge(target.peer, target.peer_tmp) {
+            tracing::warn!("the leftovers in {} stay: {e}", target.peer_tmp);
+        }
+    }
     match rclone.stage_upload(target.library, target.peer, target.peer_tmp, &files) {
         Ok(()) => copies.to_vec(),
         Err(e) => {

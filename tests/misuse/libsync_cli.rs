@@ -380,3 +380,46 @@ fn pull_fetches_replays_a_move_and_removes_what_the_share_lost() {
     assert_eq!(backups(&pair.library), ["B/2.flac"]);
     assert_eq!(pair.music().1, ["Moved/1.flac"], "pull wrote to the share");
 }
+
+#[test]
+fn a_bisync_killed_mid_run_saves_nothing_and_the_next_run_converges() {
+    let pair = merged();
+    let state = files(&pair.library.join(".musync/bisync"));
+    let saved = tree_hashes(&pair.library.join(".musync/bisync"));
+    put(&pair.library.join("A/1.flac"), b"one, retagged", 10);
+    put(&pair.library.join("C/3.flac"), b"three", 10);
+    put(&pair.peer.join("D/4.flac"), b"four", 10);
+    // kill -9 of musync when it first moves on the peer: after the fetch into the library and
+    // the upload into the peer's temporary folder, before the backup and the renames there.
+    let killer = stand_in_rclone(
+        "#!/bin/sh\nif [ \"$1\" = move ]; then kill -9 $PPID; exit 1; fi\nexec REAL \"$@\"\n",
+    );
+    let out = pair
+        .bisync()
+        .env("MUSYNC_RCLONE", killer.path().join("rclone"))
+        .output();
+    assert_eq!(out.status.code(), None, "not killed: {}", stderr(&out));
+    assert_eq!(files(&pair.library.join(".musync/bisync")), state);
+    assert_eq!(
+        tree_hashes(&pair.library.join(".musync/bisync")),
+        saved,
+        "the state moved"
+    );
+    let json = json_ok(pair.bisync());
+    assert_eq!(json["conflicts"], 0, "{json}");
+    let (library, peer) = pair.music();
+    assert_eq!(library, ["A/1.flac", "B/2.flac", "C/3.flac", "D/4.flac"]);
+    assert_eq!(library, peer);
+    for side in [&pair.library, &pair.peer] {
+        assert_eq!(fs::read(side.join("A/1.flac")).unwrap(), b"one, retagged");
+        assert_eq!(fs::read(side.join("D/4.flac")).unwrap(), b"four");
+    }
+    // The version the run replaced is kept, and what the killed run left behind is gone.
+    assert_eq!(backups(&pair.peer), ["A/1.flac"]);
+    for side in [&pair.library, &pair.peer] {
+        assert_eq!(files(&side.join(".musync-tmp")), Vec::<String>::new());
+    }
+    let again = json_ok(pair.bisync());
+    assert_eq!(again["unchanged"], 4, "{again}");
+    assert_eq!(again["to_peer"], 0, "{again}");
+}
