@@ -544,10 +544,31 @@ fn stage_uploads<'a>(
                 let why = e.to_string();
                 all.iter()
                     .for_each(|p| out.failed.push(Failure::new(*p, why.clone())));
-            } else {
-                out.call_failed(target.peer, "copy", &e, &all);
+                return Vec::new();
             }
-            Vec::new()
+            if interrupt::interrupted() {
+                out.interrupted = true;
+                return Vec::new();
+            }
+            // The files that arrived whole go on; the others fail with rclone's cause.
+            let staged = rclone
+                .list(&rclone::join(target.peer, target.peer_tmp))
+                .unwrap_or_default();
+            let whole = |f: &str| {
+                let size = std::fs::metadata(target.library.join(f)).map(|m| m.len());
+                staged
+                    .get(f)
+                    .is_some_and(|r| size.is_ok_and(|s| s == r.size))
+            };
+            let (ok, lost): (Vec<_>, Vec<_>) = copies.iter().partition(|(f, _)| whole(f));
+            let lost: Vec<&str> = lost.iter().map(|(_, t)| *t).collect();
+            if ok.is_empty() {
+                out.call_failed(target.peer, "copy", &e, &lost);
+            } else {
+                let why = format!("{} (copy): {e}", rclone::redact(target.peer));
+                (lost.iter()).for_each(|p| out.failed.push(Failure::new(*p, why.clone())));
+            }
+            ok
         }
     }
 }

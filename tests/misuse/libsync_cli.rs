@@ -423,3 +423,36 @@ fn a_bisync_killed_mid_run_saves_nothing_and_the_next_run_converges() {
     assert_eq!(again["unchanged"], 4, "{again}");
     assert_eq!(again["to_peer"], 0, "{again}");
 }
+
+#[test]
+fn a_file_that_fails_to_copy_is_named_and_the_others_go_across() {
+    let pair = merged();
+    put(&pair.library.join("C/3.flac"), b"three", 10);
+    put(&pair.library.join("E/5.flac"), b"five", 10);
+    // rclone copies both into the peer's upload folder, but C/3.flac does not arrive.
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = copy ]; then REAL \"$@\"; rm -f {:?}/.musync-tmp/*/C/3.flac; \
+         echo 'ERROR : C/3.flac: source file vanished' >&2; exit 1; fi\nexec REAL \"$@\"\n",
+        pair.peer
+    );
+    let flaky = stand_in_rclone(&script);
+    let (json, out) = (pair
+        .bisync()
+        .env("MUSYNC_RCLONE", flaky.path().join("rclone")))
+    .json()
+    .parsed_strict();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = (err.lines())
+        .filter(|l| l.contains("C/3.flac"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", stderr(&out));
+    assert!(lines[0].starts_with("musync: C/3.flac: "), "{}", lines[0]);
+    assert_eq!(json["to_peer"], 1, "{json}");
+    assert_eq!(fs::read(pair.peer.join("E/5.flac")).unwrap(), b"five");
+    assert!(!pair.peer.join("C/3.flac").exists());
+    let json = json_ok(pair.bisync());
+    assert_eq!(json["to_peer"], 1, "{json}");
+    assert_eq!(pair.music().0, pair.music().1);
+}
