@@ -208,3 +208,66 @@ fn errors_are_one_line() {
         assert!(!got.contains(['\n', '\r']), "{text:?}: {got}");
     }
 }
+
+#[test]
+fn the_library_sync_keys_become_their_own_flags_also_in_profiles() {
+    let text = r#"
+peer = "nas:Music"
+include = ["Mirror/**"]
+[bisync]
+compare = "hash"
+renames = "size"
+conflict = "keep-both"
+max-delete = "10"
+backup = false
+include = ["Jazz"]
+exclude = ["Jazz/Live"]
+[pull]
+from = "share"
+include = ["Rock"]
+exclude = []
+delete-extras = true
+max-delete = "5%"
+backup = false
+[profile.laptop]
+peer = "desk:Music"
+[profile.laptop.bisync]
+conflict = "library"
+"#;
+    let got = args(text, None);
+    let want: BTreeMap<&str, Vec<String>> = [
+        ("peer", v(&["nas:Music"])),
+        ("include", v(&["Mirror/**"])),
+        ("compare", v(&["hash"])),
+        ("renames", v(&["size"])),
+        ("conflict", v(&["keep-both"])),
+        ("bisync_max_delete", v(&["10"])),
+        ("bisync_no_backup", v(&["true"])),
+        ("bisync_include", v(&["Jazz"])),
+        ("bisync_exclude", v(&["Jazz/Live"])),
+        ("from", v(&["/cfg/share"])),
+        ("pull_include", v(&["Rock"])),
+        ("delete_extras", v(&["true"])),
+        ("pull_max_delete", v(&["5%"])),
+        ("pull_no_backup", v(&["true"])),
+    ]
+    .into();
+    assert_eq!(got, want);
+    let laptop = args(text, Some("laptop"));
+    assert_eq!(laptop["peer"], v(&["desk:Music"]));
+    assert_eq!(laptop["conflict"], v(&["library"]));
+    assert_eq!(laptop["compare"], v(&["hash"]));
+    for (bad, key) in [
+        (
+            "[bisync]\ncompare = \"md5\"\n",
+            "line 2: bisync.compare: `md5` is not a compare mode",
+        ),
+        ("[bisync]\nconflict = \"mine\"\n", "line 2: bisync.conflict"),
+        ("[pull]\nmax-delete = \"lots\"\n", "line 2: pull.max-delete"),
+        ("[pull]\ninclude = [\"[\"]\n", "line 2: pull.include"),
+    ] {
+        let e = error(bad, None);
+        assert!(e.starts_with(key), "{bad}: {e}");
+    }
+    assert!(error("[bisync]\npeer = \"x\"\n", None).contains("peer"));
+}
