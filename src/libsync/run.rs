@@ -601,3 +601,79 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
     }
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_action_has_one_line_as_the_issue_words_it() {
+        let copy = Action::Copy {
+            from: Side::Library,
+            from_path: "Artist/Album/01.flac".into(),
+            to_path: "Artist/Album/01.flac".into(),
+        };
+        assert_eq!(
+            action_line(&copy, true),
+            "copy library → peer: Artist/Album/01.flac"
+        );
+        let moved = Action::Move {
+            side: Side::Peer,
+            from: "a".into(),
+            to: "b".into(),
+        };
+        assert_eq!(action_line(&moved, true), "move peer: a → b");
+        let delete = Action::Delete {
+            side: Side::Library,
+            path: "x\ny".into(),
+        };
+        assert_eq!(
+            action_line(&delete, true),
+            r"delete library: x\ny (backed up)"
+        );
+        assert_eq!(action_line(&delete, false), r"delete library: x\ny");
+    }
+
+    #[test]
+    fn a_refusal_wins_over_failures_and_the_remote_over_files() {
+        assert_eq!(exit_of(true, true, 3), Exit::Refused);
+        assert_eq!(exit_of(false, true, 3), Exit::Remote);
+        assert_eq!(exit_of(false, false, 3), Exit::SomeFailed);
+        assert_eq!(exit_of(false, false, 0), Exit::Ok);
+    }
+
+    #[test]
+    fn the_json_has_exactly_the_issues_fields() {
+        let keys = |v: serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        let bisync = serde_json::to_value(Summary::default()).unwrap();
+        let mut want = [
+            "to_library",
+            "to_peer",
+            "moved_library",
+            "moved_peer",
+            "deleted_library",
+            "deleted_peer",
+            "conflicts",
+            "backed_up",
+            "unchanged",
+            "failed",
+            "dry_run",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys(bisync), want);
+        let pull = serde_json::to_value(PullSummary::default()).unwrap();
+        let mut want = [
+            "downloaded",
+            "moved",
+            "deleted",
+            "backed_up",
+            "unchanged",
+            "failed",
+            "dry_run",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys(pull), want);
+    }
+}
