@@ -336,7 +336,11 @@ impl World {
                 let i = ix(*side);
                 let file = *(self.sides[i].get(path))
                     .ok_or_else(|| format!("delete of a missing {side}:{path}"))?;
-                if !self.pull && self.changed(&self.base[i], path, file) {
+                // Changed since a run wrote it and since the state last recorded it: a user's
+                // edit (a file put back as it was recorded is not one).
+                let edited = self.changed(&self.base[i], path, file)
+                    && self.changed(&self.agreed[i], path, file);
+                if !self.pull && edited {
                     return Err(format!("deleted {side}:{path}, modified there"));
                 }
                 self.backup(*side, path);

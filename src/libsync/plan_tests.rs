@@ -436,3 +436,70 @@ fn guard_caps_deletions_per_side() {
     ));
     assert!(guard(Some(&prev), &lib, &all, &plan, Cap::Count(2)).is_err());
 }
+
+/// 100,000 files a side, with a thousand of each change: `n` files of `n / 100` albums.
+fn big(n: usize) -> (State, Listing, Listing) {
+    let name = |i: usize| {
+        format!(
+            "Artist {}/Album {}/{:02} Track.flac",
+            i / 1000,
+            i / 10,
+            i % 10
+        )
+    };
+    let all: Listing = (0..n)
+        .map(|i| {
+            (
+                name(i),
+                e(10_000 + i as u64, 1_600_000_000_000_000_000 + i as i64),
+            )
+        })
+        .collect();
+    let prev = State {
+        library: all.clone(),
+        peer: all.clone(),
+    };
+    let (mut lib, mut peer) = (all.clone(), all);
+    for i in (0..n).step_by(100) {
+        // A renamed album on the library, an edited track on the peer, a deleted one on the
+        // library, a new one on the peer.
+        let renamed = lib.remove(&name(i)).unwrap();
+        lib.insert(format!("Renamed/{}", name(i)), renamed);
+        peer.get_mut(&name(i + 1)).unwrap().mtime += 1;
+        lib.remove(&name(i + 2));
+        peer.insert(format!("New/{}", name(i)), e(7, 7));
+    }
+    (prev, lib, peer)
+}
+
+#[test]
+fn plans_100000_files_a_side_quickly() {
+    let (prev, lib, peer) = big(100_000);
+    let started = std::time::Instant::now();
+    let plan = bisync(Some(&prev), &lib, &peer, &newer());
+    let took = started.elapsed();
+    let c = plan.counts();
+    assert_eq!(
+        (c.moved_peer, c.to_library, c.deleted_peer, c.to_peer),
+        (1000, 2000, 1000, 0)
+    );
+    assert_eq!(c.unchanged, 97_000);
+    let next = settle(Some(&prev), &lib, &peer, &newer());
+    // Nothing was done yet: every path keeps its previous entries, none is added.
+    assert_eq!(next, prev);
+    eprintln!("bisync of 100,000 files a side: {took:?}");
+}
+
+#[test]
+fn reserved_folders_are_never_synced_nor_recorded() {
+    let lib = listing(&[
+        (".musync-backups/2026-11-30T00:00:00Z/a", e(1, 1)),
+        (".musync-tmp/x", e(2, 2)),
+        (".musync/state.json", e(3, 3)),
+        (".musyncish/a", e(4, 4)),
+    ]);
+    let plan = bisync(None, &lib, &Listing::new(), &newer());
+    assert_eq!(plan.actions, vec![copy(L, ".musyncish/a")]);
+    let next = settle(None, &lib, &lib, &newer());
+    assert_eq!(next.library.keys().collect::<Vec<_>>(), [".musyncish/a"]);
+}

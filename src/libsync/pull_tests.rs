@@ -126,3 +126,15 @@ fn pull_guard_caps_local_deletions() {
     let err = guard(Some(&prev), &prev.library, &share, &plan, Cap::Count(0)).unwrap_err();
     assert_eq!(err.side, Side::Library);
 }
+
+#[test]
+fn pull_never_fetches_nor_deletes_reserved_folders() {
+    let local = listing(&[(".musync-backups/t/a", e(1, 1))]);
+    let share = listing(&[(".musync-tmp/b", e(2, 2)), ("c", e(3, 3))]);
+    let o = PullOptions {
+        delete_extras: true,
+        ..opts()
+    };
+    let plan = pull(Some(&fetched(&[])), &local, &share, &o);
+    assert_eq!(plan.actions, vec![fetch("c")]);
+}
