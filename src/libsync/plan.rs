@@ -27,7 +27,12 @@
 //!   are left out of every listing, whatever the caller passes.
 //! - [`settle`] is the next previous state, from listings taken after a run (complete or not):
 //!   a path both sides agree on takes the current entries, any other keeps its old entries, so
-//!   the next run redoes what did not happen.
+//!   the next run redoes what did not happen. Any subset of a plan's actions, done in order,
+//!   then settled (or not), leaves sides from which the next plan converges without losing a
+//!   version (the property tests in `model_tests` check it).
+//! - [`guard`] refuses a side that is empty while it had files at the last run, and more
+//!   deletions on a side than the delete cap allows out of its files (deletions only: a copy
+//!   over a file backs the old one up too, but replaces it with a version of the same file).
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
