@@ -236,6 +236,17 @@ fn rename_is_not_replayed_onto_a_taken_path() {
 }
 
 #[test]
+fn rename_onto_an_equal_file_only_deletes_the_old_name() {
+    // The peer already has the renamed file (copied there by hand): nothing to move or send.
+    let prev = synced(&[("a", e(1, 1))]);
+    let lib = listing(&[("b", e(1, 1))]);
+    let peer = listing(&[("a", e(1, 1)), ("b", e(1, 1))]);
+    let plan = bisync(Some(&prev), &lib, &peer, &newer());
+    assert_eq!(plan.actions, vec![del(P, "a")]);
+    assert_eq!(plan.unchanged, 1);
+}
+
+#[test]
 fn renames_none_sends_the_bytes_again() {
     let prev = synced(&[("a", e(1, 1))]);
     let lib = listing(&[("b", e(1, 1))]);
