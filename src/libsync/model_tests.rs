@@ -542,7 +542,7 @@ fn run_bisync_history(opts: &Options, steps: &[Step]) -> Result<(), String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     /// After any history, a complete run leaves both sides equal and a second run with nothing
     /// to do; no run loses a version or deletes a file modified on its side.
@@ -622,7 +622,7 @@ fn seeded(files: u8, unique_sizes: bool) -> World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Renames alone, on either side (each file on one side), become moves: no byte is sent
     /// again and nothing is deleted.
@@ -788,7 +788,7 @@ fn run_pull_history(opts: &PullOptions, steps: &[PullStep]) -> Result<(), String
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     /// After any history of share and local edits, a complete pull makes every share file local,
     /// keeps the local extras (or deletes them with `delete_extras`), loses no version (a local
