@@ -456,3 +456,26 @@ fn a_file_that_fails_to_copy_is_named_and_the_others_go_across() {
     assert_eq!(json["to_peer"], 1, "{json}");
     assert_eq!(pair.music().0, pair.music().1);
 }
+
+#[test]
+fn a_bisync_stopped_by_sigterm_exits_130_and_the_next_run_converges() {
+    let pair = merged();
+    put(&pair.library.join("C/3.flac"), b"three", 10);
+    put(&pair.peer.join("D/4.flac"), b"four", 10);
+    // SIGTERM reaches musync while rclone fetches D/4.flac into the library.
+    let term = stand_in_rclone(
+        "#!/bin/sh\nif [ \"$1\" = copy ]; then kill -TERM $PPID; sleep 1; fi\nexec REAL \"$@\"\n",
+    );
+    let out = pair
+        .bisync()
+        .env("MUSYNC_RCLONE", term.path().join("rclone"))
+        .output();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    // Nothing was uploaded after the interruption.
+    assert!(!pair.peer.join("C/3.flac").exists());
+    let json = json_ok(pair.bisync());
+    assert_eq!(json["conflicts"], 0, "{json}");
+    let (library, peer) = pair.music();
+    assert_eq!(library, ["A/1.flac", "B/2.flac", "C/3.flac", "D/4.flac"]);
+    assert_eq!(library, peer);
+}
