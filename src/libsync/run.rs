@@ -314,7 +314,21 @@ fn take_lock(
     if dry_run {
         return Ok(None);
     }
-    lock::take(library, command, wait).map(Some)
+    lock::take(library, command, wait).map(Some).map_err(|e| {
+        // The lock's message speaks of staging, which this is not.
+        match e.downcast::<lock::Busy>() {
+            Ok(busy) => stop(
+                Exit::Refused,
+                anyhow::anyhow!(
+                    "refused: library {} is in use by {}; run again when it ends, or with \
+                     --wait to wait for it. Nothing was changed",
+                    busy.staging,
+                    busy.holder
+                ),
+            ),
+            Err(e) => e,
+        }
+    })
 }
 
 /// Removes what a killed run left in the library's fetch folder: only library sync writes

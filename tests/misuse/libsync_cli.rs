@@ -270,10 +270,13 @@ fn a_second_bisync_on_the_library_exits_3_naming_the_first() {
     wait_for_lock(&pair.library, &mut first);
     let second = pair.bisync().output();
     assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
+    let said = stderr(&second);
+    let library = pair.library.display().to_string();
     assert!(
-        stderr(&second).contains("musync bisync (pid"),
-        "{}",
-        stderr(&second)
+        said.contains(&format!(
+            "library {library} is in use by musync bisync (pid"
+        )),
+        "{said}"
     );
     let pull = pair.pull().output();
     assert_eq!(pull.status.code(), Some(3), "{}", stderr(&pull));
