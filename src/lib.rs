@@ -11,10 +11,10 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod genre;
 pub mod init;
-pub mod libsync;
 pub mod interrupt;
 #[cfg(test)]
 mod layers_tests;
+pub mod libsync;
 pub mod lock;
 pub mod manifest;
 pub mod manual;

@@ -8,6 +8,12 @@
 //! list of actions out. Listing the sides, keeping the state and carrying out the actions through
 //! rclone are effects and live beside them.
 
+pub mod execute;
+pub mod listing;
+pub mod plan;
+pub mod pull;
+pub mod state;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -130,7 +136,11 @@ pub enum Action {
         to_path: String,
     },
     /// Rename on `side`, no bytes sent; a file already at `to` is backed up first.
-    Move { side: Side, from: String, to: String },
+    Move {
+        side: Side,
+        from: String,
+        to: String,
+    },
     /// Remove `path` from `side` (into the side's backups unless backups are off).
     Delete { side: Side, path: String },
 }

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use backups::{BACKUP_DIR, parse_age as backups_age, prune};
+pub use backups::{
+    BACKUP_DIR, fresh_dir as fresh_backup_dir, parse_age as backups_age, prune, random_tag,
+};
 use plan::{DeleteCap, Local, Options};
 use state::State;
 

@@ -291,6 +291,23 @@ impl Rclone {
         if files.is_empty() {
             return Ok(());
         }
+        self.stage_upload(local_root, remote, tmp_dir, files)?;
+        self.move_into_place(remote, tmp_dir, files)
+    }
+
+    /// The first half of `upload`: copies `files` (relative to `local_root`, each a regular
+    /// file inside it) into `remote`/`tmp_dir`, for `place` to rename into place once what they
+    /// replace is backed up. Nothing under a final name changes.
+    pub fn stage_upload(
+        &self,
+        local_root: &Path,
+        remote: &str,
+        tmp_dir: &str,
+        files: &[String],
+    ) -> Result<(), RcloneError> {
+        if files.is_empty() {
+            return Ok(());
+        }
         // Absolute, so rclone can never read it as a flag or as "remote:path".
         let local_root = std::path::absolute(local_root)?;
         for file in files {
@@ -310,7 +327,52 @@ impl Rclone {
         let flags = ["--ignore-times", "--no-traverse"];
         let args = [local_root.as_os_str(), tmp.as_ref()];
         self.run("copy", &flags, Some(files), &args, &[], None)?;
+        Ok(())
+    }
+
+    /// The second half of `upload`: renames `files` from `remote`/`tmp_dir` to the same
+    /// relative paths under `remote`, server-side, each replacing what is there.
+    pub fn place(&self, remote: &str, tmp_dir: &str, files: &[String]) -> Result<(), RcloneError> {
+        if files.is_empty() {
+            return Ok(());
+        }
         self.move_into_place(remote, tmp_dir, files)
+    }
+
+    /// Copies `files` (relative to `remote`) into the local folder `local_dir`, keeping their
+    /// relative paths and the times rclone sets, in one call. `local_dir` is a temporary folder:
+    /// the caller renames each file into its place. A file that could not be fetched is
+    /// missing from `local_dir` (or has the wrong size), and the call fails.
+    pub fn download(
+        &self,
+        remote: &str,
+        files: &[String],
+        local_dir: &Path,
+    ) -> Result<(), RcloneError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let local_dir = std::path::absolute(local_dir)?;
+        let flags = ["--ignore-times", "--no-traverse"];
+        let args = [remote.as_ref(), local_dir.as_os_str()];
+        self.run("copy", &flags, Some(files), &args, &[], None)?;
+        Ok(())
+    }
+
+    /// The MD5 of each of `files` (relative to `remote`) that the remote's backend gives, in one
+    /// call (`rclone hashsum md5`): a local folder and sftp with `md5sum` compute it, other
+    /// backends read it from the server or fail (no MD5 there).
+    pub fn md5sums(
+        &self,
+        remote: &str,
+        files: &[String],
+    ) -> Result<BTreeMap<String, String>, RcloneError> {
+        if files.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let args = [OsStr::new("md5"), remote.as_ref()];
+        let output = self.run("hashsum", &[], Some(files), &args, &[], None)?;
+        Ok(parse_hashsum(&output.stdout))
     }
 
     /// Renames `files` from `remote`/`tmp_dir` to the same relative paths under `remote`, each
@@ -612,6 +674,17 @@ pub fn parse_links_listing(json: &[u8]) -> Result<Listing, RcloneError> {
         }
     }
     Ok(listing)
+}
+
+/// `rclone hashsum` output (`<hex>  <path>` a line) as path → lowercase hex; lines without a
+/// hash (rclone prints spaces where the backend has none) are left out.
+pub fn parse_hashsum(stdout: &[u8]) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| line.split_once("  "))
+        .filter(|(hash, _)| !hash.trim().is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|(hash, path)| (path.to_owned(), hash.to_ascii_lowercase()))
+        .collect()
 }
 
 /// A listed file and its MD5, if the remote gave one.
