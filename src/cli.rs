@@ -142,6 +142,17 @@ pub enum Command {
     /// Convert, tag and push in one go: the command to run after ripping CDs.
     #[command(after_help = EXIT_CODES)]
     Sync(SyncArgs),
+    /// Keep the library in step with another copy of it (a NAS, a second machine), both ways:
+    /// new and changed files go across, renames become moves, deletions go across when the
+    /// other side did not change the file, conflicts are settled by --conflict. Every file
+    /// overwritten or deleted is first moved into .musync-backups/<UTC time>/ on its side.
+    #[command(after_help = EXIT_CODES)]
+    Bisync(BisyncArgs),
+    /// Make the library follow a share, one way: new and changed files are fetched, renames
+    /// replayed as local moves, files fetched before and gone from the share removed (into
+    /// .musync-backups/); local files the share never had stay unless --delete-extras.
+    #[command(after_help = EXIT_CODES)]
+    Pull(PullArgs),
     /// Write a commented config file from the flags given, and check the library, rclone and
     /// the remote it names.
     #[command(after_help = EXIT_CODES)]
@@ -495,6 +506,153 @@ pub struct StatusArgs {
 
     #[command(flatten, next_help_heading = "Planned as push and sync would with")]
     pub policy: PushPolicy,
+}
+
+/// How bisync judges a file changed, or equal on both sides.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareArg {
+    /// Size alone: free, but misses an edit that keeps the size (a tag fix often does).
+    Size,
+    /// Size and modification time: free (the listings carry both).
+    Mtime,
+    /// Size and MD5: reads each new or changed file once on both sides (a remote computes it,
+    /// or has none: then mtime); unchanged files reuse the last run's hash.
+    Hash,
+}
+
+/// How bisync recognises a rename, to replay it as a move (no bytes sent).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenamesArg {
+    /// Never: a renamed file is deleted and sent again.
+    None,
+    /// A new file with the size of exactly one vanished file: free, can be fooled.
+    Size,
+    /// Size and modification time: free.
+    Mtime,
+    /// Size and MD5: as costly as --compare hash.
+    Hash,
+}
+
+/// Which version wins when a file changed on both sides.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictArg {
+    Library,
+    Peer,
+    /// The later modification time (on a tie: the library).
+    Newer,
+    Older,
+    /// Both stay on both sides, renamed `<name> (library DATE).ext` and `<name> (peer DATE).ext`.
+    KeepBoth,
+}
+
+#[derive(Args, Debug)]
+pub struct BisyncArgs {
+    /// The music library (a local folder).
+    #[arg(long, value_name = "DIR")]
+    pub library: PathBuf,
+
+    /// The other copy, anything rclone reaches: `nas:Music`, `/mnt/nas/Music`, an sftp, smb or
+    /// webdav remote. Times closer than 1 ns (a local folder) or 1 s (any other peer) are one.
+    #[arg(long, value_name = "REMOTE")]
+    pub peer: String,
+
+    /// How a file is judged changed since the last run, or equal on both sides.
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = CompareArg::Mtime)]
+    pub compare: CompareArg,
+
+    /// How a rename on one side is recognised, to become a move on the other (no bytes sent).
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = RenamesArg::Mtime)]
+    pub renames: RenamesArg,
+
+    /// Which version wins when a file changed on both sides since the last run.
+    #[arg(long, value_name = "WINNER", value_enum, default_value_t = ConflictArg::Newer)]
+    pub conflict: ConflictArg,
+
+    /// Refuse a run that would delete more than N files, or N% of the files, on either side.
+    #[arg(
+        long,
+        id = "bisync_max_delete",
+        value_name = "N|N%",
+        default_value = "50%"
+    )]
+    pub max_delete: DeleteCap,
+
+    /// Overwrite and delete without moving the old files into .musync-backups/ first.
+    #[arg(long, id = "bisync_no_backup")]
+    pub no_backup: bool,
+
+    /// Sync only what matches GLOB, a path relative to the library or one of its folders
+    /// (repeatable).
+    #[arg(long, id = "bisync_include", value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Leave out what matches GLOB, matched like --include (repeatable; wins over --include).
+    #[arg(long, id = "bisync_exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Print what would be done, one line per action, and change nothing (not even the state).
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// Print one JSON object with the results on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// When another bisync or pull runs on the library, wait for it to end instead of refusing
+    /// (exit code 3).
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// The music library (a local folder): the copy that follows the share.
+    #[arg(long, value_name = "DIR")]
+    pub library: PathBuf,
+
+    /// The share, anything rclone reaches: `nas:Music`, `/mnt/nas/Music`, an smb remote.
+    /// Compared by MD5 where it gives one (each changed file read once), else by size and time.
+    #[arg(long, value_name = "REMOTE")]
+    pub from: String,
+
+    /// Pull only what matches GLOB, a path relative to the share or one of its folders
+    /// (repeatable; e.g. 'Jazz').
+    #[arg(long, id = "pull_include", value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Leave out what matches GLOB, matched like --include (repeatable; wins over --include).
+    #[arg(long, id = "pull_exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Also remove local files the share never had (into the backups).
+    #[arg(long)]
+    pub delete_extras: bool,
+
+    /// Refuse a pull that would delete more than N local files, or N% of them.
+    #[arg(
+        long,
+        id = "pull_max_delete",
+        value_name = "N|N%",
+        default_value = "50%"
+    )]
+    pub max_delete: DeleteCap,
+
+    /// Overwrite and delete local files without moving them into .musync-backups/ first.
+    #[arg(long, id = "pull_no_backup")]
+    pub no_backup: bool,
+
+    /// Print what would be done, one line per action, and change nothing (not even the state).
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// Print one JSON object with the results on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// When another bisync or pull runs on the library, wait for it to end instead of refusing
+    /// (exit code 3).
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Args, Debug)]

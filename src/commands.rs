@@ -21,7 +21,8 @@ use crate::pipeline::{self, Output};
 use crate::report::{self, Exit, Stopped, usage};
 use crate::settings::Overrides;
 use crate::{
-    fsutil, init, interrupt, lock, manual, push, rclone, status, subsonic, summary, verify,
+    fsutil, init, interrupt, lock, manifest, manual, push, rclone, status, subsonic, summary,
+    verify,
 };
 
 /// Runs the parsed command line's subcommand.
@@ -36,6 +37,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
         Command::Tag(args) => tag(args, quiet),
         Command::Push(args) => push(args, quiet),
         Command::Sync(args) => sync(args, quiet),
+        Command::Bisync(args) => bisync(args, quiet),
+        Command::Pull(args) => pull(args, quiet),
         Command::PruneBackups(args) => prune_backups(args),
         Command::Init(args) => init(args, cli.config),
         Command::Verify(args) => verify(args, quiet),
@@ -208,6 +211,156 @@ fn sync(args: SyncArgs, quiet: bool) -> anyhow::Result<Exit> {
         output,
         wait,
     })
+}
+
+/// rclone for a library sync, its version check cached in the library's state folder (not
+/// written by a dry run), and drawing a progress bar on a terminal unless `quiet`.
+fn libsync_rclone(
+    library: &std::path::Path,
+    dry_run: bool,
+    quiet: bool,
+) -> anyhow::Result<(rclone::Rclone, Option<indicatif::ProgressBar>)> {
+    let cache = manifest::state_dir(library).join("rclone-version");
+    let rclone = rclone::Rclone::find(
+        Some(&cache),
+        !dry_run && cache.parent().is_some_and(std::path::Path::is_dir),
+    )?;
+    let Some(bar) = report::push_progress(quiet || dry_run) else {
+        return Ok((rclone, None));
+    };
+    bar.set_message("listing both sides");
+    let shown = bar.clone();
+    let rclone = rclone.with_progress(move |stats| report::show_push_stats(&shown, stats));
+    Ok((rclone, Some(bar)))
+}
+
+/// Prints a library sync's failures, plan lines (dry run), summary line or JSON, and picks its
+/// exit code.
+fn libsync_output(
+    printed: &LibsyncPrinted,
+    json: &impl serde::Serialize,
+    as_json: bool,
+    quiet: bool,
+) -> anyhow::Result<Exit> {
+    printed.failed.iter().for_each(report::Failure::print);
+    let result = if as_json {
+        summary::print_json(&mut std::io::stdout(), json)
+    } else {
+        let mut out = std::io::stdout().lock();
+        let lines = if printed.dry_run {
+            &printed.plan_lines[..]
+        } else {
+            &[]
+        };
+        let mut result = lines.iter().try_for_each(|l| writeln!(out, "{l}"));
+        if !quiet && result.is_ok() {
+            let mut first = printed.counts.chars();
+            let capital = first.next().map(|c| c.to_ascii_uppercase());
+            result = writeln!(out, "{}{}.", capital.unwrap_or_default(), first.as_str());
+            if result.is_ok() && printed.remote_failed {
+                result = writeln!(
+                    out,
+                    "rclone or the peer failed (above on stderr): only what is counted here was \
+                     done; run again."
+                );
+            } else if result.is_ok() && !printed.failed.is_empty() {
+                result = writeln!(out, "{}", report::files_failed(printed.failed.len()));
+            }
+        }
+        result
+    };
+    summary::finish_output(result)?;
+    if let Some(reason) = &printed.refused {
+        return Err(report::stop(Exit::Refused, anyhow::anyhow!("{reason}")));
+    }
+    Ok(crate::libsync::run::exit_of(
+        false,
+        printed.remote_failed,
+        printed.failed.len(),
+    ))
+}
+
+/// What `libsync_output` prints of a bisync or pull summary.
+struct LibsyncPrinted {
+    failed: Vec<report::Failure>,
+    plan_lines: Vec<String>,
+    counts: String,
+    dry_run: bool,
+    remote_failed: bool,
+    refused: Option<String>,
+}
+
+fn bisync(args: cli::BisyncArgs, quiet: bool) -> anyhow::Result<Exit> {
+    use crate::libsync::{Compare, ConflictMode, Renames, run};
+    let settings = run::BisyncSettings {
+        compare: match args.compare {
+            cli::CompareArg::Size => Compare::Size,
+            cli::CompareArg::Mtime => Compare::Mtime,
+            cli::CompareArg::Hash => Compare::Hash,
+        },
+        renames: match args.renames {
+            cli::RenamesArg::None => Renames::None,
+            cli::RenamesArg::Size => Renames::Size,
+            cli::RenamesArg::Mtime => Renames::Mtime,
+            cli::RenamesArg::Hash => Renames::Hash,
+        },
+        conflict: match args.conflict {
+            cli::ConflictArg::Library => ConflictMode::Library,
+            cli::ConflictArg::Peer => ConflictMode::Peer,
+            cli::ConflictArg::Newer => ConflictMode::Newer,
+            cli::ConflictArg::Older => ConflictMode::Older,
+            cli::ConflictArg::KeepBoth => ConflictMode::KeepBoth,
+        },
+        max_delete: args.max_delete,
+        backup: !args.no_backup,
+        include: args.include,
+        exclude: args.exclude,
+        dry_run: args.dry_run,
+        wait: args.wait,
+        library: args.library,
+        peer: args.peer,
+    };
+    let (rclone, bar) = libsync_rclone(&settings.library, args.dry_run, quiet || args.json)?;
+    let result = run::bisync(&settings, &rclone);
+    bar.inspect(indicatif::ProgressBar::finish_and_clear);
+    let s = result?;
+    let printed = LibsyncPrinted {
+        failed: s.failed.clone(),
+        plan_lines: s.plan_lines.clone(),
+        counts: s.counts(),
+        dry_run: s.dry_run,
+        remote_failed: s.remote_failed,
+        refused: s.refused.as_ref().map(|r| r.reason.clone()),
+    };
+    libsync_output(&printed, &s, args.json, quiet)
+}
+
+fn pull(args: cli::PullArgs, quiet: bool) -> anyhow::Result<Exit> {
+    use crate::libsync::run;
+    let settings = run::PullSettings {
+        include: args.include,
+        exclude: args.exclude,
+        delete_extras: args.delete_extras,
+        max_delete: args.max_delete,
+        backup: !args.no_backup,
+        dry_run: args.dry_run,
+        wait: args.wait,
+        library: args.library,
+        from: args.from,
+    };
+    let (rclone, bar) = libsync_rclone(&settings.library, args.dry_run, quiet || args.json)?;
+    let result = run::pull(&settings, &rclone);
+    bar.inspect(indicatif::ProgressBar::finish_and_clear);
+    let s = result?;
+    let printed = LibsyncPrinted {
+        failed: s.failed.clone(),
+        plan_lines: s.plan_lines.clone(),
+        counts: s.counts(),
+        dry_run: s.dry_run,
+        remote_failed: s.remote_failed,
+        refused: s.refused.as_ref().map(|r| r.reason.clone()),
+    };
+    libsync_output(&printed, &s, args.json, quiet)
 }
 
 fn prune_backups(args: PruneArgs) -> anyhow::Result<Exit> {

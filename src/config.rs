@@ -41,8 +41,36 @@ struct Table {
     max_delete: Option<Spanned<String>>,
     delete_foreign: Option<Spanned<bool>>,
     subsonic: Option<Subsonic>,
+    peer: Option<Spanned<String>>,
+    bisync: Option<Bisync>,
+    pull: Option<Pull>,
     #[serde(default)]
     profile: BTreeMap<String, Spanned<Table>>,
+}
+
+/// `[bisync]`: the defaults of `musync bisync`'s flags (the peer is the top-level `peer`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Bisync {
+    compare: Option<Spanned<String>>,
+    renames: Option<Spanned<String>>,
+    conflict: Option<Spanned<String>>,
+    max_delete: Option<Spanned<String>>,
+    backup: Option<Spanned<bool>>,
+    include: Option<Spanned<Vec<String>>>,
+    exclude: Option<Spanned<Vec<String>>>,
+}
+
+/// `[pull]`: the defaults of `musync pull`'s flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Pull {
+    from: Option<Spanned<String>>,
+    include: Option<Spanned<Vec<String>>>,
+    exclude: Option<Spanned<Vec<String>>>,
+    delete_extras: Option<Spanned<bool>>,
+    max_delete: Option<Spanned<String>>,
+    backup: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -330,6 +358,101 @@ fn defaults(text: &str, profile: Option<&str>, dir: &Path) -> Result<Defaults, S
                 "subsonic.password-file",
                 s.password_file.as_ref().map(path),
             ));
+        }
+        fields.push(("peer", "peer", table.peer.as_ref().map(remote)));
+        if let Some(b) = &table.bisync {
+            let words =
+                |v: &Spanned<String>, what: &'static str, allowed: &'static [&'static str]| {
+                    let ok = allowed.contains(&v.get_ref().as_str());
+                    let e = || {
+                        format!(
+                            "`{}` is not a {what}: use {}",
+                            v.get_ref(),
+                            allowed.join(", ")
+                        )
+                    };
+                    (
+                        v.span().start,
+                        if ok {
+                            Ok(vec![v.get_ref().clone()])
+                        } else {
+                            Err(e())
+                        },
+                    )
+                };
+            fields.extend([
+                (
+                    "compare",
+                    "bisync.compare",
+                    b.compare
+                        .as_ref()
+                        .map(|v| words(v, "compare mode", &["size", "mtime", "hash"])),
+                ),
+                (
+                    "renames",
+                    "bisync.renames",
+                    (b.renames.as_ref())
+                        .map(|v| words(v, "rename mode", &["none", "size", "mtime", "hash"])),
+                ),
+                (
+                    "conflict",
+                    "bisync.conflict",
+                    b.conflict.as_ref().map(|v| {
+                        let modes = &["library", "peer", "newer", "older", "keep-both"];
+                        words(v, "conflict mode", modes)
+                    }),
+                ),
+                (
+                    "bisync_max_delete",
+                    "bisync.max-delete",
+                    (b.max_delete.as_ref()).map(|v| checked(v, valid::<DeleteCap>)),
+                ),
+                (
+                    "bisync_no_backup",
+                    "bisync.backup",
+                    b.backup.as_ref().map(|v| flag(v, false)),
+                ),
+                (
+                    "bisync_include",
+                    "bisync.include",
+                    b.include.as_ref().map(globs),
+                ),
+                (
+                    "bisync_exclude",
+                    "bisync.exclude",
+                    b.exclude.as_ref().map(globs),
+                ),
+            ]);
+        }
+        if let Some(p) = &table.pull {
+            fields.extend([
+                ("from", "pull.from", p.from.as_ref().map(remote)),
+                (
+                    "pull_include",
+                    "pull.include",
+                    p.include.as_ref().map(globs),
+                ),
+                (
+                    "pull_exclude",
+                    "pull.exclude",
+                    p.exclude.as_ref().map(globs),
+                ),
+                (
+                    "delete_extras",
+                    "pull.delete-extras",
+                    p.delete_extras.as_ref().map(|v| flag(v, true)),
+                ),
+                (
+                    "pull_max_delete",
+                    "pull.max-delete",
+                    (p.max_delete.as_ref()).map(|v| checked(v, valid::<DeleteCap>)),
+                ),
+                (
+                    "pull_no_backup",
+                    "pull.backup",
+                    p.backup.as_ref().map(|v| flag(v, false)),
+                ),
+            ]);
         }
         for (id, key, value) in fields {
             if let Some((at, values)) = value {

@@ -12,6 +12,7 @@ pub mod execute;
 pub mod listing;
 pub mod plan;
 pub mod pull;
+pub mod run;
 pub mod state;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,579 @@
+//! One bisync or pull run, from settings to summary: the guards (library present, no overlap,
+//! one run per library), the listings (both sides at once), the plan and its guard, then (not
+//! in a dry run) the executor and the next state. The state is saved only after the actions,
+//! from the sides listed again (`settle`: a path takes its new entries only where both sides
+//! agree), so it never claims more than happened; a run killed before that saves nothing, and
+//! the next one plans against the old state and converges.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::execute::{self, Outcome, Target};
+use super::listing::{self, Filter};
+use super::plan::{self, Cap, Counts, Plan};
+use super::pull::{self, PullOptions};
+use super::state::{self, Kind};
+use super::{Action, Compare, ConflictMode, Listing, Options, Renames, Side, State};
+use crate::lock;
+use crate::rclone::{self, Rclone};
+use crate::report::{Exit, Failure, escape_controls, stop, usage};
+
+pub struct BisyncSettings {
+    pub library: PathBuf,
+    pub peer: String,
+    pub compare: Compare,
+    pub renames: Renames,
+    pub conflict: ConflictMode,
+    pub max_delete: Cap,
+    pub backup: bool,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub dry_run: bool,
+    /// Wait for another run holding the library's lock instead of refusing.
+    pub wait: bool,
+}
+
+pub struct PullSettings {
+    pub library: PathBuf,
+    pub from: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub delete_extras: bool,
+    pub max_delete: Cap,
+    pub backup: bool,
+    pub dry_run: bool,
+    pub wait: bool,
+}
+
+/// What a bisync did (a dry run: would do). A refused run did nothing: its counts are 0 and
+/// what it would have done is under `refused.planned`.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub to_library: usize,
+    pub to_peer: usize,
+    pub moved_library: usize,
+    pub moved_peer: usize,
+    pub deleted_library: usize,
+    pub deleted_peer: usize,
+    pub conflicts: usize,
+    pub backed_up: usize,
+    pub unchanged: usize,
+    pub failed: Vec<Failure>,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refused<Planned>>,
+    /// One line per action (and conflict), in plan order.
+    #[serde(skip)]
+    pub plan_lines: Vec<String>,
+    /// An rclone call failed as a whole (the peer, not a file): exit 4.
+    #[serde(skip)]
+    pub remote_failed: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+/// What a pull did (a dry run: would do).
+#[derive(Debug, Default, Serialize)]
+pub struct PullSummary {
+    pub downloaded: usize,
+    pub moved: usize,
+    pub deleted: usize,
+    pub backed_up: usize,
+    pub unchanged: usize,
+    pub failed: Vec<Failure>,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refused<PullPlanned>>,
+    #[serde(skip)]
+    pub plan_lines: Vec<String>,
+    #[serde(skip)]
+    pub remote_failed: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+/// Why a guard stopped the run before anything changed, and what it would have done.
+#[derive(Debug, Serialize)]
+pub struct Refused<P> {
+    pub reason: String,
+    pub planned: P,
+}
+
+/// A bisync plan's counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Planned {
+    pub to_library: usize,
+    pub to_peer: usize,
+    pub moved_library: usize,
+    pub moved_peer: usize,
+    pub deleted_library: usize,
+    pub deleted_peer: usize,
+    pub conflicts: usize,
+}
+
+impl From<Counts> for Planned {
+    fn from(c: Counts) -> Planned {
+        Planned {
+            to_library: c.to_library,
+            to_peer: c.to_peer,
+            moved_library: c.moved_library,
+            moved_peer: c.moved_peer,
+            deleted_library: c.deleted_library,
+            deleted_peer: c.deleted_peer,
+            conflicts: c.conflicts,
+        }
+    }
+}
+
+/// A pull plan's counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PullPlanned {
+    pub downloaded: usize,
+    pub moved: usize,
+    pub deleted: usize,
+}
+
+impl From<Counts> for PullPlanned {
+    fn from(c: Counts) -> PullPlanned {
+        PullPlanned {
+            downloaded: c.to_library,
+            moved: c.moved_library,
+            deleted: c.deleted_library,
+        }
+    }
+}
+
+impl Summary {
+    /// `copied 2 to the library and 1 to the peer, …; 5 unchanged`, in the future tense for a
+    /// dry run, or the refusal with what it would have done.
+    pub fn counts(&self) -> String {
+        if let Some(r) = &self.refused {
+            let p = r.planned;
+            return format!(
+                "{}; it would copy {} to the library and {} to the peer, move {} on the library \
+                 and {} on the peer, delete {} on the library and {} on the peer; {} conflicts, \
+                 {} unchanged",
+                refused_words(self.dry_run),
+                p.to_library,
+                p.to_peer,
+                p.moved_library,
+                p.moved_peer,
+                p.deleted_library,
+                p.deleted_peer,
+                p.conflicts,
+                self.unchanged
+            );
+        }
+        let [copy, moved, delete, back_up] = if self.dry_run {
+            ["would copy", "move", "delete", "back up"]
+        } else {
+            ["copied", "moved", "deleted", "backed up"]
+        };
+        format!(
+            "{copy} {} to the library and {} to the peer, {moved} {} on the library and {} on the \
+             peer, {delete} {} on the library and {} on the peer, {back_up} {}; {} conflicts; {} \
+             unchanged",
+            self.to_library,
+            self.to_peer,
+            self.moved_library,
+            self.moved_peer,
+            self.deleted_library,
+            self.deleted_peer,
+            self.backed_up,
+            self.conflicts,
+            self.unchanged
+        )
+    }
+
+    fn count(&mut self, actions: &[Action]) {
+        let c = Plan {
+            actions: actions.to_vec(),
+            ..Plan::default()
+        }
+        .counts();
+        self.to_library = c.to_library;
+        self.to_peer = c.to_peer;
+        self.moved_library = c.moved_library;
+        self.moved_peer = c.moved_peer;
+        self.deleted_library = c.deleted_library;
+        self.deleted_peer = c.deleted_peer;
+    }
+}
+
+impl PullSummary {
+    pub fn counts(&self) -> String {
+        if let Some(r) = &self.refused {
+            let p = r.planned;
+            return format!(
+                "{}; it would download {}, move {}, delete {}; {} unchanged",
+                refused_words(self.dry_run),
+                p.downloaded,
+                p.moved,
+                p.deleted,
+                self.unchanged
+            );
+        }
+        let [download, moved, delete, back_up] = if self.dry_run {
+            ["would download", "move", "delete", "back up"]
+        } else {
+            ["downloaded", "moved", "deleted", "backed up"]
+        };
+        format!(
+            "{download} {}, {moved} {}, {delete} {}, {back_up} {}; {} unchanged",
+            self.downloaded, self.moved, self.deleted, self.backed_up, self.unchanged
+        )
+    }
+}
+
+fn refused_words(dry_run: bool) -> &'static str {
+    if dry_run {
+        "would be refused"
+    } else {
+        "refused, nothing was changed"
+    }
+}
+
+/// The exit code a finished bisync or pull ends with.
+pub fn exit_of(refused: bool, remote_failed: bool, failed: usize) -> Exit {
+    if refused {
+        Exit::Refused
+    } else if remote_failed {
+        Exit::Remote
+    } else {
+        Exit::files(failed)
+    }
+}
+
+/// The line of one action, as `--dry-run` and `-v` show it.
+pub fn action_line(action: &Action, backup: bool) -> String {
+    let e = |s: &str| escape_controls(s).into_owned();
+    match action {
+        Action::Copy {
+            from,
+            from_path,
+            to_path,
+        } if from_path == to_path => {
+            format!("copy {from} → {}: {}", from.other(), e(from_path))
+        }
+        Action::Copy {
+            from,
+            from_path,
+            to_path,
+        } => format!(
+            "copy {from} → {}: {} → {}",
+            from.other(),
+            e(from_path),
+            e(to_path)
+        ),
+        Action::Move { side, from, to } => format!("move {side}: {} → {}", e(from), e(to)),
+        Action::Delete { side, path } => format!(
+            "delete {side}: {}{}",
+            e(path),
+            if backup { " (backed up)" } else { "" }
+        ),
+    }
+}
+
+fn plan_lines(plan: &Plan, backup: bool) -> Vec<String> {
+    let conflicts = plan.conflicts.iter().map(|c| match c.winner {
+        Some(side) => format!("conflict: {} ({side} wins)", escape_controls(&c.path)),
+        None => format!("conflict: {} (both kept)", escape_controls(&c.path)),
+    });
+    conflicts
+        .chain(plan.actions.iter().map(|a| action_line(a, backup)))
+        .collect()
+}
+
+/// The run's UTC date, `YYYY-MM-DD`, for keep-both names.
+fn today() -> String {
+    // `.musync-backups/YYYY-MM-DDT…`: the backup folder's name starts with the date.
+    let dir = crate::push::fresh_backup_dir(std::time::SystemTime::now(), |_| false);
+    dir[crate::push::BACKUP_DIR.len() + 1..][..10].to_owned()
+}
+
+/// The guards that need no listing: the library is a folder (else exit 2), the peer neither
+/// is it nor lies inside or around it (exit 2).
+fn check_folders(library: &Path, peer: &str) -> anyhow::Result<()> {
+    if !library.is_dir() {
+        return Err(usage(anyhow::anyhow!(
+            "library {} is missing or not a folder; is the disk mounted? Nothing was changed",
+            library.display()
+        )));
+    }
+    crate::overlap::check(Some(library), None, Some(peer)).map_err(usage)
+}
+
+/// The library's lock (not for a dry run, which writes nothing).
+fn take_lock(
+    library: &Path,
+    command: &str,
+    dry_run: bool,
+    wait: bool,
+) -> anyhow::Result<Option<lock::Lock>> {
+    if dry_run {
+        return Ok(None);
+    }
+    lock::take(library, command, wait).map(Some)
+}
+
+/// The peer's upload folder for this library: stable, so a killed run's leftovers are reused.
+fn peer_tmp(library: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let real = std::fs::canonicalize(library).unwrap_or_else(|_| library.to_owned());
+    let mut hash = Sha256::new();
+    hash.update(b"libsync\n");
+    hash.update(real.as_os_str().as_encoded_bytes());
+    let key = crate::fsutil::hex(&hash.finalize());
+    format!("{}/{}", super::RESERVED[2], &key[..16])
+}
+
+/// Both sides listed at once (the library walk and rclone overlap), with hashes when `hashes`.
+/// Returns whether the peer gave hashes (else the caller compares by time).
+fn list_sides(
+    rclone: &Rclone,
+    library: &Path,
+    peer: &str,
+    filter: &Filter,
+    prev: Option<&State>,
+    hashes: bool,
+) -> anyhow::Result<(Listing, Listing, bool)> {
+    let (lib, remote) = std::thread::scope(|s| {
+        let remote = s.spawn(|| listing::peer(rclone, peer, filter));
+        let lib = listing::local(library, filter);
+        (
+            lib,
+            remote.join().expect("the listing thread does not panic"),
+        )
+    });
+    let (mut lib, mut remote) = (lib?, remote?);
+    let mut peer_hashes = true;
+    if hashes {
+        let missing = listing::reuse_hashes(&mut remote, prev.map(|s| &s.peer));
+        peer_hashes = listing::hash_peer(rclone, peer, &mut remote, &missing)?;
+        if peer_hashes {
+            let missing = listing::reuse_hashes(&mut lib, prev.map(|s| &s.library));
+            listing::hash_local(library, &mut lib, &missing);
+        } else {
+            remote.values_mut().for_each(|e| e.hash = None);
+        }
+    }
+    Ok((lib, remote, peer_hashes))
+}
+
+/// After the actions: both sides listed again, hashes carried over from the listings before
+/// (with the actions applied) where a file's path, size and time match.
+fn list_after(
+    rclone: &Rclone,
+    library: &Path,
+    peer: &str,
+    filter: &Filter,
+    before: (&Listing, &Listing),
+    done: &[Action],
+    hashes: bool,
+) -> anyhow::Result<(Listing, Listing)> {
+    let (mut lib_was, mut peer_was) = (before.0.clone(), before.1.clone());
+    execute::apply(done, &mut lib_was, &mut peer_was);
+    let was = State {
+        library: lib_was,
+        peer: peer_was,
+    };
+    let (lib, remote, _) = list_sides(rclone, library, peer, filter, Some(&was), hashes)?;
+    Ok((lib, remote))
+}
+
+/// `musync bisync`: unless it is a dry run, takes the library's lock for the run.
+pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
+    let (library, peer) = (&settings.library, settings.peer.as_str());
+    check_folders(library, peer)?;
+    let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
+    let _lock = take_lock(library, "bisync", settings.dry_run, settings.wait)?;
+    let prev = state::load(library, Kind::Bisync, peer)?;
+    let want_hashes = settings.compare == Compare::Hash || settings.renames == Renames::Hash;
+    let (lib, remote, peer_hashes) =
+        list_sides(rclone, library, peer, &filter, prev.as_ref(), want_hashes)?;
+    let mut opts = Options {
+        compare: settings.compare,
+        renames: settings.renames,
+        conflict: settings.conflict,
+        modify_window_ns: listing::modify_window_ns(peer),
+        date: today(),
+    };
+    if want_hashes && !peer_hashes {
+        eprintln!(
+            "musync: note: {} gives no MD5 hashes; comparing by size and modification time \
+             instead",
+            rclone::redact(peer)
+        );
+        if opts.compare == Compare::Hash {
+            opts.compare = Compare::Mtime;
+        }
+        if opts.renames == Renames::Hash {
+            opts.renames = Renames::Mtime;
+        }
+    }
+    let plan = plan::bisync(prev.as_ref(), &lib, &remote, &opts);
+    let mut summary = Summary {
+        dry_run: settings.dry_run,
+        unchanged: plan.unchanged,
+        conflicts: plan.conflicts.len(),
+        plan_lines: plan_lines(&plan, settings.backup),
+        ..Summary::default()
+    };
+    if let Err(refusal) = plan::guard(prev.as_ref(), &lib, &remote, &plan, settings.max_delete) {
+        summary.conflicts = 0;
+        summary.refused = Some(Refused {
+            reason: refusal.to_string(),
+            planned: refusal.counts.into(),
+        });
+        return Ok(summary);
+    }
+    if settings.dry_run {
+        summary.count(&plan.actions);
+        return Ok(summary);
+    }
+    if plan.is_empty() {
+        // Nothing to do: the listings are the sides as they are.
+        let next = plan::settle(prev.as_ref(), &lib, &remote, &opts);
+        if prev.as_ref() != Some(&next) {
+            state::save(library, Kind::Bisync, peer, &next)?;
+        }
+        return Ok(summary);
+    }
+    let outcome = carry_out(rclone, library, peer, settings.backup, &plan, &remote)?;
+    summary.count(&outcome.done);
+    summary.backed_up = outcome.backed_up;
+    summary.remote_failed = outcome.remote_failed;
+    summary.interrupted = outcome.interrupted;
+    summary.failed = outcome.failed;
+    if !summary.interrupted {
+        let (lib_after, peer_after) = list_after(
+            rclone,
+            library,
+            peer,
+            &filter,
+            (&lib, &remote),
+            &outcome.done,
+            want_hashes && peer_hashes,
+        )?;
+        let next = plan::settle(prev.as_ref(), &lib_after, &peer_after, &opts);
+        state::save(library, Kind::Bisync, peer, &next)?;
+    }
+    Ok(summary)
+}
+
+/// Runs the executor with this run's backup and upload folders.
+fn carry_out(
+    rclone: &Rclone,
+    library: &Path,
+    peer: &str,
+    backup: bool,
+    plan: &Plan,
+    peer_listing: &Listing,
+) -> anyhow::Result<Outcome> {
+    // Left by a run that was killed: only library sync writes there, under this lock.
+    let tmp = library.join(super::RESERVED[2]);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| {
+            stop(
+                Exit::Local,
+                anyhow::anyhow!("removing {}: {e}", tmp.display()),
+            )
+        })?;
+    }
+    let backup_dir =
+        crate::push::fresh_backup_dir(std::time::SystemTime::now(), |d| library.join(d).exists());
+    let peer_tmp = peer_tmp(library);
+    let target = Target {
+        library,
+        peer,
+        backup,
+        backup_dir: &backup_dir,
+        peer_tmp: &peer_tmp,
+    };
+    execute::execute(rclone, &target, &plan.actions, peer_listing)
+}
+
+/// `musync pull`: unless it is a dry run, takes the library's lock for the run. The share is
+/// compared by hash where it gives MD5s (else by size and time), and renames found by hash.
+pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSummary> {
+    let (library, from) = (&settings.library, settings.from.as_str());
+    check_folders(library, from)?;
+    let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
+    let _lock = take_lock(library, "pull", settings.dry_run, settings.wait)?;
+    let prev = state::load(library, Kind::Pull, from)?;
+    let (local, share, hashed) = list_sides(rclone, library, from, &filter, prev.as_ref(), true)?;
+    if !hashed {
+        eprintln!(
+            "musync: note: {} gives no MD5 hashes; comparing by size and modification time \
+             instead",
+            rclone::redact(from)
+        );
+    }
+    let (compare, renames) = if hashed {
+        (Compare::Hash, Renames::Hash)
+    } else {
+        (Compare::Mtime, Renames::Mtime)
+    };
+    let opts = PullOptions {
+        compare,
+        renames,
+        delete_extras: settings.delete_extras,
+        modify_window_ns: listing::modify_window_ns(from),
+    };
+    let plan = pull::pull(prev.as_ref(), &local, &share, &opts);
+    let mut summary = PullSummary {
+        dry_run: settings.dry_run,
+        unchanged: plan.unchanged,
+        plan_lines: plan_lines(&plan, settings.backup),
+        ..PullSummary::default()
+    };
+    if let Err(refusal) = pull::guard(prev.as_ref(), &local, &share, &plan, settings.max_delete) {
+        summary.refused = Some(Refused {
+            reason: refusal.to_string(),
+            planned: refusal.counts.into(),
+        });
+        return Ok(summary);
+    }
+    let count = |s: &mut PullSummary, actions: &[Action]| {
+        for a in actions {
+            match a {
+                Action::Copy { .. } => s.downloaded += 1,
+                Action::Move { .. } => s.moved += 1,
+                Action::Delete { .. } => s.deleted += 1,
+            }
+        }
+    };
+    debug_assert!(plan.actions.iter().all(|a| a.target() == Side::Library));
+    if settings.dry_run {
+        count(&mut summary, &plan.actions);
+        return Ok(summary);
+    }
+    if plan.is_empty() {
+        let next = pull::settle(prev.as_ref(), &local, &share, &opts);
+        if prev.as_ref() != Some(&next) {
+            state::save(library, Kind::Pull, from, &next)?;
+        }
+        return Ok(summary);
+    }
+    let outcome = carry_out(rclone, library, from, settings.backup, &plan, &share)?;
+    count(&mut summary, &outcome.done);
+    summary.backed_up = outcome.backed_up;
+    summary.remote_failed = outcome.remote_failed;
+    summary.interrupted = outcome.interrupted;
+    summary.failed = outcome.failed;
+    if !summary.interrupted {
+        let (local_after, share_after) = list_after(
+            rclone,
+            library,
+            from,
+            &filter,
+            (&local, &share),
+            &outcome.done,
+            hashed,
+        )?;
+        let next = pull::settle(prev.as_ref(), &local_after, &share_after, &opts);
+        state::save(library, Kind::Pull, from, &next)?;
+    }
+    Ok(summary)
+}
