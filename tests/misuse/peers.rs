@@ -52,6 +52,9 @@ pub struct Pair {
     pub rclone: PathBuf,
     /// What the tests say in messages: the backend and the rclone version.
     pub what: String,
+    /// The time test files' ages count back from, so that two files given one age have
+    /// one mtime to the nanosecond.
+    now: SystemTime,
 }
 
 impl Pair {
@@ -65,6 +68,7 @@ impl Pair {
             server,
             rclone: rclone.to_owned(),
             what,
+            now: SystemTime::now(),
         }
     }
 
@@ -85,8 +89,8 @@ impl Pair {
         self.root(side).join(rel)
     }
 
-    /// Write `bytes` at `rel` on `side` (folders made as needed), with the mtime `age` ago, so
-    /// that two edits in one second still differ in time where the test needs them to.
+    /// Write `bytes` at `rel` on `side` (folders made as needed), with the mtime `age` before
+    /// the pair was made: the test, not the clock, says which edit is the newer.
     pub fn write(&self, side: At, rel: &str, bytes: &[u8], age: Duration) {
         let path = self.path(side, rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -100,13 +104,14 @@ impl Pair {
         self.write(Peer, rel, bytes, age);
     }
 
-    /// Set the mtime of `rel` on `side` to `age` ago, leaving its bytes alone.
+    /// Set the mtime of `rel` on `side` to `age` before the pair was made, leaving its bytes
+    /// alone.
     pub fn set_age(&self, side: At, rel: &str, age: Duration) {
         let file = fs::File::options()
             .write(true)
             .open(self.path(side, rel))
             .unwrap();
-        file.set_modified(SystemTime::now() - age).unwrap();
+        file.set_modified(self.now - age).unwrap();
     }
 
     pub fn remove(&self, side: At, rel: &str) {
@@ -162,6 +167,15 @@ impl Pair {
         }
         found.sort();
         found
+    }
+
+    /// Path → sha256 of every file under a side's folder, musync's records included, but not
+    /// the cached rclone version check (which a run that changes nothing may write): to prove
+    /// a run changed nothing.
+    pub fn snapshot(&self, side: At) -> BTreeMap<String, String> {
+        let mut all = tree_hashes(&self.root(side));
+        all.remove(".musync/rclone-version");
+        all
     }
 
     /// Files under musync's temporary folder on a side (none once a run has ended cleanly).
