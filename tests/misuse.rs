@@ -13,6 +13,7 @@ mod peers;
 mod pull;
 mod remote_safety;
 mod remote_upload;
+mod sync_peer;
 mod sync_plan;
 mod truth;
 mod user;
