@@ -65,6 +65,32 @@ pub fn folders_apart(
     overlap::check(library, staging, remote).map_err(usage)
 }
 
+/// With a peer: the peer may lie in neither staging nor a local remote, nor they in it (exit
+/// 2), or a bisync would copy the library into the mirror, or the mirror into the library.
+/// (The peer and the library are bisync's own check.)
+pub fn peer_apart(peer: &str, staging: &Path, remote: &str) -> anyhow::Result<()> {
+    let Some(peer_dir) = overlap::local_remote(peer) else {
+        return Ok(());
+    };
+    let peer_dir = overlap::resolve(&peer_dir);
+    let others = [
+        ("staging", Some(staging.to_path_buf())),
+        ("the remote", overlap::local_remote(remote)),
+    ];
+    for (name, dir) in others {
+        let Some(dir) = dir else { continue };
+        if overlap::relation(&peer_dir, &overlap::resolve(&dir)).is_some() {
+            return Err(usage(anyhow::anyhow!(
+                "the peer {} and {name} {} lie in one another; they must be apart. Nothing was \
+                 changed",
+                rclone::redact(peer),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// rclone, its version check remembered in the staging folder (not written by a dry run).
 pub fn find_rclone(staging: &Path, dry_run: bool) -> anyhow::Result<rclone::Rclone> {
     let cache = manifest::state_dir(staging).join("rclone-version");
@@ -301,6 +327,9 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
         Some(&settings.staging),
         Some(&run.push.remote),
     )?;
+    if let Some(bisync) = &run.bisync {
+        peer_apart(&bisync.peer, &settings.staging, &run.push.remote)?;
+    }
     let _lock = staging_lock(&settings.staging, "sync", dry_run, run.wait)?;
     let rclone = find_rclone(&settings.staging, dry_run)?;
     let bisynced = match &run.bisync {

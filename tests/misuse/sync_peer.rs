@@ -137,3 +137,60 @@ fn sync_stops_before_convert_when_its_bisync_is_refused() {
     assert_eq!(tree_hashes(&pair.env.staging), staged, "convert ran: {err}");
     assert_eq!(tree_hashes(&server(&pair)), pushed, "push ran: {err}");
 }
+
+/// A peer inside staging or the server folder (or holding one of them) is refused with exit 2
+/// before anything runs: a bisync would copy the library into the mirror.
+#[test]
+fn sync_refuses_a_peer_inside_staging_or_the_server() {
+    let pair = Pair::new(Kind::Local, &remotes::rclones()[0]);
+    pair.write(Lib, "Band/CD/01.flac", &track(1, 500), ago(100));
+    let staging_peer = pair.env.staging.join("peer");
+    let server_peer = server(&pair).join("peer");
+    for peer in [&staging_peer, &server_peer, &pair.env.dir.path().to_owned()] {
+        let out = pair
+            .env
+            .run("sync")
+            .arg("--peer")
+            .arg(peer)
+            .arg("--remote")
+            .arg(server(&pair))
+            .env("MUSYNC_RCLONE", &pair.rclone)
+            .output();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", peer.display());
+        assert!(err.starts_with("musync: "), "{err}");
+        assert!(
+            !pair.env.staging.exists(),
+            "{}: staging made",
+            peer.display()
+        );
+        assert!(!server(&pair).exists(), "{}: server made", peer.display());
+    }
+}
+
+/// The config file's `peer` makes `sync` bisync first, as `--peer` does.
+#[test]
+fn the_config_files_peer_makes_sync_bisync_first() {
+    let pair = Pair::new(Kind::Local, &remotes::rclones()[0]);
+    flac(&pair, Lib, "Band/CD/01.flac");
+    let config = pair.env.dir.path().join("config.toml");
+    let text = format!(
+        "peer = '{}'\n[bisync]\nconflict = 'keep-both'\n",
+        pair.spec()
+    );
+    std::fs::write(&config, text).unwrap();
+    let (json, out) = pair
+        .env
+        .run("sync")
+        .json()
+        .arg("--config")
+        .arg(&config)
+        .arg("--remote")
+        .arg(server(&pair))
+        .env("MUSYNC_RCLONE", &pair.rclone)
+        .parsed();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&json["bisync"], "to_peer"), 1, "{json}");
+    pair.assert_in_step("after a sync with the config's peer");
+    assert_eq!(mp3s(&server(&pair)), ["Band/CD/01.mp3"]);
+}
