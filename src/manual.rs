@@ -89,7 +89,16 @@ mod tests {
     fn every_subcommand_gets_a_page_named_after_it() {
         let names: Vec<String> = pages().into_iter().map(|(name, _)| name).collect();
         assert_eq!(names[0], "musync.1");
-        for sub in ["convert", "tag", "push", "sync", "prune-backups", "man"] {
+        for sub in [
+            "convert",
+            "tag",
+            "push",
+            "sync",
+            "bisync",
+            "pull",
+            "prune-backups",
+            "man",
+        ] {
             assert!(names.contains(&format!("musync-{sub}.1")), "{names:?}");
         }
         assert!(!names.contains(&"musync-help.1".to_owned()), "{names:?}");

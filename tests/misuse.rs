@@ -7,6 +7,7 @@ mod bisync;
 mod drift;
 mod environment;
 mod fresh;
+mod libsync_cli;
 mod lock;
 mod overlap;
 mod peers;

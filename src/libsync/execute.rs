@@ -32,6 +32,8 @@ pub struct Target<'a> {
     pub backup_dir: &'a str,
     /// The peer's upload folder (`.musync-tmp/<key>`).
     pub peer_tmp: &'a str,
+    /// Whether `peer_tmp` holds files left by a killed run, to remove before uploading.
+    pub leftovers: bool,
 }
 
 /// What the executor did.
@@ -525,6 +527,12 @@ fn stage_uploads<'a>(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    if target.leftovers {
+        // A tidy-up: the upload overwrites what it needs anyway, so it goes on.
+        if let Err(e) = rclone.purge(target.peer, target.peer_tmp) {
+            tracing::warn!("the leftovers in {} stay: {e}", target.peer_tmp);
+        }
+    }
     match rclone.stage_upload(target.library, target.peer, target.peer_tmp, &files) {
         Ok(()) => copies.to_vec(),
         Err(e) => {
@@ -536,10 +544,31 @@ fn stage_uploads<'a>(
                 let why = e.to_string();
                 all.iter()
                     .for_each(|p| out.failed.push(Failure::new(*p, why.clone())));
-            } else {
-                out.call_failed(target.peer, "copy", &e, &all);
+                return Vec::new();
             }
-            Vec::new()
+            if interrupt::interrupted() {
+                out.interrupted = true;
+                return Vec::new();
+            }
+            // The files that arrived whole go on; the others fail with rclone's cause.
+            let staged = rclone
+                .list(&rclone::join(target.peer, target.peer_tmp))
+                .unwrap_or_default();
+            let whole = |f: &str| {
+                let size = std::fs::metadata(target.library.join(f)).map(|m| m.len());
+                staged
+                    .get(f)
+                    .is_some_and(|r| size.is_ok_and(|s| s == r.size))
+            };
+            let (ok, lost): (Vec<_>, Vec<_>) = copies.iter().partition(|(f, _)| whole(f));
+            let lost: Vec<&str> = lost.iter().map(|(_, t)| *t).collect();
+            if ok.is_empty() {
+                out.call_failed(target.peer, "copy", &e, &lost);
+            } else {
+                let why = format!("{} (copy): {e}", rclone::redact(target.peer));
+                (lost.iter()).for_each(|p| out.failed.push(Failure::new(*p, why.clone())));
+            }
+            ok
         }
     }
 }

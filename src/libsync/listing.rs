@@ -144,9 +144,19 @@ fn rel_of(root: &Path, path: &Path) -> Option<String> {
 }
 
 /// Every file under `peer` that `filter` keeps (symbolic links, which rclone lists apart, left
-/// out with a warning). A folder that does not exist lists as empty.
-pub fn peer(rclone: &Rclone, peer: &str, filter: &Filter) -> Result<Listing, RcloneError> {
+/// out with a warning). A folder that does not exist lists as empty. Also whether the peer's
+/// folder `tmp` holds files (left by a run that was killed).
+pub fn peer(
+    rclone: &Rclone,
+    peer: &str,
+    filter: &Filter,
+    tmp: &str,
+) -> Result<(Listing, bool), RcloneError> {
     let listed = rclone.listing(peer)?;
+    let leftovers = listed
+        .files
+        .keys()
+        .any(|p| p.starts_with(&format!("{tmp}/")));
     for link in listed.links.iter().filter(|l| filter.keeps(l)) {
         tracing::warn!(
             "{}: a symbolic link on {}; library sync leaves it alone",
@@ -176,7 +186,7 @@ pub fn peer(rclone: &Rclone, peer: &str, filter: &Filter) -> Result<Listing, Rcl
             },
         );
     }
-    Ok(listing)
+    Ok((listing, leftovers))
 }
 
 /// Gives each entry of `listing` the hash `previous` recorded for it, where its path, size and

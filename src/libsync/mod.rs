@@ -10,6 +10,8 @@
 
 pub mod execute;
 pub mod listing;
+#[cfg(test)]
+mod model_tests;
 pub mod plan;
 pub mod pull;
 pub mod run;

@@ -317,6 +317,21 @@ fn take_lock(
     lock::take(library, command, wait).map(Some)
 }
 
+/// Removes what a killed run left in the library's fetch folder: only library sync writes
+/// there, under the lock the caller holds.
+fn remove_leftovers(library: &Path, dry_run: bool) -> anyhow::Result<()> {
+    let tmp = library.join(super::RESERVED[2]);
+    if dry_run || !tmp.exists() {
+        return Ok(());
+    }
+    std::fs::remove_dir_all(&tmp).map_err(|e| {
+        stop(
+            Exit::Local,
+            anyhow::anyhow!("removing {}: {e}", tmp.display()),
+        )
+    })
+}
+
 /// The peer's upload folder for this library: stable, so a killed run's leftovers are reused.
 fn peer_tmp(library: &Path) -> String {
     use sha2::{Digest, Sha256};
@@ -328,8 +343,17 @@ fn peer_tmp(library: &Path) -> String {
     format!("{}/{}", super::RESERVED[2], &key[..16])
 }
 
+/// Both sides as listed.
+struct Sides {
+    library: Listing,
+    peer: Listing,
+    /// Whether the peer gave hashes (else the caller compares by time).
+    peer_hashes: bool,
+    /// Whether the peer's upload folder holds files left by a killed run.
+    leftovers: bool,
+}
+
 /// Both sides listed at once (the library walk and rclone overlap), with hashes when `hashes`.
-/// Returns whether the peer gave hashes (else the caller compares by time).
 fn list_sides(
     rclone: &Rclone,
     library: &Path,
@@ -337,16 +361,17 @@ fn list_sides(
     filter: &Filter,
     prev: Option<&State>,
     hashes: bool,
-) -> anyhow::Result<(Listing, Listing, bool)> {
+) -> anyhow::Result<Sides> {
+    let tmp = peer_tmp(library);
     let (lib, remote) = std::thread::scope(|s| {
-        let remote = s.spawn(|| listing::peer(rclone, peer, filter));
+        let remote = s.spawn(|| listing::peer(rclone, peer, filter, &tmp));
         let lib = listing::local(library, filter);
         (
             lib,
             remote.join().expect("the listing thread does not panic"),
         )
     });
-    let (mut lib, mut remote) = (lib?, remote?);
+    let (mut lib, (mut remote, leftovers)) = (lib?, remote?);
     let mut peer_hashes = true;
     if hashes {
         let missing = listing::reuse_hashes(&mut remote, prev.map(|s| &s.peer));
@@ -358,7 +383,12 @@ fn list_sides(
             remote.values_mut().for_each(|e| e.hash = None);
         }
     }
-    Ok((lib, remote, peer_hashes))
+    Ok(Sides {
+        library: lib,
+        peer: remote,
+        peer_hashes,
+        leftovers,
+    })
 }
 
 /// After the actions: both sides listed again, hashes carried over from the listings before
@@ -378,8 +408,8 @@ fn list_after(
         library: lib_was,
         peer: peer_was,
     };
-    let (lib, remote, _) = list_sides(rclone, library, peer, filter, Some(&was), hashes)?;
-    Ok((lib, remote))
+    let sides = list_sides(rclone, library, peer, filter, Some(&was), hashes)?;
+    Ok((sides.library, sides.peer))
 }
 
 /// `musync bisync`: unless it is a dry run, takes the library's lock for the run.
@@ -388,10 +418,11 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
     check_folders(library, peer)?;
     let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
     let _lock = take_lock(library, "bisync", settings.dry_run, settings.wait)?;
+    remove_leftovers(library, settings.dry_run)?;
     let prev = state::load(library, Kind::Bisync, peer)?;
     let want_hashes = settings.compare == Compare::Hash || settings.renames == Renames::Hash;
-    let (lib, remote, peer_hashes) =
-        list_sides(rclone, library, peer, &filter, prev.as_ref(), want_hashes)?;
+    let sides = list_sides(rclone, library, peer, &filter, prev.as_ref(), want_hashes)?;
+    let (lib, remote, peer_hashes) = (&sides.library, &sides.peer, sides.peer_hashes);
     let mut opts = Options {
         compare: settings.compare,
         renames: settings.renames,
@@ -412,7 +443,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
             opts.renames = Renames::Mtime;
         }
     }
-    let plan = plan::bisync(prev.as_ref(), &lib, &remote, &opts);
+    let plan = plan::bisync(prev.as_ref(), lib, remote, &opts);
     let mut summary = Summary {
         dry_run: settings.dry_run,
         unchanged: plan.unchanged,
@@ -420,7 +451,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
         plan_lines: plan_lines(&plan, settings.backup),
         ..Summary::default()
     };
-    if let Err(refusal) = plan::guard(prev.as_ref(), &lib, &remote, &plan, settings.max_delete) {
+    if let Err(refusal) = plan::guard(prev.as_ref(), lib, remote, &plan, settings.max_delete) {
         summary.conflicts = 0;
         summary.refused = Some(Refused {
             reason: refusal.to_string(),
@@ -435,13 +466,13 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
     }
     if plan.is_empty() {
         // Nothing to do: the listings are the sides as they are.
-        let next = plan::settle(prev.as_ref(), &lib, &remote, &opts);
+        let next = plan::settle(prev.as_ref(), lib, remote, &opts);
         if prev.as_ref() != Some(&next) {
             state::save(library, Kind::Bisync, peer, &next)?;
         }
         return Ok(summary);
     }
-    let outcome = carry_out(rclone, library, peer, settings.backup, &plan, &remote)?;
+    let outcome = carry_out(rclone, library, peer, settings.backup, &plan, &sides)?;
     summary.count(&outcome.done);
     summary.backed_up = outcome.backed_up;
     summary.remote_failed = outcome.remote_failed;
@@ -453,7 +484,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
             library,
             peer,
             &filter,
-            (&lib, &remote),
+            (lib, remote),
             &outcome.done,
             want_hashes && peer_hashes,
         )?;
@@ -494,18 +525,8 @@ fn carry_out(
     peer: &str,
     backup: bool,
     plan: &Plan,
-    peer_listing: &Listing,
+    sides: &Sides,
 ) -> anyhow::Result<Outcome> {
-    // Left by a run that was killed: only library sync writes there, under this lock.
-    let tmp = library.join(super::RESERVED[2]);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| {
-            stop(
-                Exit::Local,
-                anyhow::anyhow!("removing {}: {e}", tmp.display()),
-            )
-        })?;
-    }
     let backup_dir =
         crate::push::fresh_backup_dir(std::time::SystemTime::now(), |d| library.join(d).exists());
     let peer_tmp = peer_tmp(library);
@@ -515,8 +536,9 @@ fn carry_out(
         backup,
         backup_dir: &backup_dir,
         peer_tmp: &peer_tmp,
+        leftovers: sides.leftovers,
     };
-    execute::execute(rclone, &target, &plan.actions, peer_listing)
+    execute::execute(rclone, &target, &plan.actions, &sides.peer)
 }
 
 /// `musync pull`: unless it is a dry run, takes the library's lock for the run. The share is
@@ -526,8 +548,10 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
     check_folders(library, from)?;
     let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
     let _lock = take_lock(library, "pull", settings.dry_run, settings.wait)?;
+    remove_leftovers(library, settings.dry_run)?;
     let prev = state::load(library, Kind::Pull, from)?;
-    let (local, share, hashed) = list_sides(rclone, library, from, &filter, prev.as_ref(), true)?;
+    let sides = list_sides(rclone, library, from, &filter, prev.as_ref(), true)?;
+    let (local, share, hashed) = (&sides.library, &sides.peer, sides.peer_hashes);
     if !hashed {
         eprintln!(
             "musync: note: {} gives no MD5 hashes; comparing by size and modification time \
@@ -546,14 +570,14 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
         delete_extras: settings.delete_extras,
         modify_window_ns: listing::modify_window_ns(from),
     };
-    let plan = pull::pull(prev.as_ref(), &local, &share, &opts);
+    let plan = pull::pull(prev.as_ref(), local, share, &opts);
     let mut summary = PullSummary {
         dry_run: settings.dry_run,
         unchanged: plan.unchanged,
         plan_lines: plan_lines(&plan, settings.backup),
         ..PullSummary::default()
     };
-    if let Err(refusal) = pull::guard(prev.as_ref(), &local, &share, &plan, settings.max_delete) {
+    if let Err(refusal) = pull::guard(prev.as_ref(), local, share, &plan, settings.max_delete) {
         summary.refused = Some(Refused {
             reason: refusal.to_string(),
             planned: refusal.counts.into(),
@@ -576,13 +600,13 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
         return Ok(summary);
     }
     if plan.is_empty() {
-        let next = pull::settle(prev.as_ref(), &local, &share, &opts);
+        let next = pull::settle(prev.as_ref(), local, share, &opts);
         if prev.as_ref() != Some(&next) {
             state::save(library, Kind::Pull, from, &next)?;
         }
         return Ok(summary);
     }
-    let outcome = carry_out(rclone, library, from, settings.backup, &plan, &share)?;
+    let outcome = carry_out(rclone, library, from, settings.backup, &plan, &sides)?;
     count(&mut summary, &outcome.done);
     summary.backed_up = outcome.backed_up;
     summary.remote_failed = outcome.remote_failed;
@@ -594,7 +618,7 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
             library,
             from,
             &filter,
-            (&local, &share),
+            (local, share),
             &outcome.done,
             hashed,
         )?;
