@@ -57,8 +57,12 @@ enum Step {
     /// The same edit on both sides (resolved on the library, replayed on the peer).
     Both(Edit),
     /// A run, killed after `kill` actions (modulo the plan's length + 1; the full length is a
-    /// complete run).
-    Run { kill: Option<u8>, save: Save },
+    /// complete run), action `i` failing when bit `i % 16` of `fail` is set.
+    Run {
+        kill: Option<u8>,
+        fail: u16,
+        save: Save,
+    },
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
@@ -85,12 +89,21 @@ fn side() -> impl Strategy<Value = Side> {
     prop_oneof![Just(Side::Library), Just(Side::Peer)]
 }
 
+/// Mostly none: the files an executor could not carry out (it reports them and goes on).
+fn failures() -> impl Strategy<Value = u16> {
+    prop_oneof![3 => Just(0u16), 1 => any::<u16>()]
+}
+
+fn save() -> impl Strategy<Value = Save> {
+    prop_oneof![Just(Save::Settle), Just(Save::Keep)]
+}
+
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (side(), edit()).prop_map(|(s, e)| Step::On(s, e)),
         2 => edit().prop_map(Step::Both),
-        2 => (proptest::option::of(any::<u8>()), prop_oneof![Just(Save::Settle), Just(Save::Keep)])
-            .prop_map(|(kill, save)| Step::Run { kill, save }),
+        2 => (proptest::option::of(any::<u8>()), failures(), save())
+            .prop_map(|(kill, fail, save)| Step::Run { kill, fail, save }),
     ]
 }
 
@@ -297,17 +310,45 @@ impl World {
         })
     }
 
-    /// Carries out one action, as the executor would; Err names a broken promise.
-    fn apply(&mut self, action: &Action) -> Result<(), String> {
+    /// Carries out a plan as far as `kill` lets it, skipping the actions `fail` names and
+    /// those whose file is missing (a failed action before them); whether all were done.
+    fn carry_out(
+        &mut self,
+        actions: &[Action],
+        kill: Option<u8>,
+        fail: u16,
+    ) -> Result<bool, String> {
+        let done = match kill {
+            Some(k) => usize::from(k) % (actions.len() + 1),
+            None => actions.len(),
+        };
+        let mut all = done == actions.len();
+        for (i, action) in actions[..done].iter().enumerate() {
+            if fail & (1 << (i % 16)) != 0 {
+                all = false;
+                continue;
+            }
+            match self.apply(action)? {
+                Some(()) => {}
+                None if fail != 0 => all = false,
+                None => return Err(format!("{action:?}: its file is missing")),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Carries out one action, as the executor would: `None` when its file is missing, Err
+    /// when it breaks a promise.
+    fn apply(&mut self, action: &Action) -> Result<Option<()>, String> {
         match action {
             Action::Copy {
                 from,
                 from_path,
                 to_path,
             } => {
-                let file = *self.sides[ix(*from)]
-                    .get(from_path)
-                    .ok_or_else(|| format!("copy from a missing {from}:{from_path}"))?;
+                let Some(&file) = self.sides[ix(*from)].get(from_path) else {
+                    return Ok(None);
+                };
                 let to = from.other();
                 let replaced = self.sides[ix(to)].get(to_path).copied();
                 if !self.pull
@@ -323,10 +364,9 @@ impl World {
                 self.base[ix(to)].insert(to_path.clone(), file);
             }
             Action::Move { side, from, to } => {
-                let file = self
-                    .tree(*side)
-                    .remove(from)
-                    .ok_or_else(|| format!("move of a missing {side}:{from}"))?;
+                let Some(file) = self.tree(*side).remove(from) else {
+                    return Ok(None);
+                };
                 self.backup(*side, to);
                 self.tree(*side).insert(to.clone(), file);
                 self.base[ix(*side)].remove(from);
@@ -334,16 +374,21 @@ impl World {
             }
             Action::Delete { side, path } => {
                 let i = ix(*side);
-                let file = *(self.sides[i].get(path))
-                    .ok_or_else(|| format!("delete of a missing {side}:{path}"))?;
-                if !self.pull && self.changed(&self.base[i], path, file) {
+                let Some(&file) = self.sides[i].get(path) else {
+                    return Ok(None);
+                };
+                // Changed since a run wrote it and since the state last recorded it: a user's
+                // edit (a file put back as it was recorded is not one).
+                let edited = self.changed(&self.base[i], path, file)
+                    && self.changed(&self.agreed[i], path, file);
+                if !self.pull && edited {
                     return Err(format!("deleted {side}:{path}, modified there"));
                 }
                 self.backup(*side, path);
                 self.base[i].remove(path);
             }
         }
-        Ok(())
+        Ok(Some(()))
     }
 
     fn note_run_start(&mut self) {
@@ -413,7 +458,13 @@ fn bisync_options() -> impl Strategy<Value = Options> {
 }
 
 impl World {
-    fn bisync_run(&mut self, opts: &Options, kill: Option<u8>, save: Save) -> Result<(), String> {
+    fn bisync_run(
+        &mut self,
+        opts: &Options,
+        kill: Option<u8>,
+        fail: u16,
+        save: Save,
+    ) -> Result<(), String> {
         let hashes = opts.compare == Compare::Hash || opts.renames == Renames::Hash;
         self.note_run_start();
         let (lib, peer) = (
@@ -432,20 +483,17 @@ impl World {
                 return Err(format!("{p} is a conflict, changed on one side only"));
             }
         }
-        let done = match kill {
-            Some(k) => usize::from(k) % (plan.actions.len() + 1),
-            None => plan.actions.len(),
-        };
-        for action in &plan.actions[..done] {
-            self.apply(action)?;
-        }
-        let complete = done == plan.actions.len();
+        let complete = self.carry_out(&plan.actions, kill, fail)?;
         let (lib, peer) = (
             self.listing(Side::Library, hashes),
             self.listing(Side::Peer, hashes),
         );
         if complete || save == Save::Settle {
-            self.state = Some(settle(self.state.as_ref(), &lib, &peer, opts));
+            let next = settle(self.state.as_ref(), &lib, &peer, opts);
+            for (i, kept) in [&next.library, &next.peer].into_iter().enumerate() {
+                self.agreed[i].retain(|p, _| kept.contains_key(p));
+            }
+            self.state = Some(next);
             for (p, l) in &lib {
                 if peer.get(p).is_some_and(|r| opts.compare.same(l, r, 1)) {
                     for i in 0..2 {
@@ -487,10 +535,10 @@ fn run_bisync_history(opts: &Options, steps: &[Step]) -> Result<(), String> {
                     w.user(Side::Peer, &op);
                 }
             }
-            Step::Run { kill, save } => w.bisync_run(opts, *kill, *save)?,
+            Step::Run { kill, fail, save } => w.bisync_run(opts, *kill, *fail, *save)?,
         }
     }
-    w.bisync_run(opts, None, Save::Settle)
+    w.bisync_run(opts, None, 0, Save::Settle)
 }
 
 proptest! {
@@ -593,7 +641,7 @@ proptest! {
             date: "2026-11-30".into(),
         };
         let mut w = seeded(files, true);
-        w.bisync_run(&opts, None, Save::Settle).map_err(TestCaseError::fail)?;
+        w.bisync_run(&opts, None, 0, Save::Settle).map_err(TestCaseError::fail)?;
         apply_renames(&mut w, &steps, None);
         let lib = w.listing(Side::Library, true);
         let peer = w.listing(Side::Peer, true);
@@ -602,7 +650,7 @@ proptest! {
             plan.actions.iter().all(|a| matches!(a, Action::Move { .. })),
             "{:?}", plan.actions
         );
-        w.bisync_run(&opts, None, Save::Settle).map_err(TestCaseError::fail)?;
+        w.bisync_run(&opts, None, 0, Save::Settle).map_err(TestCaseError::fail)?;
     }
 }
 
@@ -610,15 +658,19 @@ proptest! {
 enum PullStep {
     Share(Edit),
     Local(Edit),
-    Run { kill: Option<u8>, save: Save },
+    Run {
+        kill: Option<u8>,
+        fail: u16,
+        save: Save,
+    },
 }
 
 fn pull_step() -> impl Strategy<Value = PullStep> {
     prop_oneof![
         5 => edit().prop_map(PullStep::Share),
         2 => edit().prop_map(PullStep::Local),
-        2 => (proptest::option::of(any::<u8>()), prop_oneof![Just(Save::Settle), Just(Save::Keep)])
-            .prop_map(|(kill, save)| PullStep::Run { kill, save }),
+        2 => (proptest::option::of(any::<u8>()), failures(), save())
+            .prop_map(|(kill, fail, save)| PullStep::Run { kill, fail, save }),
     ]
 }
 
@@ -646,7 +698,13 @@ impl World {
         self.share_ever.extend(self.sides[1].keys().cloned());
     }
 
-    fn pull_run(&mut self, opts: &PullOptions, kill: Option<u8>, save: Save) -> Result<(), String> {
+    fn pull_run(
+        &mut self,
+        opts: &PullOptions,
+        kill: Option<u8>,
+        fail: u16,
+        save: Save,
+    ) -> Result<(), String> {
         let hashes = opts.compare == Compare::Hash || opts.renames == Renames::Hash;
         self.note_run_start();
         let (local, share) = (
@@ -662,14 +720,7 @@ impl World {
         if let Some(a) = plan.actions.iter().find(|a| a.target() != Side::Library) {
             return Err(format!("pull writes to the share: {a:?}"));
         }
-        let done = match kill {
-            Some(k) => usize::from(k) % (plan.actions.len() + 1),
-            None => plan.actions.len(),
-        };
-        for action in &plan.actions[..done] {
-            self.apply(action)?;
-        }
-        let complete = done == plan.actions.len();
+        let complete = self.carry_out(&plan.actions, kill, fail)?;
         let (local, share) = (
             self.listing(Side::Library, hashes),
             self.listing(Side::Peer, hashes),
@@ -730,10 +781,10 @@ fn run_pull_history(opts: &PullOptions, steps: &[PullStep]) -> Result<(), String
                     w.user(Side::Library, &op);
                 }
             }
-            PullStep::Run { kill, save } => w.pull_run(opts, *kill, *save)?,
+            PullStep::Run { kill, fail, save } => w.pull_run(opts, *kill, *fail, *save)?,
         }
     }
-    w.pull_run(opts, None, Save::Settle)
+    w.pull_run(opts, None, 0, Save::Settle)
 }
 
 proptest! {
@@ -768,7 +819,7 @@ proptest! {
         w.pull = true;
         w.sides.swap(0, 1);
         w.note_share();
-        w.pull_run(&opts, None, Save::Settle).map_err(TestCaseError::fail)?;
+        w.pull_run(&opts, None, 0, Save::Settle).map_err(TestCaseError::fail)?;
         apply_renames(&mut w, &steps, Some(Side::Peer));
         w.note_share();
         let local = w.listing(Side::Library, true);
@@ -778,6 +829,6 @@ proptest! {
             plan.actions.iter().all(|a| matches!(a, Action::Move { .. })),
             "{:?}", plan.actions
         );
-        w.pull_run(&opts, None, Save::Settle).map_err(TestCaseError::fail)?;
+        w.pull_run(&opts, None, 0, Save::Settle).map_err(TestCaseError::fail)?;
     }
 }

@@ -23,15 +23,24 @@
 //! - Order: moves first (they only go to free paths and free the paths copies then write), then
 //!   copies, then deletions last (a run killed early leaves extra files, never missing ones). No
 //!   two actions touch one path of one side.
+//! - Paths in musync's own folders at a side's root ([`RESERVED`]: backups, temporary files)
+//!   are left out of every listing, whatever the caller passes.
 //! - [`settle`] is the next previous state, from listings taken after a run (complete or not):
 //!   a path both sides agree on takes the current entries, any other keeps its old entries, so
-//!   the next run redoes what did not happen.
+//!   the next run redoes what did not happen. Any subset of a plan's actions, done in order,
+//!   then settled (or not), leaves sides from which the next plan converges without losing a
+//!   version (the property tests in `model_tests` check it).
+//! - [`guard`] refuses a side that is empty while it had files at the last run, and more
+//!   deletions on a side than the delete cap allows out of its files (deletions only: a copy
+//!   over a file backs the old one up too, but replaces it with a version of the same file).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use super::{
-    Action, Compare, Conflict, ConflictMode, Entry, Listing, Options, Renames, Side, State,
+    Action, Compare, Conflict, ConflictMode, Entry, Listing, Options, RESERVED, Renames, Side,
+    State,
 };
 
 /// The delete cap (`N` or `N%`), applied to each side on its own.
@@ -216,6 +225,22 @@ pub(crate) fn renames<'a>(
     found
 }
 
+/// Whether a path lies in one of musync's own folders at the root ([`RESERVED`]).
+pub fn reserved(path: &str) -> bool {
+    RESERVED.contains(&path.split('/').next().unwrap_or(path))
+}
+
+/// A listing without musync's own folders: the planners never sync nor record them, whatever
+/// the listing holds. Borrowed when there is none.
+pub(crate) fn music(listing: &Listing) -> Cow<'_, Listing> {
+    if listing.keys().any(|p| reserved(p)) {
+        let kept = listing.iter().filter(|(p, _)| !reserved(p));
+        Cow::Owned(kept.map(|(p, e)| (p.clone(), e.clone())).collect())
+    } else {
+        Cow::Borrowed(listing)
+    }
+}
+
 /// Every path of the listings, once, in order.
 fn all_paths<'a>(listings: &[&'a Listing]) -> BTreeSet<&'a str> {
     listings
@@ -256,6 +281,7 @@ pub fn keep_both_name(path: &str, side: Side, date: &str, free: impl Fn(&str) ->
 /// The plan that brings `library` and `peer` in step, `prev` being the state after the last run
 /// (`None` on the first run: a merge).
 pub fn bisync(prev: Option<&State>, library: &Listing, peer: &Listing, opts: &Options) -> Plan {
+    let (library, peer) = (&*music(library), &*music(peer));
     let same = |a: &Entry, b: &Entry| opts.compare.same(a, b, opts.modify_window_ns);
     let empty = Listing::new();
     let (prev_library, prev_peer) = prev.map_or((&empty, &empty), |s| (&s.library, &s.peer));
@@ -393,6 +419,7 @@ pub(crate) fn settle_by(
     peer: &Listing,
     same: impl Fn(&Entry, &Entry) -> bool,
 ) -> State {
+    let (library, peer) = (&*music(library), &*music(peer));
     let mut next = State::default();
     for path in all_paths(&[library, peer]) {
         match (library.get(path), peer.get(path)) {

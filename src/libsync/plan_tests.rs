@@ -236,6 +236,17 @@ fn rename_is_not_replayed_onto_a_taken_path() {
 }
 
 #[test]
+fn rename_onto_an_equal_file_only_deletes_the_old_name() {
+    // The peer already has the renamed file (copied there by hand): nothing to move or send.
+    let prev = synced(&[("a", e(1, 1))]);
+    let lib = listing(&[("b", e(1, 1))]);
+    let peer = listing(&[("a", e(1, 1)), ("b", e(1, 1))]);
+    let plan = bisync(Some(&prev), &lib, &peer, &newer());
+    assert_eq!(plan.actions, vec![del(P, "a")]);
+    assert_eq!(plan.unchanged, 1);
+}
+
+#[test]
 fn renames_none_sends_the_bytes_again() {
     let prev = synced(&[("a", e(1, 1))]);
     let lib = listing(&[("b", e(1, 1))]);
@@ -435,4 +446,79 @@ fn guard_caps_deletions_per_side() {
         }
     ));
     assert!(guard(Some(&prev), &lib, &all, &plan, Cap::Count(2)).is_err());
+}
+
+/// `n` files a side in albums of ten, with `n / 100` of each change.
+fn big(n: usize) -> (State, Listing, Listing) {
+    let name = |i: usize| {
+        format!(
+            "Artist {}/Album {}/{:02} Track.flac",
+            i / 1000,
+            i / 10,
+            i % 10
+        )
+    };
+    let all: Listing = (0..n)
+        .map(|i| {
+            (
+                name(i),
+                e(10_000 + i as u64, 1_600_000_000_000_000_000 + i as i64),
+            )
+        })
+        .collect();
+    let prev = State {
+        library: all.clone(),
+        peer: all.clone(),
+    };
+    let (mut lib, mut peer) = (all.clone(), all);
+    for i in (0..n).step_by(100) {
+        // A renamed album on the library, an edited track on the peer, a deleted one on the
+        // library, a new one on the peer.
+        let renamed = lib.remove(&name(i)).unwrap();
+        lib.insert(format!("Renamed/{}", name(i)), renamed);
+        peer.get_mut(&name(i + 1)).unwrap().mtime += 1;
+        lib.remove(&name(i + 2));
+        peer.insert(format!("New/{}", name(i)), e(7, 7));
+    }
+    (prev, lib, peer)
+}
+
+/// Regression guard on the planner's cost: 100,000 files a side in release (`cargo test
+/// --release --lib plans_many`), 20,000 in debug; the time is printed, the plan checked.
+#[test]
+fn plans_many_files_a_side_quickly() {
+    let n = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        100_000
+    };
+    let (prev, lib, peer) = big(n);
+    let started = std::time::Instant::now();
+    let plan = bisync(Some(&prev), &lib, &peer, &newer());
+    let took = started.elapsed();
+    let c = plan.counts();
+    let k = n / 100;
+    assert_eq!(
+        (c.moved_peer, c.to_library, c.deleted_peer, c.to_peer),
+        (k, 2 * k, k, 0)
+    );
+    assert_eq!(c.unchanged, n - 3 * k);
+    let next = settle(Some(&prev), &lib, &peer, &newer());
+    // Nothing was done yet: every path keeps its previous entries, none is added.
+    assert_eq!(next, prev);
+    eprintln!("bisync of {n} files a side: {took:?}");
+}
+
+#[test]
+fn reserved_folders_are_never_synced_nor_recorded() {
+    let lib = listing(&[
+        (".musync-backups/2026-11-30T00:00:00Z/a", e(1, 1)),
+        (".musync-tmp/x", e(2, 2)),
+        (".musync/state.json", e(3, 3)),
+        (".musyncish/a", e(4, 4)),
+    ]);
+    let plan = bisync(None, &lib, &Listing::new(), &newer());
+    assert_eq!(plan.actions, vec![copy(L, ".musyncish/a")]);
+    let next = settle(None, &lib, &lib, &newer());
+    assert_eq!(next.library.keys().collect::<Vec<_>>(), [".musyncish/a"]);
 }

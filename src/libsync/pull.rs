@@ -19,7 +19,7 @@
 
 use std::collections::BTreeSet;
 
-use super::plan::{Cap, Plan, Reason, Refusal, renames, settle_by};
+use super::plan::{Cap, Plan, Reason, Refusal, music, renames, settle_by};
 use super::{Action, Compare, Entry, Listing, Renames, Side, State};
 
 /// What a pull plan is made with.
@@ -36,6 +36,7 @@ pub struct PullOptions {
 /// The plan that makes `local` follow `share`; `prev` is the state after the last pull, its
 /// `library` the local entries and its `peer` the share's.
 pub fn pull(prev: Option<&State>, local: &Listing, share: &Listing, opts: &PullOptions) -> Plan {
+    let (local, share) = (&*music(local), &*music(share));
     let same = |a: &Entry, b: &Entry| opts.compare.same(a, b, opts.modify_window_ns);
     let empty = Listing::new();
     let (prev_local, prev_share) = prev.map_or((&empty, &empty), |s| (&s.library, &s.peer));

@@ -126,3 +126,26 @@ fn pull_guard_caps_local_deletions() {
     let err = guard(Some(&prev), &prev.library, &share, &plan, Cap::Count(0)).unwrap_err();
     assert_eq!(err.side, Side::Library);
 }
+
+#[test]
+fn pull_never_fetches_nor_deletes_reserved_folders() {
+    let local = listing(&[(".musync-backups/t/a", e(1, 1))]);
+    let share = listing(&[(".musync-tmp/b", e(2, 2)), ("c", e(3, 3))]);
+    let o = PullOptions {
+        delete_extras: true,
+        ..opts()
+    };
+    let plan = pull(Some(&fetched(&[])), &local, &share, &o);
+    assert_eq!(plan.actions, vec![fetch("c")]);
+}
+
+#[test]
+fn pull_settle_keeps_a_deletion_not_done_for_the_next_pull() {
+    // The share lost "a"; the pull was killed before deleting the local copy.
+    let prev = fetched(&[("a", e(1, 1)), ("b", e(2, 2))]);
+    let share = listing(&[("b", e(2, 2))]);
+    let next = settle(Some(&prev), &prev.library, &share, &opts());
+    assert_eq!(next, prev);
+    let plan = pull(Some(&next), &prev.library, &share, &opts());
+    assert_eq!(plan.actions, vec![del("a")]);
+}
