@@ -461,7 +461,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
     }
     if settings.dry_run {
         summary.count(&plan.actions);
-        summary.backed_up = planned_backups(settings.backup, &plan.actions, &lib, &remote);
+        summary.backed_up = planned_backups(settings.backup, &plan.actions, lib, remote);
         return Ok(summary);
     }
     if plan.is_empty() {
@@ -596,7 +596,7 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
     debug_assert!(plan.actions.iter().all(|a| a.target() == Side::Library));
     if settings.dry_run {
         count(&mut summary, &plan.actions);
-        summary.backed_up = planned_backups(settings.backup, &plan.actions, &local, &share);
+        summary.backed_up = planned_backups(settings.backup, &plan.actions, local, share);
         return Ok(summary);
     }
     if plan.is_empty() {
