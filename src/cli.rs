@@ -267,6 +267,87 @@ pub struct SyncArgs {
 
     #[command(flatten)]
     pub remote: RemoteArgs,
+
+    #[command(flatten)]
+    pub peer: SyncPeerArgs,
+}
+
+/// `sync` with a peer: a bisync before convert. The options are bisync's, named `--peer-…`
+/// where convert or push has one of that name; the config file's `peer` and `[bisync]` set
+/// them as they do for `musync bisync`.
+#[derive(Args, Debug)]
+pub struct SyncPeerArgs {
+    /// First bisync the library with this other copy of it (as `musync bisync --peer`), so that
+    /// a CD ripped on either side is converted and pushed in the same run. A bisync that is
+    /// refused or fails stops the sync before convert.
+    #[arg(long, value_name = "REMOTE")]
+    pub peer: Option<String>,
+
+    /// With --peer: bisync's --compare.
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = CompareArg::Mtime)]
+    pub compare: CompareArg,
+
+    /// With --peer: bisync's --renames.
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = RenamesArg::Mtime)]
+    pub renames: RenamesArg,
+
+    /// With --peer: bisync's --conflict.
+    #[arg(long, value_name = "WINNER", value_enum, default_value_t = ConflictArg::Newer)]
+    pub conflict: ConflictArg,
+
+    /// With --peer: bisync's --max-delete.
+    #[arg(
+        long = "peer-max-delete",
+        id = "bisync_max_delete",
+        value_name = "N|N%",
+        default_value = "50%"
+    )]
+    pub max_delete: DeleteCap,
+
+    /// With --peer: bisync's --no-backup.
+    #[arg(long = "peer-no-backup", id = "bisync_no_backup")]
+    pub no_backup: bool,
+
+    /// With --peer: bisync's --include (repeatable).
+    #[arg(long = "peer-include", id = "bisync_include", value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// With --peer: bisync's --exclude (repeatable).
+    #[arg(long = "peer-exclude", id = "bisync_exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+}
+
+impl From<CompareArg> for crate::libsync::Compare {
+    fn from(arg: CompareArg) -> Self {
+        match arg {
+            CompareArg::Size => Self::Size,
+            CompareArg::Mtime => Self::Mtime,
+            CompareArg::Hash => Self::Hash,
+        }
+    }
+}
+
+impl From<RenamesArg> for crate::libsync::Renames {
+    fn from(arg: RenamesArg) -> Self {
+        match arg {
+            RenamesArg::None => Self::None,
+            RenamesArg::Size => Self::Size,
+            RenamesArg::Mtime => Self::Mtime,
+            RenamesArg::Hash => Self::Hash,
+        }
+    }
+}
+
+impl From<ConflictArg> for crate::libsync::ConflictMode {
+    fn from(arg: ConflictArg) -> Self {
+        match arg {
+            ConflictArg::Library => Self::Library,
+            ConflictArg::Peer => Self::Peer,
+            ConflictArg::Newer => Self::Newer,
+            ConflictArg::Older => Self::Older,
+            ConflictArg::KeepBoth => Self::KeepBoth,
+        }
+    }
 }
 
 #[derive(Args, Debug)]

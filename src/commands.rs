@@ -204,7 +204,22 @@ fn sync(args: SyncArgs, quiet: bool) -> anyhow::Result<Exit> {
     let (output, wait) = (output(common, quiet), common.wait);
     let (staging, dry_run) = (common.staging.clone(), common.dry_run);
     let subsonic = subsonic_server(&args.remote.subsonic)?;
+    let peer = args.peer;
+    let bisync = peer.peer.map(|remote| crate::libsync::run::BisyncSettings {
+        library: common.library.clone(),
+        peer: remote,
+        compare: peer.compare.into(),
+        renames: peer.renames.into(),
+        conflict: peer.conflict.into(),
+        max_delete: peer.max_delete,
+        backup: !peer.no_backup,
+        include: peer.include,
+        exclude: peer.exclude,
+        dry_run,
+        wait,
+    });
     pipeline::sync(pipeline::SyncSettings {
+        bisync,
         convert: convert_settings(args.convert, quiet)?,
         push: push_settings(staging, dry_run, args.remote),
         subsonic,

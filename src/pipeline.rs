@@ -1,12 +1,13 @@
 //! The staged pipeline: the guards every run passes (library mounted, folders apart, the staging
-//! lock, rclone found), then the stages in order (`sync`: convert, tag, push, rescan), each
-//! printing its summary and giving its exit code. Takes settings already built and checked;
+//! lock, rclone found), then the stages in order (`sync`: bisync with a peer if one is set,
+//! convert, tag, push, rescan), each printing its summary and giving its exit code. Takes settings already built and checked;
 //! knows nothing of the command line (that is `commands`).
 
 use std::io::Write;
 use std::path::Path;
 
 use crate::convert::{self, ConvertSettings, Mode};
+use crate::libsync::run::{self as libsync, BisyncSettings};
 use crate::report::{self, Exit, stop, usage};
 use crate::{interrupt, lock, manifest, overlap, push, rclone, settings, subsonic, summary, tag};
 
@@ -17,8 +18,12 @@ pub struct Output {
     pub quiet: bool,
 }
 
-/// One `sync`: convert, tag, then push (and ask a Subsonic server to rescan).
+/// One `sync`: bisync with a peer (if one is set), convert, tag, then push (and ask a Subsonic
+/// server to rescan).
 pub struct SyncSettings {
+    /// The library's bisync with its peer, first: what the peer has new reaches the library
+    /// (and so the remote) in the same run.
+    pub bisync: Option<BisyncSettings>,
     pub convert: ConvertSettings,
     pub push: push::PushSettings,
     pub subsonic: Option<subsonic::Server>,
@@ -58,6 +63,32 @@ pub fn folders_apart(
     remote: Option<&str>,
 ) -> anyhow::Result<()> {
     overlap::check(library, staging, remote).map_err(usage)
+}
+
+/// With a peer: the peer may lie in neither staging nor a local remote, nor they in it (exit
+/// 2), or a bisync would copy the library into the mirror, or the mirror into the library.
+/// (The peer and the library are bisync's own check.)
+pub fn peer_apart(peer: &str, staging: &Path, remote: &str) -> anyhow::Result<()> {
+    let Some(peer_dir) = overlap::local_remote(peer) else {
+        return Ok(());
+    };
+    let peer_dir = overlap::resolve(&peer_dir);
+    let others = [
+        ("staging", Some(staging.to_path_buf())),
+        ("the remote", overlap::local_remote(remote)),
+    ];
+    for (name, dir) in others {
+        let Some(dir) = dir else { continue };
+        if overlap::relation(&peer_dir, &overlap::resolve(&dir)).is_some() {
+            return Err(usage(anyhow::anyhow!(
+                "the peer {} and {name} {} lie in one another; they must be apart. Nothing was \
+                 changed",
+                rclone::redact(peer),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// rclone, its version check remembered in the staging folder (not written by a dry run).
@@ -174,16 +205,115 @@ fn after_push(server: Option<&subsonic::Server>, summary: &push::Summary) -> any
     Ok(Exit::files(summary.failed.len()))
 }
 
-/// `sync --json` prints one object with a key per stage.
+/// `sync --json` prints one object with a key per stage (`bisync` only with a peer; `convert`
+/// and the rest are null when a bisync that failed or was refused stopped the sync).
 #[derive(serde::Serialize)]
 struct SyncSummary<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bisync: Option<&'a libsync::Summary>,
     convert: &'a convert::Summary,
     tag: tag::TagSummary,
     push: Option<&'a push::Summary>,
 }
 
-/// `sync`: convert, tag, push, rescan, each stage's summary printed as it ends. A stage does
-/// not start after Ctrl-C, nor the push after a refusal.
+/// The bisync that starts a `sync` with a peer, with a progress bar on a terminal.
+fn bisync_with_progress(
+    settings: &BisyncSettings,
+    rclone: &rclone::Rclone,
+    quiet: bool,
+) -> anyhow::Result<libsync::Summary> {
+    let Some(bar) = report::push_progress(quiet || settings.dry_run) else {
+        return libsync::bisync(settings, rclone);
+    };
+    bar.set_message("bisync: listing both sides");
+    let shown = bar.clone();
+    let rclone =
+        (rclone.clone()).with_progress(move |stats| report::show_push_stats(&shown, stats));
+    let summary = libsync::bisync(settings, &rclone);
+    bar.finish_and_clear();
+    summary
+}
+
+/// The bisync of a `sync` with a peer, its outcome printed: `Err` (refused, exit 3) or
+/// `Ok(Some(exit))` when it stops the sync before convert, `Ok(None)` when the sync goes on.
+fn bisync_stage(
+    settings: &BisyncSettings,
+    rclone: &rclone::Rclone,
+    output: Output,
+) -> anyhow::Result<(libsync::Summary, Option<Exit>)> {
+    let summary = bisync_with_progress(settings, rclone, output.quiet || output.json)?;
+    summary.failed.iter().for_each(report::Failure::print);
+    if !output.json {
+        let mut out = std::io::stdout().lock();
+        let lines = if summary.dry_run {
+            &summary.plan_lines[..]
+        } else {
+            &[]
+        };
+        let mut printed = lines.iter().try_for_each(|l| writeln!(out, "{l}"));
+        if !output.quiet && printed.is_ok() {
+            printed = writeln!(out, "Bisync: {}.", summary.counts());
+        }
+        if printed.is_ok() && settings.dry_run && fetches(&summary) {
+            printed = writeln!(
+                out,
+                "(A dry run: the convert plan does not yet include what bisync would fetch.)"
+            );
+        }
+        summary::finish_output(printed)?;
+    }
+    let exit = libsync::exit_of(
+        summary.refused.is_some(),
+        summary.remote_failed,
+        summary.failed.len(),
+    );
+    let stops = exit != Exit::Ok || summary.interrupted || interrupt::interrupted();
+    Ok((summary, stops.then_some(exit)))
+}
+
+/// Whether a bisync (plan) changes the library, which convert would then see.
+fn fetches(summary: &libsync::Summary) -> bool {
+    summary.to_library + summary.moved_library + summary.deleted_library > 0
+}
+
+/// A sync stopped by its bisync: the JSON (bisync only), one line saying why, bisync's exit.
+fn stopped_by_bisync(
+    bisynced: &libsync::Summary,
+    peer: &str,
+    exit: Exit,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    if json {
+        let printed = summary::print_json(
+            &mut std::io::stdout(),
+            &serde_json::json!({ "bisync": bisynced, "convert": null, "tag": null, "push": null }),
+        );
+        summary::finish_output(printed)?;
+    }
+    if let Some(refused) = &bisynced.refused {
+        return Err(stop(
+            Exit::Refused,
+            anyhow::anyhow!("bisync refused, nothing was synced: {}", refused.reason),
+        ));
+    }
+    if exit != Exit::Ok {
+        let why = if bisynced.remote_failed {
+            "rclone or the peer failed".to_owned()
+        } else {
+            report::files_failed(bisynced.failed.len())
+        };
+        eprintln!(
+            "musync: bisync with {}: {}; nothing was converted or pushed",
+            rclone::redact(peer),
+            why.trim_end_matches('.')
+        );
+    }
+    Ok(exit)
+}
+
+/// `sync`: bisync (with a peer), convert, tag, push, rescan, each stage's summary printed as it
+/// ends. A stage does not start after Ctrl-C, nor convert after a bisync that failed or was
+/// refused, nor the push after a refusal.
 pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
     let SyncSettings {
         convert: mut settings,
@@ -197,8 +327,20 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
         Some(&settings.staging),
         Some(&run.push.remote),
     )?;
+    if let Some(bisync) = &run.bisync {
+        peer_apart(&bisync.peer, &settings.staging, &run.push.remote)?;
+    }
     let _lock = staging_lock(&settings.staging, "sync", dry_run, run.wait)?;
     let rclone = find_rclone(&settings.staging, dry_run)?;
+    let bisynced = match &run.bisync {
+        Some(bisync) => match bisync_stage(bisync, &rclone, output)? {
+            (summary, Some(exit)) => {
+                return stopped_by_bisync(&summary, &bisync.peer, exit, output.json);
+            }
+            (summary, None) => Some(summary),
+        },
+        None => None,
+    };
     let converted = convert::run(&settings)?;
     // Convert's summary shows when convert ends, not after a push that may be long, or fail.
     if !output.json {
@@ -249,6 +391,7 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
     }
     let printed = if output.json {
         let all = SyncSummary {
+            bisync: bisynced.as_ref(),
             convert: &converted,
             tag: tag::TagSummary::from(&tagged),
             push: pushed.as_ref(),

@@ -3,14 +3,18 @@
 //! before its fix. Each asserts one clear line, the right exit code, nothing lost, and that the
 //! next normal run converges.
 
+mod bisync;
 mod drift;
 mod environment;
 mod fresh;
 mod libsync_cli;
 mod lock;
 mod overlap;
+mod peers;
+mod pull;
 mod remote_safety;
 mod remote_upload;
+mod sync_peer;
 mod sync_plan;
 mod truth;
 mod user;

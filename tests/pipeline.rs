@@ -26,6 +26,7 @@ fn convert_settings(env: &Env, dry_run: bool) -> ConvertSettings {
 
 fn sync_settings(env: &Env, remote: &Path, dry_run: bool) -> SyncSettings {
     SyncSettings {
+        bisync: None,
         convert: convert_settings(env, dry_run),
         push: PushSettings {
             staging: env.staging.clone(),

@@ -253,6 +253,9 @@ impl Remote {
                 cmd.args(["serve", &protocol, "--addr", &addr])
                     .arg(&self.dir);
                 cmd.args(["--user", USER, "--pass", PASSWORD]);
+                // Tests change the served folder behind the server's back (a peer edited on
+                // the NAS itself): rclone's directory cache (5 min by default) would hide that.
+                cmd.args(["--dir-cache-time", "0s"]);
                 if self.kind == Kind::Sftp {
                     // Else it trusts ~/.ssh/authorized_keys and keeps host keys in ~/.cache.
                     cmd.arg("--authorized-keys")

@@ -396,6 +396,16 @@ impl Run {
         self
     }
 
+    pub fn envs<I, K, V>(mut self, vars: I) -> Run
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.envs(vars);
+        self
+    }
+
     pub fn env_remove(mut self, key: &str) -> Run {
         self.cmd.env_remove(key);
         self

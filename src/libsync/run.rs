@@ -475,6 +475,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
     }
     if settings.dry_run {
         summary.count(&plan.actions);
+        summary.backed_up = planned_backups(settings.backup, &plan.actions, lib, remote);
         return Ok(summary);
     }
     if plan.is_empty() {
@@ -505,6 +506,30 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
         state::save(library, Kind::Bisync, peer, &next)?;
     }
     Ok(summary)
+}
+
+/// The files a dry run's plan would move into the backups (as the executor counts them):
+/// each one a copy replaces, a move lands on, or a deletion removes.
+fn planned_backups(backup: bool, actions: &[Action], library: &Listing, peer: &Listing) -> usize {
+    if !backup {
+        return 0;
+    }
+    let (mut library, mut peer) = (library.clone(), peer.clone());
+    let mut backed_up = 0;
+    for action in actions {
+        let path = match action {
+            Action::Copy { to_path, .. } => to_path,
+            Action::Move { to, .. } => to,
+            Action::Delete { path, .. } => path,
+        };
+        let side = match action.target() {
+            Side::Library => &library,
+            Side::Peer => &peer,
+        };
+        backed_up += usize::from(side.contains_key(path));
+        execute::apply(std::slice::from_ref(action), &mut library, &mut peer);
+    }
+    backed_up
 }
 
 /// Runs the executor with this run's backup and upload folders.
@@ -585,6 +610,7 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
     debug_assert!(plan.actions.iter().all(|a| a.target() == Side::Library));
     if settings.dry_run {
         count(&mut summary, &plan.actions);
+        summary.backed_up = planned_backups(settings.backup, &plan.actions, local, share);
         return Ok(summary);
     }
     if plan.is_empty() {
