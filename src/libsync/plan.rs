@@ -35,6 +35,7 @@
 //!   over a file backs the old one up too, but replaces it with a version of the same file).
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
@@ -241,12 +242,29 @@ pub(crate) fn music(listing: &Listing) -> Cow<'_, Listing> {
     }
 }
 
-/// Every path of the listings, once, in order.
-fn all_paths<'a>(listings: &[&'a Listing]) -> BTreeSet<&'a str> {
-    listings
-        .iter()
-        .flat_map(|l| l.keys().map(String::as_str))
-        .collect()
+/// The paths of two listings in order, each once, with its entry in each: one merge of the
+/// two sorted listings, no lookups.
+pub(crate) fn zip<'a>(
+    a: &'a Listing,
+    b: &'a Listing,
+) -> impl Iterator<Item = (&'a str, Option<&'a Entry>, Option<&'a Entry>)> {
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    std::iter::from_fn(move || {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((x, _)), Some((y, _))) => x.cmp(y),
+        };
+        Some(match order {
+            Ordering::Less => a.next().map(|(p, x)| (p.as_str(), Some(x), None))?,
+            Ordering::Greater => b.next().map(|(p, y)| (p.as_str(), None, Some(y)))?,
+            Ordering::Equal => {
+                let (p, x) = a.next()?;
+                (p.as_str(), Some(x), b.next().map(|(_, y)| y))
+            }
+        })
+    })
 }
 
 fn side_of<'a>(side: Side, library: &'a Listing, peer: &'a Listing) -> &'a Listing {
@@ -320,12 +338,10 @@ pub fn bisync(prev: Option<&State>, library: &Listing, peer: &Listing, opts: &Op
     }
 
     let mut taken: BTreeSet<String> = BTreeSet::new();
-    let paths = all_paths(&[library, peer]);
-    for &path in &paths {
+    for (path, l, r) in zip(library, peer) {
         if settled.contains(path) {
             continue;
         }
-        let (l, r) = (library.get(path), peer.get(path));
         let changed = |side: Side| {
             let c = change(prev_of(side).get(path), now_of(side).get(path), same);
             c != Change::Unchanged
@@ -421,8 +437,8 @@ pub(crate) fn settle_by(
 ) -> State {
     let (library, peer) = (&*music(library), &*music(peer));
     let mut next = State::default();
-    for path in all_paths(&[library, peer]) {
-        match (library.get(path), peer.get(path)) {
+    for (path, l, r) in zip(library, peer) {
+        match (l, r) {
             (Some(a), Some(b)) if same(a, b) => {
                 next.library.insert(path.to_owned(), a.clone());
                 next.peer.insert(path.to_owned(), b.clone());

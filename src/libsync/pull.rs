@@ -19,7 +19,7 @@
 
 use std::collections::BTreeSet;
 
-use super::plan::{Cap, Plan, Reason, Refusal, music, renames, settle_by};
+use super::plan::{Cap, Plan, Reason, Refusal, music, renames, settle_by, zip};
 use super::{Action, Compare, Entry, Listing, Renames, Side, State};
 
 /// What a pull plan is made with.
@@ -61,16 +61,11 @@ pub fn pull(prev: Option<&State>, local: &Listing, share: &Listing, opts: &PullO
             });
         }
     }
-    let paths: BTreeSet<&str> = local
-        .keys()
-        .chain(share.keys())
-        .map(String::as_str)
-        .collect();
-    for path in paths {
+    for (path, l, s) in zip(local, share) {
         if settled.contains(path) {
             continue;
         }
-        match (local.get(path), share.get(path)) {
+        match (l, s) {
             (Some(l), Some(s)) if same(l, s) => plan.unchanged += 1,
             (_, Some(_)) => fetches.push(Action::Copy {
                 from: Side::Peer,
