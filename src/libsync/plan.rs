@@ -36,7 +36,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use super::{
@@ -196,21 +196,22 @@ pub(crate) fn renames<'a>(
     }
     // Per key: how many vanished and new files have it, and the last of each.
     let mut by_key: HashMap<Key<'a>, (usize, &'a str, usize, &'a str)> = HashMap::new();
-    for (path, entry) in prev {
-        if !now.contains_key(path)
-            && let Some(k) = key(entry, renames)
-        {
-            let slot = by_key.entry(k).or_insert((0, "", 0, ""));
-            slot.0 += 1;
-            slot.1 = path;
+    let mut new = Vec::new();
+    for (path, was, is) in zip(prev, now) {
+        match (was, is) {
+            (Some(was), None) => {
+                if let Some(k) = key(was, renames) {
+                    let slot = by_key.entry(k).or_insert((0, "", 0, ""));
+                    slot.0 += 1;
+                    slot.1 = path;
+                }
+            }
+            (None, Some(is)) => new.push((path, is)),
+            _ => {}
         }
     }
-    if by_key.is_empty() {
-        return Vec::new();
-    }
-    for (path, entry) in now {
-        if !prev.contains_key(path)
-            && let Some(k) = key(entry, renames)
+    for (path, entry) in new {
+        if let Some(k) = key(entry, renames)
             && let Some(slot) = by_key.get_mut(&k)
         {
             slot.2 += 1;
@@ -311,7 +312,7 @@ pub fn bisync(prev: Option<&State>, library: &Listing, peer: &Listing, opts: &Op
     let mut deletes = Vec::new();
     let mut plan = Plan::default();
     // Paths a replayed rename settles on both sides.
-    let mut settled: BTreeSet<&str> = BTreeSet::new();
+    let mut settled: HashSet<&str> = HashSet::new();
     if prev.is_some() {
         for side in [Side::Library, Side::Peer] {
             let (other, other_prev) = (now_of(side.other()), prev_of(side.other()));
