@@ -35,7 +35,8 @@
 //!   over a file backs the old one up too, but replaces it with a version of the same file).
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use super::{
@@ -195,21 +196,22 @@ pub(crate) fn renames<'a>(
     }
     // Per key: how many vanished and new files have it, and the last of each.
     let mut by_key: HashMap<Key<'a>, (usize, &'a str, usize, &'a str)> = HashMap::new();
-    for (path, entry) in prev {
-        if !now.contains_key(path)
-            && let Some(k) = key(entry, renames)
-        {
-            let slot = by_key.entry(k).or_insert((0, "", 0, ""));
-            slot.0 += 1;
-            slot.1 = path;
+    let mut new = Vec::new();
+    for (path, was, is) in zip(prev, now) {
+        match (was, is) {
+            (Some(was), None) => {
+                if let Some(k) = key(was, renames) {
+                    let slot = by_key.entry(k).or_insert((0, "", 0, ""));
+                    slot.0 += 1;
+                    slot.1 = path;
+                }
+            }
+            (None, Some(is)) => new.push((path, is)),
+            _ => {}
         }
     }
-    if by_key.is_empty() {
-        return Vec::new();
-    }
-    for (path, entry) in now {
-        if !prev.contains_key(path)
-            && let Some(k) = key(entry, renames)
+    for (path, entry) in new {
+        if let Some(k) = key(entry, renames)
             && let Some(slot) = by_key.get_mut(&k)
         {
             slot.2 += 1;
@@ -241,12 +243,29 @@ pub(crate) fn music(listing: &Listing) -> Cow<'_, Listing> {
     }
 }
 
-/// Every path of the listings, once, in order.
-fn all_paths<'a>(listings: &[&'a Listing]) -> BTreeSet<&'a str> {
-    listings
-        .iter()
-        .flat_map(|l| l.keys().map(String::as_str))
-        .collect()
+/// The paths of two listings in order, each once, with its entry in each: one merge of the
+/// two sorted listings, no lookups.
+pub(crate) fn zip<'a>(
+    a: &'a Listing,
+    b: &'a Listing,
+) -> impl Iterator<Item = (&'a str, Option<&'a Entry>, Option<&'a Entry>)> {
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    std::iter::from_fn(move || {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((x, _)), Some((y, _))) => x.cmp(y),
+        };
+        Some(match order {
+            Ordering::Less => a.next().map(|(p, x)| (p.as_str(), Some(x), None))?,
+            Ordering::Greater => b.next().map(|(p, y)| (p.as_str(), None, Some(y)))?,
+            Ordering::Equal => {
+                let (p, x) = a.next()?;
+                (p.as_str(), Some(x), b.next().map(|(_, y)| y))
+            }
+        })
+    })
 }
 
 fn side_of<'a>(side: Side, library: &'a Listing, peer: &'a Listing) -> &'a Listing {
@@ -293,7 +312,7 @@ pub fn bisync(prev: Option<&State>, library: &Listing, peer: &Listing, opts: &Op
     let mut deletes = Vec::new();
     let mut plan = Plan::default();
     // Paths a replayed rename settles on both sides.
-    let mut settled: BTreeSet<&str> = BTreeSet::new();
+    let mut settled: HashSet<&str> = HashSet::new();
     if prev.is_some() {
         for side in [Side::Library, Side::Peer] {
             let (other, other_prev) = (now_of(side.other()), prev_of(side.other()));
@@ -320,12 +339,10 @@ pub fn bisync(prev: Option<&State>, library: &Listing, peer: &Listing, opts: &Op
     }
 
     let mut taken: BTreeSet<String> = BTreeSet::new();
-    let paths = all_paths(&[library, peer]);
-    for &path in &paths {
+    for (path, l, r) in zip(library, peer) {
         if settled.contains(path) {
             continue;
         }
-        let (l, r) = (library.get(path), peer.get(path));
         let changed = |side: Side| {
             let c = change(prev_of(side).get(path), now_of(side).get(path), same);
             c != Change::Unchanged
@@ -421,8 +438,8 @@ pub(crate) fn settle_by(
 ) -> State {
     let (library, peer) = (&*music(library), &*music(peer));
     let mut next = State::default();
-    for path in all_paths(&[library, peer]) {
-        match (library.get(path), peer.get(path)) {
+    for (path, l, r) in zip(library, peer) {
+        match (l, r) {
             (Some(a), Some(b)) if same(a, b) => {
                 next.library.insert(path.to_owned(), a.clone());
                 next.peer.insert(path.to_owned(), b.clone());

@@ -17,9 +17,9 @@
 //!   same rule as bisync's: a path where the local copy and the share agree takes the current
 //!   entries, any other keeps its old entries.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
-use super::plan::{Cap, Plan, Reason, Refusal, music, renames, settle_by};
+use super::plan::{Cap, Plan, Reason, Refusal, music, renames, settle_by, zip};
 use super::{Action, Compare, Entry, Listing, Renames, Side, State};
 
 /// What a pull plan is made with.
@@ -45,7 +45,7 @@ pub fn pull(prev: Option<&State>, local: &Listing, share: &Listing, opts: &PullO
     let mut moves = Vec::new();
     let mut fetches = Vec::new();
     let mut deletes = Vec::new();
-    let mut settled: BTreeSet<&str> = BTreeSet::new();
+    let mut settled: HashSet<&str> = HashSet::new();
     for (from, to) in renames(prev_share, share, opts.renames, same) {
         let fetched = match (prev_local.get(from), local.get(from)) {
             (Some(was), Some(is)) => same(was, is) && same(is, &share[to]),
@@ -61,16 +61,11 @@ pub fn pull(prev: Option<&State>, local: &Listing, share: &Listing, opts: &PullO
             });
         }
     }
-    let paths: BTreeSet<&str> = local
-        .keys()
-        .chain(share.keys())
-        .map(String::as_str)
-        .collect();
-    for path in paths {
+    for (path, l, s) in zip(local, share) {
         if settled.contains(path) {
             continue;
         }
-        match (local.get(path), share.get(path)) {
+        match (l, s) {
             (Some(l), Some(s)) if same(l, s) => plan.unchanged += 1,
             (_, Some(_)) => fetches.push(Action::Copy {
                 from: Side::Peer,
