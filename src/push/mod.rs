@@ -10,6 +10,7 @@ mod execute;
 pub mod plan;
 pub mod state;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -336,9 +337,10 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
         )));
         return Ok(summary);
     }
+    let (backups_prefix, uploads_prefix) = (format!("{BACKUP_DIR}/"), format!("{UPLOAD_DIR}/"));
     // Backup folders already there, so that this push's own is a new one.
     let backup_dirs: BTreeSet<&str> = (files.keys())
-        .filter_map(|p| p.strip_prefix(&format!("{BACKUP_DIR}/")))
+        .filter_map(|p| p.strip_prefix(&backups_prefix))
         .filter_map(|p| p.split_once('/').map(|(dir, _)| dir))
         .collect();
     let backup_dir = backups::fresh_dir(std::time::SystemTime::now(), |dir| {
@@ -346,10 +348,10 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     });
     let tmp = upload_dir(staging);
     // Left by a push that was stopped between its upload and its renames.
-    let leftovers = files.keys().any(|p| p.starts_with(&format!("{tmp}/")));
+    let tmp_prefix = format!("{tmp}/");
+    let leftovers = files.keys().any(|p| p.starts_with(&tmp_prefix));
     let mut listing: BTreeMap<String, u64> = (files.iter())
-        .filter(|(p, _)| !p.starts_with(&format!("{BACKUP_DIR}/")))
-        .filter(|(p, _)| !p.starts_with(&format!("{UPLOAD_DIR}/")))
+        .filter(|(p, _)| !p.starts_with(&backups_prefix) && !p.starts_with(&uploads_prefix))
         // rclone's file lists hold one name a line: a line break cannot be moved or deleted.
         .filter(|(p, _)| relpath::check_line(p).is_ok())
         .map(|(p, f)| (p.clone(), f.size))
@@ -386,7 +388,8 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     // Times are recorded from the listing after the upload (this one), not asked for apart.
     let changed = plan::changed_on_server(&state.files, &files);
     let adopted_times = plan::adopt_times(&mut state.files, &files);
-    let (mut pushed, mut pending) = (state.files.clone(), state.pending.clone());
+    // Copied only if a staged file is left out below.
+    let (mut pushed, mut pending) = (Cow::Borrowed(&state.files), Cow::Borrowed(&state.pending));
     let mut plan = plan::plan_with_changes(&mirror, &listing, &pushed, &pending, &changed, opts);
     // A push with nothing to do, or whose names differ in more than case, needs not know
     // (and spends no rclone call on it).
@@ -417,8 +420,8 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
             summary.failed.push(Failure::new(p, why));
             mirror.remove(p);
             listing.remove(p);
-            pushed.remove(p);
-            pending.remove(p);
+            pushed.to_mut().remove(p);
+            pending.to_mut().remove(p);
         }
         plan = plan::plan_with_changes(&mirror, &listing, &pushed, &pending, &changed, opts);
     }

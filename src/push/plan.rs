@@ -2,7 +2,7 @@
 //! before) to the steps that make the remote equal the mirror. It may only delete files musync
 //! itself pushed and that are no longer in the mirror; that is asserted, not just intended.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,7 @@ pub fn plan_with_changes(
         listed.entry(fold(path)).or_default().push(path);
     }
     let sources: BTreeSet<&String> = plan.moves.iter().map(|(from, _)| from).collect();
+    let backed_up: BTreeSet<&String> = plan.backups.iter().collect();
     let written = plan
         .uploads
         .iter()
@@ -104,12 +105,13 @@ pub fn plan_with_changes(
     let mut in_the_way = Vec::new();
     for path in written {
         for other in listed.get(&fold(path)).into_iter().flatten() {
-            let moving_away = sources.contains(other) || plan.backups.contains(other);
+            let moving_away = sources.contains(other) || backed_up.contains(other);
             if *other != path && !moving_away && opts.backup {
                 in_the_way.push((*other).clone());
             }
         }
     }
+    drop(backed_up);
     plan.backups.extend(in_the_way);
     plan.backups.sort();
     plan.backups.dedup();
@@ -120,7 +122,9 @@ pub fn plan_with_changes(
         .into_iter()
         .partition(|p| wanted.contains(&fold(p)));
     plan.deletes = deletes;
-    plan.removed.retain(|p| !replaced.contains(p));
+    let replaced_set: BTreeSet<&String> = replaced.iter().collect();
+    plan.removed.retain(|p| !replaced_set.contains(p));
+    drop(replaced_set);
     plan.forgotten.extend(replaced);
     for path in &plan.deletes {
         assert!(
@@ -140,21 +144,11 @@ pub fn case_matters(
     pushed: &BTreeMap<String, Pushed>,
     pending: &BTreeMap<String, Pushed>,
 ) -> bool {
-    let mut seen: BTreeMap<String, &String> = BTreeMap::new();
-    let paths = (mirror.keys())
-        .chain(remote.keys())
-        .chain(pushed.keys())
-        .chain(pending.keys());
-    for path in paths {
-        match seen.entry(fold(path)) {
-            std::collections::btree_map::Entry::Occupied(e) if *e.get() != path => return true,
-            std::collections::btree_map::Entry::Occupied(_) => {}
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(path);
-            }
-        }
-    }
-    false
+    let none = BTreeSet::new();
+    let rows = rows(mirror, remote, pushed, pending, &none);
+    let mut seen = HashSet::with_capacity(rows.len());
+    // The rows are distinct paths: two with one folded name differ in case alone.
+    rows.iter().any(|row| !seen.insert(fold(row.path)))
 }
 
 /// A name as a case-insensitive remote compares it.
@@ -170,23 +164,46 @@ fn as_recorded(
     pushed: &BTreeMap<String, Pushed>,
     pending: &BTreeMap<String, Pushed>,
 ) -> BTreeMap<String, u64> {
-    let mut ours: BTreeMap<String, &String> = BTreeMap::new();
-    for path in pushed.keys().chain(pending.keys()) {
-        if !remote.contains_key(path) {
-            ours.entry(fold(path)).or_insert(path);
-        }
+    let mut ours: HashMap<String, &String> = HashMap::new();
+    for path in unlisted(pushed, remote).chain(unlisted(pending, remote)) {
+        ours.entry(fold(path)).or_insert(path);
     }
-    let known =
-        |p: &String| mirror.contains_key(p) || pushed.contains_key(p) || pending.contains_key(p);
-    let mut recorded = BTreeMap::new();
-    for (path, &size) in remote {
-        let name = match ours.get(&fold(path)) {
-            Some(ours) if !known(path) => (*ours).clone(),
-            _ => path.clone(),
+    if ours.is_empty() {
+        return remote.clone();
+    }
+    let none = BTreeSet::new();
+    let rows = rows(mirror, remote, pushed, pending, &none);
+    let recorded = rows.iter().filter_map(|row| {
+        let size = row.remote?;
+        let known = row.local.is_some() || row.pushed.is_some() || row.pending.is_some();
+        let name = match ours.get(&fold(row.path)) {
+            Some(ours) if !known => (*ours).clone(),
+            _ => row.path.clone(),
         };
-        recorded.insert(name, size);
-    }
-    recorded
+        Some((name, size))
+    });
+    recorded.collect()
+}
+
+/// The keys of `map` that are not keys of `listing`, in order, by one walk of both.
+fn unlisted<'a, V, W>(
+    map: &'a BTreeMap<String, V>,
+    listing: &'a BTreeMap<String, W>,
+) -> impl Iterator<Item = &'a String> {
+    let mut listed = listing.keys().peekable();
+    map.keys()
+        .filter(move |path| seek(&mut listed, |l| l.as_str().cmp(path)).is_none())
+}
+
+/// Advances a sorted walk past every item before the one sought and takes it if it is there:
+/// `cmp` orders an item against the one sought. Walking a sorted map this way for each key of
+/// another, in order, visits each of its items once (a lookup each would cost log n).
+fn seek<I: Iterator>(
+    walk: &mut std::iter::Peekable<I>,
+    cmp: impl Fn(&I::Item) -> std::cmp::Ordering,
+) -> Option<I::Item> {
+    while walk.next_if(|item| cmp(item).is_lt()).is_some() {}
+    walk.next_if(|item| cmp(item).is_eq())
 }
 
 fn plan_exact(
@@ -198,25 +215,24 @@ fn plan_exact(
     opts: Options,
 ) -> Plan {
     let mut plan = Plan::default();
-    let rows = rows(mirror, remote, pushed);
+    let rows = rows(mirror, remote, pushed, pending, changed);
     // Files musync pushed that the mirror no longer has at their path, by content: each may be
     // moved, server-side, to one new path of the same content instead of uploaded again.
-    let mut movable: BTreeMap<(&str, u64), Vec<&String>> = BTreeMap::new();
-    for row in rows.iter().rev() {
+    let mut movable: HashMap<(&str, u64), Vec<usize>> = HashMap::new();
+    for (i, row) in rows.iter().enumerate().rev() {
         if let (None, Some(size), Some(p)) = (row.local, row.remote, row.pushed)
             && p.size == size
-            && !changed.contains(row.path)
-            && !pending.contains_key(row.path)
+            && !row.changed
+            && row.pending.is_none()
         {
-            movable.entry((&p.hash, size)).or_default().push(row.path);
+            movable.entry((&p.hash, size)).or_default().push(i);
         }
     }
-    let mut claimed = BTreeSet::new();
+    let mut claimed = vec![false; rows.len()];
     for row in &rows {
-        let (path, ours) = (row.path, row.pushed);
+        let (path, ours, pending) = (row.path, row.pushed, row.pending);
         let Some(local) = row.local else { continue };
-        let pending = pending.get(path);
-        let drifted = pending.is_none() && changed.contains(path);
+        let drifted = pending.is_none() && row.changed;
         match row.remote {
             Some(size) if pending.is_none() && !drifted && same(size, ours, local) => {
                 if ours.is_some() {
@@ -248,8 +264,8 @@ fn plan_exact(
                     .get_mut(&(local.hash.as_str(), local.size))
                     .and_then(Vec::pop);
                 if let Some(from) = from {
-                    claimed.insert(from);
-                    plan.moves.push((from.clone(), path.clone()));
+                    claimed[from] = true;
+                    plan.moves.push((rows[from].path.clone(), path.clone()));
                 } else {
                     if ours.is_some() && pending.is_none() {
                         plan.restored.push(path.clone());
@@ -260,11 +276,14 @@ fn plan_exact(
             }
         }
     }
-    for row in &rows {
+    // A pending file that did not land is forgotten (and uploaded again if still wanted),
+    // after the pushed files that are gone.
+    let mut never_landed = Vec::new();
+    for (row, claimed) in rows.iter().zip(claimed) {
         let path = row.path;
-        let ours = row.pushed.is_some() || pending.contains_key(path);
+        let ours = row.pushed.is_some() || row.pending.is_some();
         match (row.local, row.remote, row.pushed) {
-            (None, Some(_), _) if !claimed.contains(path) && (ours || opts.delete_foreign) => {
+            (None, Some(_), _) if !claimed && (ours || opts.delete_foreign) => {
                 plan.removed.push(path.clone());
                 if opts.backup {
                     plan.backups.push(path.clone());
@@ -273,19 +292,16 @@ fn plan_exact(
                 }
             }
             (None, None, Some(_)) => plan.forgotten.push(path.clone()),
+            (_, None, _) if row.pending.is_some() => never_landed.push(path.clone()),
             _ => {}
         }
     }
-    // A pending file that did not land is forgotten (and uploaded again if still wanted).
-    for path in pending.keys() {
-        if !remote.contains_key(path) && !plan.forgotten.contains(path) {
-            plan.forgotten.push(path.clone());
-        }
-    }
+    plan.forgotten.extend(never_landed);
     // The whole point of musync: a file of the mirror is never deleted from the remote.
+    let mut staged = mirror.keys().peekable();
     for path in &plan.removed {
         assert!(
-            !mirror.contains_key(path),
+            seek(&mut staged, |p| p.as_str().cmp(path)).is_none(),
             "the push plan would delete {path}, which is in the mirror"
         );
     }
@@ -300,9 +316,11 @@ pub fn changed_on_server(
     pushed: &BTreeMap<String, Pushed>,
     listed: &BTreeMap<String, RemoteFile>,
 ) -> BTreeSet<String> {
+    let mut listed = listed.iter().peekable();
     (pushed.iter())
         .filter(|(path, p)| {
-            let (Some(was), Some(now)) = (p.mtime.as_deref(), listed.get(*path)) else {
+            let now = seek(&mut listed, |l| l.0.cmp(path));
+            let (Some(was), Some((_, now))) = (p.mtime.as_deref(), now) else {
                 return false;
             };
             now.mtime.as_deref().is_some_and(|now| !same_time(was, now))
@@ -319,11 +337,17 @@ pub fn adopt_times(
     listed: &BTreeMap<String, RemoteFile>,
 ) -> bool {
     let mut adopted = false;
-    for (path, p) in pushed.iter_mut().filter(|(_, p)| p.mtime.is_none()) {
-        if let Some(RemoteFile {
-            size,
-            mtime: Some(t),
-        }) = listed.get(path)
+    let mut listed = listed.iter().peekable();
+    for (path, p) in pushed.iter_mut() {
+        let now = seek(&mut listed, |l| l.0.cmp(path));
+        if p.mtime.is_none()
+            && let Some((
+                _,
+                RemoteFile {
+                    size,
+                    mtime: Some(t),
+                },
+            )) = now
             && *size == p.size
         {
             p.mtime = Some(t.clone());
@@ -336,6 +360,10 @@ pub fn adopt_times(
 /// Whether two times as rclone lists them (RFC 3339) are one instant: the same time prints
 /// with another offset when the machine's time zone or daylight saving time changes.
 pub fn same_time(a: &str, b: &str) -> bool {
+    // The common case by far, and a no-op push asks it of every file.
+    if a == b {
+        return true;
+    }
     match (instant(a), instant(b)) {
         (Some(a), Some(b)) => a == b,
         _ => a == b,
@@ -396,26 +424,35 @@ struct Row<'a> {
     local: Option<&'a Local>,
     remote: Option<u64>,
     pushed: Option<&'a Pushed>,
+    pending: Option<&'a Pushed>,
+    /// Pushed by musync and changed on the server since (`changed_on_server`).
+    changed: bool,
 }
 
-/// Every path of the three maps, in order, in one merging pass (no lookups: a no-op push of a
-/// large mirror spends its time here otherwise).
+/// Every path of the maps, in order, in one merging pass (no lookups: a no-op push of a large
+/// mirror spends its time here otherwise, and a lookup each would make it n log n).
 fn rows<'a>(
     mirror: &'a BTreeMap<String, Local>,
     remote: &'a BTreeMap<String, u64>,
     pushed: &'a BTreeMap<String, Pushed>,
+    pending: &'a BTreeMap<String, Pushed>,
+    changed: &'a BTreeSet<String>,
 ) -> Vec<Row<'a>> {
-    let (mut m, mut r, mut p) = (
+    let (mut m, mut r, mut p, mut q, mut c) = (
         mirror.iter().peekable(),
         remote.iter().peekable(),
         pushed.iter().peekable(),
+        pending.iter().peekable(),
+        changed.iter().peekable(),
     );
-    let mut rows = Vec::with_capacity(mirror.len().max(remote.len()));
+    let mut rows = Vec::with_capacity(mirror.len().max(remote.len()).max(pushed.len()));
     loop {
         let next = [
             m.peek().map(|e| e.0),
             r.peek().map(|e| e.0),
             p.peek().map(|e| e.0),
+            q.peek().map(|e| e.0),
+            c.peek().copied(),
         ];
         let Some(path) = next.into_iter().flatten().min() else {
             return rows;
@@ -425,6 +462,8 @@ fn rows<'a>(
             local: m.next_if(|e| e.0 == path).map(|e| e.1),
             remote: r.next_if(|e| e.0 == path).map(|e| *e.1),
             pushed: p.next_if(|e| e.0 == path).map(|e| e.1),
+            pending: q.next_if(|e| e.0 == path).map(|e| e.1),
+            changed: c.next_if(|e| *e == path).is_some(),
         });
     }
 }
@@ -491,21 +530,39 @@ pub fn emptied_dirs<'a>(
     fn parents(path: &str) -> impl Iterator<Item = &str> {
         path.match_indices('/').map(|(i, _)| &path[..i])
     }
-    let key = |dir: &str| {
-        if case_insensitive {
-            dir.to_lowercase()
-        } else {
-            dir.to_owned()
-        }
-    };
-    let kept: BTreeSet<String> = remaining.into_iter().flat_map(parents).map(key).collect();
     let own = |dir: &str| {
         let top = dir.split('/').next().unwrap_or(dir);
         top == super::BACKUP_DIR || top == super::UPLOAD_DIR
     };
-    let emptied: BTreeSet<&str> = (gone.into_iter().flat_map(parents))
-        .filter(|d| !d.is_empty() && !kept.contains(&key(d)) && !own(d))
+    // The folders of the few files that leave, then struck off by one walk of the files that
+    // stay: a push that removes nothing walks nothing.
+    let mut emptied: BTreeSet<&str> = (gone.into_iter().flat_map(parents))
+        .filter(|d| !d.is_empty() && !own(d))
         .collect();
+    if emptied.is_empty() {
+        return Vec::new();
+    }
+    if case_insensitive {
+        let mut by_key: HashMap<String, Vec<&str>> = HashMap::new();
+        for dir in &emptied {
+            by_key.entry(dir.to_lowercase()).or_default().push(dir);
+        }
+        for dir in remaining.into_iter().flat_map(parents) {
+            if by_key.is_empty() {
+                break;
+            }
+            for kept in by_key.remove(&dir.to_lowercase()).into_iter().flatten() {
+                emptied.remove(kept);
+            }
+        }
+    } else {
+        for dir in remaining.into_iter().flat_map(parents) {
+            if emptied.is_empty() {
+                break;
+            }
+            emptied.remove(dir);
+        }
+    }
     (emptied.iter())
         .filter(|d| !parents(d).any(|p| emptied.contains(p)))
         .map(|d| (*d).to_owned())
@@ -615,6 +672,10 @@ fn temp_name(path: &str, tag: &str, n: usize) -> String {
 /// The symbolic link on the remote at `path` or at one of its folders, if any: writing there
 /// would write through it, outside the remote.
 pub fn link_at<'a>(path: &str, links: &'a BTreeSet<String>) -> Option<&'a String> {
+    // Asked of every staged file; remotes with a link are rare.
+    if links.is_empty() {
+        return None;
+    }
     let folders = path.match_indices('/').map(|(i, _)| &path[..i]);
     folders.chain([path]).find_map(|p| links.get(p))
 }

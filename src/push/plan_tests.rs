@@ -923,3 +923,400 @@ fn times_compare_as_instants() {
         Some((951_868_800, 1))
     );
 }
+
+fn any_path() -> impl Strategy<Value = String> {
+    let dirs = vec!["", "A/", "a/", "B/", "A/b/", "A/B/"];
+    let files = vec!["x.mp3", "X.mp3", "y.mp3"];
+    (prop::sample::select(dirs), prop::sample::select(files)).prop_map(|(d, f)| format!("{d}{f}"))
+}
+
+fn any_pushed() -> impl Strategy<Value = Pushed> {
+    let times = vec![None, Some(T1), Some(T2)];
+    (
+        1u64..3,
+        prop::sample::select(vec!["h1", "h2"]),
+        prop::sample::select(times),
+    )
+        .prop_map(|(size, hash, mtime)| Pushed {
+            size,
+            hash: hash.into(),
+            mtime: mtime.map(str::to_owned),
+        })
+}
+
+fn any_options() -> impl Strategy<Value = Options> {
+    (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(backup, delete_foreign, ci)| Options {
+        backup,
+        delete_foreign,
+        case_insensitive: ci,
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The planner walks its inputs together instead of looking each path up (issue 16): it
+    /// plans exactly what the planner of lookups did, for any mirror, listing and push state,
+    /// case-insensitive remotes and pending calls included.
+    #[test]
+    fn the_merging_planner_plans_what_the_lookups_did(
+        mirror in prop::collection::btree_map(any_path(), any_pushed(), 0..8),
+        listed in prop::collection::btree_map(any_path(), any_pushed(), 0..8),
+        pushed in prop::collection::btree_map(any_path(), any_pushed(), 0..8),
+        pending in prop::collection::btree_map(any_path(), any_pushed(), 0..3),
+        opts in any_options(),
+    ) {
+        let mirror: BTreeMap<String, Local> = (mirror.into_iter())
+            .map(|(p, f)| (p, local(f.size, &f.hash)))
+            .collect();
+        let listed: BTreeMap<String, RemoteFile> = (listed.into_iter())
+            .map(|(p, f)| (p, RemoteFile { size: f.size, mtime: f.mtime }))
+            .collect();
+        let remote: BTreeMap<String, u64> = listed.iter().map(|(p, f)| (p.clone(), f.size)).collect();
+        let changed = changed_on_server(&pushed, &listed);
+        prop_assert_eq!(&changed, &reference::changed_on_server(&pushed, &listed));
+        let (mut adopted, mut adopted_before) = (pushed.clone(), pushed.clone());
+        prop_assert_eq!(
+            adopt_times(&mut adopted, &listed),
+            reference::adopt_times(&mut adopted_before, &listed)
+        );
+        prop_assert_eq!(&adopted, &adopted_before);
+        prop_assert_eq!(
+            case_matters(&mirror, &remote, &pushed, &pending),
+            reference::case_matters(&mirror, &remote, &pushed, &pending)
+        );
+        prop_assert_eq!(
+            plan_with_changes(&mirror, &remote, &pushed, &pending, &changed, opts),
+            reference::plan_with_changes(&mirror, &remote, &pushed, &pending, &changed, opts)
+        );
+    }
+
+    /// The folders a push empties, worked out from the few files that leave, are those the
+    /// walk of every remaining file's folders found.
+    #[test]
+    fn emptied_dirs_are_what_they_were(
+        gone in prop::collection::vec(any_path(), 0..5),
+        remaining in prop::collection::vec(any_path(), 0..8),
+        case_insensitive in any::<bool>(),
+    ) {
+        let (gone, remaining) = (gone.iter().map(String::as_str), remaining.iter().map(String::as_str));
+        prop_assert_eq!(
+            emptied_dirs(gone.clone(), remaining.clone(), case_insensitive),
+            reference::emptied_dirs(gone, remaining, case_insensitive)
+        );
+    }
+}
+
+/// The planner as it was before its lookups became merges (main at becc6f5), kept as the
+/// oracle the property tests hold the linear one to: same inputs, same plan.
+#[allow(clippy::pedantic)]
+mod reference {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::super::{Local, Options, Plan, Pushed, fold, same, same_time};
+    use crate::rclone::RemoteFile;
+
+    pub fn plan_with_changes(
+        mirror: &BTreeMap<String, Local>,
+        remote: &BTreeMap<String, u64>,
+        pushed: &BTreeMap<String, Pushed>,
+        pending: &BTreeMap<String, Pushed>,
+        changed: &BTreeSet<String>,
+        opts: Options,
+    ) -> Plan {
+        if !opts.case_insensitive {
+            return plan_exact(mirror, remote, pushed, pending, changed, opts);
+        }
+        let remote = &as_recorded(mirror, remote, pushed, pending);
+        let mut plan = plan_exact(mirror, remote, pushed, pending, changed, opts);
+        let mut listed: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+        for path in remote.keys() {
+            listed.entry(fold(path)).or_default().push(path);
+        }
+        let sources: BTreeSet<&String> = plan.moves.iter().map(|(from, _)| from).collect();
+        let written = plan
+            .uploads
+            .iter()
+            .chain(plan.moves.iter().map(|(_, to)| to));
+        let mut in_the_way = Vec::new();
+        for path in written {
+            for other in listed.get(&fold(path)).into_iter().flatten() {
+                let moving_away = sources.contains(other) || plan.backups.contains(other);
+                if *other != path && !moving_away && opts.backup {
+                    in_the_way.push((*other).clone());
+                }
+            }
+        }
+        plan.backups.extend(in_the_way);
+        plan.backups.sort();
+        plan.backups.dedup();
+        // Deletions run after the uploads: one of a name the mirror has in another case would
+        // delete the file just written. The write replaced it; it is only forgotten.
+        let wanted: BTreeSet<String> = mirror.keys().map(|p| fold(p)).collect();
+        let (replaced, deletes): (Vec<String>, Vec<String>) = std::mem::take(&mut plan.deletes)
+            .into_iter()
+            .partition(|p| wanted.contains(&fold(p)));
+        plan.deletes = deletes;
+        plan.removed.retain(|p| !replaced.contains(p));
+        plan.forgotten.extend(replaced);
+        for path in &plan.deletes {
+            assert!(
+                !wanted.contains(&fold(path)),
+                "the push plan would delete {path}, which is in the mirror in another case"
+            );
+        }
+        plan
+    }
+
+    pub fn case_matters(
+        mirror: &BTreeMap<String, Local>,
+        remote: &BTreeMap<String, u64>,
+        pushed: &BTreeMap<String, Pushed>,
+        pending: &BTreeMap<String, Pushed>,
+    ) -> bool {
+        let mut seen: BTreeMap<String, &String> = BTreeMap::new();
+        let paths = (mirror.keys())
+            .chain(remote.keys())
+            .chain(pushed.keys())
+            .chain(pending.keys());
+        for path in paths {
+            match seen.entry(fold(path)) {
+                std::collections::btree_map::Entry::Occupied(e) if *e.get() != path => return true,
+                std::collections::btree_map::Entry::Occupied(_) => {}
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(path);
+                }
+            }
+        }
+        false
+    }
+
+    fn as_recorded(
+        mirror: &BTreeMap<String, Local>,
+        remote: &BTreeMap<String, u64>,
+        pushed: &BTreeMap<String, Pushed>,
+        pending: &BTreeMap<String, Pushed>,
+    ) -> BTreeMap<String, u64> {
+        let mut ours: BTreeMap<String, &String> = BTreeMap::new();
+        for path in pushed.keys().chain(pending.keys()) {
+            if !remote.contains_key(path) {
+                ours.entry(fold(path)).or_insert(path);
+            }
+        }
+        let known = |p: &String| {
+            mirror.contains_key(p) || pushed.contains_key(p) || pending.contains_key(p)
+        };
+        let mut recorded = BTreeMap::new();
+        for (path, &size) in remote {
+            let name = match ours.get(&fold(path)) {
+                Some(ours) if !known(path) => (*ours).clone(),
+                _ => path.clone(),
+            };
+            recorded.insert(name, size);
+        }
+        recorded
+    }
+
+    fn plan_exact(
+        mirror: &BTreeMap<String, Local>,
+        remote: &BTreeMap<String, u64>,
+        pushed: &BTreeMap<String, Pushed>,
+        pending: &BTreeMap<String, Pushed>,
+        changed: &BTreeSet<String>,
+        opts: Options,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        let rows = rows(mirror, remote, pushed);
+        // Files musync pushed that the mirror no longer has at their path, by content: each may be
+        // moved, server-side, to one new path of the same content instead of uploaded again.
+        let mut movable: BTreeMap<(&str, u64), Vec<&String>> = BTreeMap::new();
+        for row in rows.iter().rev() {
+            if let (None, Some(size), Some(p)) = (row.local, row.remote, row.pushed)
+                && p.size == size
+                && !changed.contains(row.path)
+                && !pending.contains_key(row.path)
+            {
+                movable.entry((&p.hash, size)).or_default().push(row.path);
+            }
+        }
+        let mut claimed = BTreeSet::new();
+        for row in &rows {
+            let (path, ours) = (row.path, row.pushed);
+            let Some(local) = row.local else { continue };
+            let pending = pending.get(path);
+            let drifted = pending.is_none() && changed.contains(path);
+            match row.remote {
+                Some(size) if pending.is_none() && !drifted && same(size, ours, local) => {
+                    if ours.is_some() {
+                        plan.unchanged += 1;
+                    } else {
+                        plan.adopted.push(path.clone());
+                    }
+                }
+                // The file is what the unfinished call was putting there, and cannot be the one it
+                // replaced, which may still be there: the size tells them apart.
+                Some(size)
+                    if pending.is_some_and(|p| same(size, Some(p), local))
+                        && ours.is_none_or(|p| p.size != size || p.hash == local.hash) =>
+                {
+                    plan.adopted.push(path.clone());
+                }
+                Some(size) => {
+                    if drifted || (pending.is_none() && ours.is_some_and(|p| p.size != size)) {
+                        plan.restored.push(path.clone());
+                    }
+                    if opts.backup {
+                        plan.backups.push(path.clone());
+                    }
+                    plan.uploads.push(path.clone());
+                    plan.bytes += local.size;
+                }
+                None => {
+                    let from = movable
+                        .get_mut(&(local.hash.as_str(), local.size))
+                        .and_then(Vec::pop);
+                    if let Some(from) = from {
+                        claimed.insert(from);
+                        plan.moves.push((from.clone(), path.clone()));
+                    } else {
+                        if ours.is_some() && pending.is_none() {
+                            plan.restored.push(path.clone());
+                        }
+                        plan.uploads.push(path.clone());
+                        plan.bytes += local.size;
+                    }
+                }
+            }
+        }
+        for row in &rows {
+            let path = row.path;
+            let ours = row.pushed.is_some() || pending.contains_key(path);
+            match (row.local, row.remote, row.pushed) {
+                (None, Some(_), _) if !claimed.contains(path) && (ours || opts.delete_foreign) => {
+                    plan.removed.push(path.clone());
+                    if opts.backup {
+                        plan.backups.push(path.clone());
+                    } else {
+                        plan.deletes.push(path.clone());
+                    }
+                }
+                (None, None, Some(_)) => plan.forgotten.push(path.clone()),
+                _ => {}
+            }
+        }
+        // A pending file that did not land is forgotten (and uploaded again if still wanted).
+        for path in pending.keys() {
+            if !remote.contains_key(path) && !plan.forgotten.contains(path) {
+                plan.forgotten.push(path.clone());
+            }
+        }
+        // The whole point of musync: a file of the mirror is never deleted from the remote.
+        for path in &plan.removed {
+            assert!(
+                !mirror.contains_key(path),
+                "the push plan would delete {path}, which is in the mirror"
+            );
+        }
+        plan.backups.sort();
+        plan
+    }
+
+    pub fn changed_on_server(
+        pushed: &BTreeMap<String, Pushed>,
+        listed: &BTreeMap<String, RemoteFile>,
+    ) -> BTreeSet<String> {
+        (pushed.iter())
+            .filter(|(path, p)| {
+                let (Some(was), Some(now)) = (p.mtime.as_deref(), listed.get(*path)) else {
+                    return false;
+                };
+                now.mtime.as_deref().is_some_and(|now| !same_time(was, now))
+            })
+            .map(|(path, _)| path.clone())
+            .collect()
+    }
+
+    pub fn adopt_times(
+        pushed: &mut BTreeMap<String, Pushed>,
+        listed: &BTreeMap<String, RemoteFile>,
+    ) -> bool {
+        let mut adopted = false;
+        for (path, p) in pushed.iter_mut().filter(|(_, p)| p.mtime.is_none()) {
+            if let Some(RemoteFile {
+                size,
+                mtime: Some(t),
+            }) = listed.get(path)
+                && *size == p.size
+            {
+                p.mtime = Some(t.clone());
+                adopted = true;
+            }
+        }
+        adopted
+    }
+
+    struct Row<'a> {
+        path: &'a String,
+        local: Option<&'a Local>,
+        remote: Option<u64>,
+        pushed: Option<&'a Pushed>,
+    }
+
+    fn rows<'a>(
+        mirror: &'a BTreeMap<String, Local>,
+        remote: &'a BTreeMap<String, u64>,
+        pushed: &'a BTreeMap<String, Pushed>,
+    ) -> Vec<Row<'a>> {
+        let (mut m, mut r, mut p) = (
+            mirror.iter().peekable(),
+            remote.iter().peekable(),
+            pushed.iter().peekable(),
+        );
+        let mut rows = Vec::with_capacity(mirror.len().max(remote.len()));
+        loop {
+            let next = [
+                m.peek().map(|e| e.0),
+                r.peek().map(|e| e.0),
+                p.peek().map(|e| e.0),
+            ];
+            let Some(path) = next.into_iter().flatten().min() else {
+                return rows;
+            };
+            rows.push(Row {
+                path,
+                local: m.next_if(|e| e.0 == path).map(|e| e.1),
+                remote: r.next_if(|e| e.0 == path).map(|e| *e.1),
+                pushed: p.next_if(|e| e.0 == path).map(|e| e.1),
+            });
+        }
+    }
+
+    pub fn emptied_dirs<'a>(
+        gone: impl IntoIterator<Item = &'a str>,
+        remaining: impl IntoIterator<Item = &'a str>,
+        case_insensitive: bool,
+    ) -> Vec<String> {
+        fn parents(path: &str) -> impl Iterator<Item = &str> {
+            path.match_indices('/').map(|(i, _)| &path[..i])
+        }
+        let key = |dir: &str| {
+            if case_insensitive {
+                dir.to_lowercase()
+            } else {
+                dir.to_owned()
+            }
+        };
+        let kept: BTreeSet<String> = remaining.into_iter().flat_map(parents).map(key).collect();
+        let own = |dir: &str| {
+            let top = dir.split('/').next().unwrap_or(dir);
+            top == crate::push::BACKUP_DIR || top == crate::push::UPLOAD_DIR
+        };
+        let emptied: BTreeSet<&str> = (gone.into_iter().flat_map(parents))
+            .filter(|d| !d.is_empty() && !kept.contains(&key(d)) && !own(d))
+            .collect();
+        (emptied.iter())
+            .filter(|d| !parents(d).any(|p| emptied.contains(p)))
+            .map(|d| (*d).to_owned())
+            .collect()
+    }
+}

@@ -23,6 +23,7 @@ pub struct State {
     /// `load` puts back the remote it was asked for.
     #[serde(serialize_with = "redacted")]
     pub remote: String,
+    #[serde(deserialize_with = "sorted_map")]
     pub files: BTreeMap<String, Pushed>,
     /// The manifest fingerprint of the mirror that the last push made the remote equal to,
     /// in full: `files` then is that mirror, and a push can plan without reading the manifest.
@@ -30,8 +31,41 @@ pub struct State {
     pub complete_for: Option<String>,
     /// What an upload or move call may have put on the remote, saved before the call and
     /// dropped once its outcome is known: musync's own files, their content unconfirmed.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "sorted_map"
+    )]
     pub pending: BTreeMap<String, Pushed>,
+}
+
+/// A map read whole, then built at once: the state is written in order, and sorting a sorted
+/// list then building the tree costs less than inserting 100,000 files one by one (each
+/// insertion compares long paths that share most of their bytes). A path written twice keeps
+/// its last value, as insertion did.
+fn sorted_map<'de, D: serde::Deserializer<'de>>(
+    from: D,
+) -> Result<BTreeMap<String, Pushed>, D::Error> {
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = Vec<(String, Pushed)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of paths to pushed files")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    Ok(from.deserialize_map(Entries)?.into_iter().collect())
 }
 
 fn redacted<S: serde::Serializer>(remote: &str, to: S) -> Result<S::Ok, S::Error> {
@@ -116,6 +150,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The maps are built whole from the file's entries: in any order, a path written twice
+    /// keeping its last value, as one insertion after another did.
+    #[test]
+    fn a_state_loads_in_any_order_and_keeps_the_last_of_a_repeated_path() {
+        let json = br#"{"remote":"r:","files":{"b.mp3":{"size":2,"hash":"b"},
+            "a.mp3":{"size":1,"hash":"a"},"b.mp3":{"size":3,"hash":"c"}},
+            "pending":{"z.mp3":{"size":4,"hash":"z"},"c.mp3":{"size":5,"hash":"y"}}}"#;
+        let state = State::parse(Path::new("x"), json).unwrap();
+        let sizes = |m: &BTreeMap<String, Pushed>| {
+            m.iter()
+                .map(|(p, f)| (p.clone(), f.size))
+                .collect::<Vec<_>>()
+        };
+        let want = [("a.mp3".to_owned(), 1), ("b.mp3".to_owned(), 3)];
+        assert_eq!(sizes(&state.files), want);
+        assert_eq!(state.files["b.mp3"].hash, "c");
+        let want = [("c.mp3".to_owned(), 5), ("z.mp3".to_owned(), 4)];
+        assert_eq!(sizes(&state.pending), want);
+        let err = State::parse(Path::new("x"), br#"{"remote":"r:","files":[]}"#).unwrap_err();
+        assert!(format!("{err:#}").contains("is damaged"), "{err:#}");
     }
 
     #[test]

@@ -238,6 +238,29 @@ fn listed_paths_that_leave_the_remote_are_left_out() {
     assert!(err.contains("reading rclone lsjson output"), "{err}");
 }
 
+/// The compact parse reads escaped names as rclone writes them, in any order, and keeps the
+/// last entry of a path listed twice (as one insertion after another did).
+#[test]
+fn listings_parse_escapes_order_and_repeats() {
+    let json = br#"[{"Path":"z\u00e9/\"q\".mp3","Name":"x","Size":5,"ModTime":"2024-01-02T03:04:05Z","IsDir":false,"Hashes":{"md5":"00"}},
+        {"Path":"a.mp3","Size":1},
+        {"Path":"m/n.mp3","Size":2,"ModTime":"t\u0031"},
+        {"Path":"a.mp3","Size":7}]"#;
+    let files = parse_listing(json).unwrap();
+    let want = [
+        ("a.mp3", 7, None),
+        ("m/n.mp3", 2, Some("t1")),
+        ("zé/\"q\".mp3", 5, Some("2024-01-02T03:04:05Z")),
+    ]
+    .map(|(p, size, mtime)| {
+        let mtime = mtime.map(str::to_owned);
+        (p.to_owned(), RemoteFile { size, mtime })
+    });
+    assert_eq!(files, BTreeMap::from(want));
+    assert!(parse_listing(br#"[{"Path":"a.mp3"}]"#).is_err());
+    assert_eq!(parse_listing(b"[]").unwrap(), BTreeMap::new());
+}
+
 #[test]
 fn version_check_is_remembered_per_binary() {
     let dir = tempfile::tempdir().unwrap();
