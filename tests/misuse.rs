@@ -7,6 +7,7 @@ mod drift;
 mod environment;
 mod fresh;
 mod lock;
+mod onescan;
 mod overlap;
 mod remote_safety;
 mod remote_upload;

@@ -1,8 +1,10 @@
 //! The facts a convert or tag run plans from: the library scan, the manifest, what staging
-//! holds, and each source's fingerprint; then the pure planner's plan for them.
+//! holds, and each source's fingerprint; then the pure planner's plan for them. The library
+//! walk, the staging walk and the manifest load run side by side; a stage that follows another
+//! in one `sync` plans from what the first one saw (`Seen`), without walking or loading again.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -17,26 +19,104 @@ use crate::report::Failure;
 use crate::scan::{self, Scan};
 use crate::settings::MirrorSettings;
 
-/// Everything a run plans from: the library scan, the manifest, the settings in force, each
-/// source's fingerprint, and the plan.
-pub struct Facts {
+/// What a run looked at: the library scan, the manifest (as the run left it), the settings in
+/// force, each source's fingerprint, the failures met while looking, and staging.
+pub struct Seen {
     pub scan: Scan,
     pub manifest: Manifest,
     pub resolved: Resolved,
     pub wanted: Vec<Wanted>,
+    /// Scan errors and sources that could not be fingerprinted.
+    pub failures: Vec<Failure>,
+    /// `None` once a run changed staging: the next run looks at it again.
+    pub staging: Option<Staging>,
+    /// Temporary files a killed run left in the mirror part of staging.
+    pub temps: Vec<PathBuf>,
+}
+
+impl Seen {
+    /// The manifest, the rest let go.
+    pub fn into_manifest(self) -> Manifest {
+        self.manifest
+    }
+
+    /// The plan for what was seen (staging must be known).
+    pub(super) fn plan(&self) -> (Plan, Vec<Failure>) {
+        let unreadable: Vec<String> = self.failures.iter().map(|f| f.path.clone()).collect();
+        let staging = self.staging.as_ref().expect("staging was looked at");
+        let mut plan = plan::plan(&self.wanted, &unreadable, &self.manifest, staging);
+        let mut failures = self.failures.clone();
+        failures.append(&mut plan.failures);
+        (plan, failures)
+    }
+}
+
+/// Everything a run plans from, and the plan.
+pub struct Facts {
+    pub seen: Seen,
+    /// The seen failures and the planner's.
     pub failures: Vec<Failure>,
     pub plan: Plan,
 }
 
+impl Facts {
+    fn of(seen: Seen) -> Facts {
+        let (plan, failures) = seen.plan();
+        Facts {
+            seen,
+            failures,
+            plan,
+        }
+    }
+}
+
 pub fn gather(settings: &ConvertSettings) -> anyhow::Result<Facts> {
-    let scan = scan::scan(&settings.library, &settings.selection)?;
-    let manifest = manifest::load(&settings.staging)?;
+    look(settings).map(Facts::of)
+}
+
+/// The facts of a run that follows another in one `sync`, from what that run saw: the library
+/// is not walked again, nor the manifest loaded, nor an unchanged staging folder. Settings
+/// that resolve differently (a dry run or a refused convert did not record the new ones) change
+/// what every source wants: then it looks afresh.
+pub fn again(settings: &ConvertSettings, mut seen: Seen) -> anyhow::Result<Facts> {
+    let mirror =
+        MirrorSettings::resolve(seen.manifest.settings.as_ref(), settings.overrides.clone());
+    if mirror != seen.resolved.mirror {
+        return gather(settings);
+    }
+    if seen.staging.is_none() {
+        let (staging, temps) = staging_state(&settings.staging, &seen.manifest);
+        seen.staging = Some(staging);
+        seen.temps = temps;
+    }
+    Ok(Facts::of(seen))
+}
+
+/// Walk the library and staging and load the manifest, side by side; then fingerprint.
+fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
+    let ((scan, walked), manifest) = rayon::join(
+        || {
+            rayon::join(
+                || scan::scan(&settings.library, &settings.selection),
+                || walk_staging(&settings.staging),
+            )
+        },
+        || manifest::load(&settings.staging),
+    );
+    let scan = scan?;
+    let manifest = manifest?;
+    tracing::debug!(
+        "scanned the library ({} sources) and loaded the manifest ({} records)",
+        scan.sources.len(),
+        manifest.records.len()
+    );
     let mirror = MirrorSettings::resolve(manifest.settings.as_ref(), settings.overrides.clone());
     let resolved = Resolved {
         rules: mirror.rules()?,
         mirror,
     };
-    let staging = staging_state(&settings.staging, &manifest);
+    let (present, temps) = walked;
+    let staging = check_staging(&settings.staging, &manifest, present);
     let (mut wanted, mut failures) = fingerprint(settings, &resolved, &scan, &manifest);
     if resolved.mirror.folder_art {
         let (covers, bad) = folder_covers(settings, &resolved, &scan, &manifest, &wanted);
@@ -48,24 +128,32 @@ pub fn gather(settings: &ConvertSettings) -> anyhow::Result<Facts> {
         return Err(interrupt::Interrupted.into());
     }
     failures.extend(scan.errors.iter().cloned());
-
-    let unreadable: Vec<String> = failures.iter().map(|f| f.path.clone()).collect();
-    let mut plan = plan::plan(&wanted, &unreadable, &manifest, &staging);
-    failures.append(&mut plan.failures);
-    Ok(Facts {
+    Ok(Seen {
         scan,
         manifest,
         resolved,
         wanted,
         failures,
-        plan,
+        staging: Some(staging),
+        temps,
     })
 }
 
-/// Files under staging, and which recorded outputs no longer hold what musync wrote. An output
-/// whose size and mtime match its record is trusted without being read.
-fn staging_state(staging: &Path, manifest: &Manifest) -> Staging {
-    let mut present = BTreeSet::new();
+/// Staged files (relative path → stamp, `None` when it could not be read).
+type Present = BTreeMap<String, Option<Stamp>>;
+
+/// Files under staging, and which recorded outputs no longer hold what musync wrote; with the
+/// temporary files a killed run left.
+fn staging_state(staging: &Path, manifest: &Manifest) -> (Staging, Vec<PathBuf>) {
+    let (present, temps) = walk_staging(staging);
+    (check_staging(staging, manifest, present), temps)
+}
+
+/// The files under staging (musync's own folder left out), relative, with their stamps (taken
+/// in the walk, so that checking them needs no second pass), and the temporary files.
+fn walk_staging(staging: &Path) -> (Present, Vec<PathBuf>) {
+    let mut present = BTreeMap::new();
+    let mut temps = Vec::new();
     let mut walk = walkdir::WalkDir::new(staging).into_iter();
     // An unreadable folder only hides files; the executor checks each target again before it
     // writes, so a hidden user file is never overwritten.
@@ -74,23 +162,30 @@ fn staging_state(staging: &Path, manifest: &Manifest) -> Staging {
         let name = entry.file_name().to_string_lossy();
         if entry.depth() == 1 && name == manifest::STATE_DIR {
             walk.skip_current_dir();
+        } else if entry.file_type().is_file() && name.starts_with(fsutil::TEMP_PREFIX) {
+            temps.push(entry.into_path());
         } else if entry.file_type().is_file()
-            && !name.starts_with(fsutil::TEMP_PREFIX)
             && let Ok(rel) = entry.path().strip_prefix(staging)
             && let Some(rel) = rel.to_str()
         {
-            present.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"));
+            let stamp = entry.metadata().ok().map(|m| Stamp::of_metadata(&m));
+            present.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"), stamp);
         }
     }
+    (present, temps)
+}
+
+/// Which recorded outputs no longer hold what musync wrote. An output whose size and mtime
+/// match its record is trusted without being read.
+fn check_staging(staging: &Path, manifest: &Manifest, present: Present) -> Staging {
     let checked: Vec<(String, bool)> = manifest
         .records
         .par_iter()
-        .filter(|(_, r)| present.contains(&r.output))
         .filter_map(|(_, r)| {
-            let path = staging.join(&r.output);
-            if Stamp::of(&path) == Some(r.output_stamp) {
+            if *present.get(&r.output)? == Some(r.output_stamp) {
                 return None;
             }
+            let path = staging.join(&r.output);
             let hash = fsutil::sha256_file(&path).ok();
             if hash.as_ref() == Some(&r.output_hash) {
                 None
@@ -103,7 +198,7 @@ fn staging_state(staging: &Path, manifest: &Manifest) -> Staging {
         .into_iter()
         .partition::<Vec<_>, _>(|(_, stale)| *stale);
     Staging {
-        present,
+        present: present.into_keys().collect(),
         changed: changed.into_iter().map(|(o, _)| o).collect(),
         stale: stale.into_iter().map(|(o, _)| o).collect(),
     }

@@ -21,7 +21,8 @@ use crate::manifest::Manifest;
 use crate::report::{self, Failure};
 use crate::scan::{self, SourceKind};
 use crate::settings::{MirrorSettings, Overrides};
-use facts::{Facts, gather};
+pub use facts::Seen;
+use facts::{Facts, again, gather};
 pub use plan::Counts;
 use plan::{Action, Plan, Reason, Wanted};
 
@@ -148,28 +149,50 @@ pub fn tag_key(
 }
 
 pub fn run(settings: &ConvertSettings) -> anyhow::Result<Summary> {
+    run_after(settings, None).map(|(summary, _)| summary)
+}
+
+/// `run`, planned from what the stage before it in the same `sync` saw (`None`: looked at
+/// afresh); returns also what this run saw and left, for the stage after it.
+pub fn run_after(
+    settings: &ConvertSettings,
+    before: Option<Seen>,
+) -> anyhow::Result<(Summary, Seen)> {
     let started = std::time::Instant::now();
     let (
         Facts {
-            scan,
-            manifest,
-            resolved,
-            wanted,
+            mut seen,
             mut failures,
             plan,
         },
         mut summary,
-    ) = planned(settings)?;
-    let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
+    ) = planned(settings, before)?;
     summary.dry_run = settings.dry_run;
-    summary.refused = guard(&plan, &manifest, &wanted, settings.force);
+    summary.refused = guard(&plan, &seen.manifest, &seen.wanted, settings.force);
     failures.iter().for_each(Failure::print);
     if settings.dry_run || summary.refused.is_some() {
         summary.failed = failures;
         log_summary(settings.mode, &summary, started.elapsed());
-        return Ok(summary);
+        return Ok((summary, seen));
     }
-    let done = exec::execute(settings, &resolved, &scan, &sources, manifest, &plan)?;
+    let sources: BTreeMap<&str, &Wanted> =
+        (seen.wanted.iter()).map(|w| (w.rel.as_str(), w)).collect();
+    let manifest = std::mem::take(&mut seen.manifest);
+    let temps = std::mem::take(&mut seen.temps);
+    let (done, manifest) = exec::execute(
+        settings,
+        &seen.resolved,
+        &seen.scan,
+        &sources,
+        manifest,
+        &temps,
+        &plan,
+    )?;
+    drop(sources);
+    seen.manifest = manifest;
+    if !plan.actions.is_empty() {
+        seen.staging = None;
+    }
     summary.counts = done.counts;
     summary.counts.skipped += plan.unchanged;
     summary.audio_minutes = done.audio_seconds / 60.0;
@@ -178,28 +201,25 @@ pub fn run(settings: &ConvertSettings) -> anyhow::Result<Summary> {
     summary.failed = failures;
     summary.seconds = started.elapsed().as_secs_f64();
     log_summary(settings.mode, &summary, started.elapsed());
-    Ok(summary)
+    Ok((summary, seen))
 }
 
 /// The facts and the summary of their plan. A dry run beside a run that changes staging (see
 /// `crate::lock`) may catch one of its files between its record and its rename: it plans again
 /// while the manifest changed meanwhile, or a file failed while that run goes on (a few tries).
-fn planned(settings: &ConvertSettings) -> anyhow::Result<(Facts, Summary)> {
+/// A run after another in one `sync` plans from what that one saw.
+fn planned(settings: &ConvertSettings, seen: Option<Seen>) -> anyhow::Result<(Facts, Summary)> {
+    if let Some(seen) = seen {
+        let mut facts = again(settings, seen)?;
+        let summary = summary_of(settings.mode, &mut facts);
+        return Ok((facts, summary));
+    }
     let staging = &settings.staging;
     let mut tries = 0;
     loop {
         let before = crate::manifest::fingerprint(staging);
         let mut facts = gather(settings)?;
-        let sources: BTreeMap<&str, &Wanted> =
-            (facts.wanted.iter()).map(|w| (w.rel.as_str(), w)).collect();
-        let summary = summarise(
-            settings.mode,
-            &mut facts.plan,
-            &mut facts.failures,
-            &facts.manifest,
-            &sources,
-        );
-        drop(sources);
+        let summary = summary_of(settings.mode, &mut facts);
         tries += 1;
         let settled = || {
             crate::manifest::fingerprint(staging) == before
@@ -210,6 +230,20 @@ fn planned(settings: &ConvertSettings) -> anyhow::Result<(Facts, Summary)> {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The summary of the facts' plan, cut down to what `mode` does.
+fn summary_of(mode: Mode, facts: &mut Facts) -> Summary {
+    let sources: BTreeMap<&str, &Wanted> = (facts.seen.wanted.iter())
+        .map(|w| (w.rel.as_str(), w))
+        .collect();
+    summarise(
+        mode,
+        &mut facts.plan,
+        &mut facts.failures,
+        &facts.seen.manifest,
+        &sources,
+    )
 }
 
 /// The run's summary as one line of `--log-file`.
@@ -253,14 +287,15 @@ fn log_summary(mode: Mode, s: &Summary, elapsed: std::time::Duration) {
 }
 
 /// What `convert --dry-run` and `tag --dry-run` would report, from one scan and one plan: what
-/// `status` shows. Writes and prints nothing (the caller prints the failures, in `convert`).
-pub fn preview(settings: &ConvertSettings) -> anyhow::Result<(Summary, Summary)> {
+/// `status` shows; with the manifest it planned from. Writes and prints nothing (the caller
+/// prints the failures, in `convert`).
+pub fn preview(settings: &ConvertSettings) -> anyhow::Result<(Summary, Summary, Manifest)> {
     let Facts {
-        manifest,
-        wanted,
+        seen: Seen {
+            manifest, wanted, ..
+        },
         mut failures,
         mut plan,
-        ..
     } = gather(settings)?;
     let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
     let mut tag_plan = Plan {
@@ -282,7 +317,8 @@ pub fn preview(settings: &ConvertSettings) -> anyhow::Result<(Summary, Summary)>
     (convert.dry_run, tag.dry_run) = (true, true);
     convert.failed = failures;
     tag.failed = tag_failures;
-    Ok((convert, tag))
+    drop(sources);
+    Ok((convert, tag, manifest))
 }
 
 /// The counts and plan lines of `mode`, its plan cut down to what that stage does.
@@ -424,21 +460,14 @@ pub struct Output {
     pub estimated: bool,
 }
 
-/// The mirror (staging-relative path → output) once this run's plan is carried out, from one
-/// scan and one plan; reads, writes nothing.
-pub fn predicted_outputs(settings: &ConvertSettings) -> anyhow::Result<BTreeMap<String, Output>> {
-    let Facts {
-        manifest,
-        wanted,
-        plan,
-        ..
-    } = gather(settings)?;
-    let sources: BTreeMap<&str, (SourceKind, u64)> = (wanted.iter())
+/// The mirror (staging-relative path → output) once the convert plan of what a dry run `seen`
+/// is carried out; reads, writes nothing.
+pub fn predicted_outputs(seen: &Seen) -> BTreeMap<String, Output> {
+    let (plan, _) = seen.plan();
+    let sources: BTreeMap<&str, (SourceKind, u64)> = (seen.wanted.iter())
         .map(|w| (w.rel.as_str(), (w.kind, w.stamp.size)))
         .collect();
-    Ok(predict(&manifest, &plan.actions, |s| {
-        sources.get(s).copied()
-    }))
+    predict(&seen.manifest, &plan.actions, |s| sources.get(s).copied())
 }
 
 /// A new MP3 is about a fifth of its FLAC (V2 against lossless); a native MP3 is copied.
