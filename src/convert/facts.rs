@@ -3,7 +3,7 @@
 //! walk, the staging walk and the manifest load run side by side; a stage that follows another
 //! in one `sync` plans from what the first one saw (`Seen`), without walking or loading again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -13,7 +13,7 @@ use super::{ConvertSettings, Resolved, cover_output, encoder_key, folder_cover, 
 use crate::audio;
 use crate::fsutil::{self, Stamp};
 use crate::interrupt;
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, Manifest, Record};
 use crate::metadata;
 use crate::report::Failure;
 use crate::scan::{self, Scan};
@@ -28,8 +28,7 @@ pub struct Seen {
     pub wanted: Vec<Wanted>,
     /// Scan errors and sources that could not be fingerprinted.
     pub failures: Vec<Failure>,
-    /// `None` once a run changed staging: the next run looks at it again.
-    pub staging: Option<Staging>,
+    pub staging: Staging,
     /// Temporary files a killed run left in the mirror part of staging.
     pub temps: Vec<PathBuf>,
 }
@@ -40,11 +39,43 @@ impl Seen {
         self.manifest
     }
 
+    /// After a run changed the staged files at `touched` (and no other: it held the lock), what
+    /// staging holds there now; the rest of staging is as it was seen.
+    pub(super) fn refresh(&mut self, staging_dir: &Path, touched: &BTreeSet<String>) {
+        let staging = &mut self.staging;
+        let records: BTreeMap<&str, &Record> = (self.manifest.records.values())
+            .filter(|r| touched.contains(&r.output))
+            .map(|r| (r.output.as_str(), r))
+            .collect();
+        for output in touched {
+            staging.present.remove(output);
+            staging.changed.remove(output);
+            staging.stale.remove(output);
+            // As the walk sees it: a regular file, not through a symbolic link.
+            let meta = std::fs::symlink_metadata(staging_dir.join(output));
+            let Some(meta) = meta.ok().filter(std::fs::Metadata::is_file) else {
+                continue;
+            };
+            staging.present.insert(output.clone());
+            let Some(r) = records.get(output.as_str()) else {
+                continue;
+            };
+            if let Some((output, stale)) =
+                check_output(staging_dir, r, Some(Stamp::of_metadata(&meta)))
+            {
+                if stale {
+                    staging.stale.insert(output);
+                } else {
+                    staging.changed.insert(output);
+                }
+            }
+        }
+    }
+
     /// The plan for what was seen (staging must be known).
     pub(super) fn plan(&self) -> (Plan, Vec<Failure>) {
         let unreadable: Vec<String> = self.failures.iter().map(|f| f.path.clone()).collect();
-        let staging = self.staging.as_ref().expect("staging was looked at");
-        let mut plan = plan::plan(&self.wanted, &unreadable, &self.manifest, staging);
+        let mut plan = plan::plan(&self.wanted, &unreadable, &self.manifest, &self.staging);
         let mut failures = self.failures.clone();
         failures.append(&mut plan.failures);
         (plan, failures)
@@ -74,20 +105,15 @@ pub fn gather(settings: &ConvertSettings) -> anyhow::Result<Facts> {
     look(settings).map(Facts::of)
 }
 
-/// The facts of a run that follows another in one `sync`, from what that run saw: the library
-/// is not walked again, nor the manifest loaded, nor an unchanged staging folder. Settings
-/// that resolve differently (a dry run or a refused convert did not record the new ones) change
-/// what every source wants: then it looks afresh.
-pub fn again(settings: &ConvertSettings, mut seen: Seen) -> anyhow::Result<Facts> {
+/// The facts of a run that follows another in one `sync`, from what that run saw and left: the
+/// library is not walked again, nor staging, nor the manifest loaded. Settings that resolve
+/// differently (a dry run or a refused convert did not record the new ones) change what every
+/// source wants: then it looks afresh.
+pub fn again(settings: &ConvertSettings, seen: Seen) -> anyhow::Result<Facts> {
     let mirror =
         MirrorSettings::resolve(seen.manifest.settings.as_ref(), settings.overrides.clone());
     if mirror != seen.resolved.mirror {
         return gather(settings);
-    }
-    if seen.staging.is_none() {
-        let (staging, temps) = staging_state(&settings.staging, &seen.manifest);
-        seen.staging = Some(staging);
-        seen.temps = temps;
     }
     Ok(Facts::of(seen))
 }
@@ -134,20 +160,13 @@ fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
         resolved,
         wanted,
         failures,
-        staging: Some(staging),
+        staging,
         temps,
     })
 }
 
 /// Staged files (relative path → stamp, `None` when it could not be read).
 type Present = BTreeMap<String, Option<Stamp>>;
-
-/// Files under staging, and which recorded outputs no longer hold what musync wrote; with the
-/// temporary files a killed run left.
-fn staging_state(staging: &Path, manifest: &Manifest) -> (Staging, Vec<PathBuf>) {
-    let (present, temps) = walk_staging(staging);
-    (check_staging(staging, manifest, present), temps)
-}
 
 /// The files under staging (musync's own folder left out), relative, with their stamps (taken
 /// in the walk, so that checking them needs no second pass), and the temporary files.
@@ -181,18 +200,7 @@ fn check_staging(staging: &Path, manifest: &Manifest, present: Present) -> Stagi
     let checked: Vec<(String, bool)> = manifest
         .records
         .par_iter()
-        .filter_map(|(_, r)| {
-            if *present.get(&r.output)? == Some(r.output_stamp) {
-                return None;
-            }
-            let path = staging.join(&r.output);
-            let hash = fsutil::sha256_file(&path).ok();
-            if hash.as_ref() == Some(&r.output_hash) {
-                None
-            } else {
-                Some((r.output.clone(), hash.is_some() && hash == r.retag_from))
-            }
-        })
+        .filter_map(|(_, r)| check_output(staging, r, *present.get(&r.output)?))
         .collect();
     let (stale, changed) = checked
         .into_iter()
@@ -201,6 +209,20 @@ fn check_staging(staging: &Path, manifest: &Manifest, present: Present) -> Stagi
         present: present.into_keys().collect(),
         changed: changed.into_iter().map(|(o, _)| o).collect(),
         stale: stale.into_iter().map(|(o, _)| o).collect(),
+    }
+}
+
+/// A present staged file whose stamp is not its record's: `None` when its bytes still are what
+/// musync wrote, else (its path, whether it holds what it held before an unfinished retag).
+fn check_output(staging: &Path, r: &Record, stamp: Option<Stamp>) -> Option<(String, bool)> {
+    if stamp == Some(r.output_stamp) {
+        return None;
+    }
+    let hash = fsutil::sha256_file(&staging.join(&r.output)).ok();
+    if hash.as_ref() == Some(&r.output_hash) {
+        None
+    } else {
+        Some((r.output.clone(), hash.is_some() && hash == r.retag_from))
     }
 }
 

@@ -177,6 +177,7 @@ pub fn run_after(
     }
     let sources: BTreeMap<&str, &Wanted> =
         (seen.wanted.iter()).map(|w| (w.rel.as_str(), w)).collect();
+    let touched = touched(&plan.actions, &seen.manifest);
     let manifest = std::mem::take(&mut seen.manifest);
     let temps = std::mem::take(&mut seen.temps);
     let (done, manifest) = exec::execute(
@@ -190,9 +191,7 @@ pub fn run_after(
     )?;
     drop(sources);
     seen.manifest = manifest;
-    if !plan.actions.is_empty() {
-        seen.staging = None;
-    }
+    seen.refresh(&settings.staging, &touched);
     summary.counts = done.counts;
     summary.counts.skipped += plan.unchanged;
     summary.audio_minutes = done.audio_seconds / 60.0;
@@ -202,6 +201,32 @@ pub fn run_after(
     summary.seconds = started.elapsed().as_secs_f64();
     log_summary(settings.mode, &summary, started.elapsed());
     Ok((summary, seen))
+}
+
+/// The staged paths `actions` may change: the ones they name, and the ones their sources' records
+/// name before they run.
+fn touched(actions: &[Action], manifest: &Manifest) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
+    for action in actions {
+        let (source, outputs): (Option<&String>, Vec<&String>) = match action {
+            Action::Convert { source, output, .. } | Action::Retag { source, output } => {
+                (Some(source), vec![output])
+            }
+            Action::Move {
+                old_source,
+                old_output,
+                output,
+                ..
+            } => (Some(old_source), vec![old_output, output]),
+            Action::Remove { source, output, .. } => (source.as_ref(), vec![output]),
+            Action::Refresh { source } => (Some(source), vec![]),
+        };
+        paths.extend(outputs.into_iter().cloned());
+        if let Some(r) = source.and_then(|s| manifest.records.get(s)) {
+            paths.insert(r.output.clone());
+        }
+    }
+    paths
 }
 
 /// The facts and the summary of their plan. A dry run beside a run that changes staging (see

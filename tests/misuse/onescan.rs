@@ -102,3 +102,61 @@ fn a_no_op_convert_tag_and_sync_read_no_audio_file() {
     assert_eq!(json["push"]["uploaded"], 0, "{json}");
     assert_eq!(json["push"]["unchanged"], sources.len(), "{json}");
 }
+
+/// In a sync, the tag stage plans from what the convert stage made, renamed, retagged and
+/// removed, not from a second look at staging: it finds each of those files in place.
+#[test]
+fn a_sync_tag_stage_sees_what_its_convert_stage_changed() {
+    let env = Env::demo();
+    let remote = Remote::start(Kind::Local);
+    env.run("sync").remote(&remote).ok();
+    let album = "Jazz/Miles Quartet/Blue Session";
+    fs::copy(
+        env.lib(&format!("{album}/01 - Opening.flac")),
+        env.lib(&format!("{album}/04 - New.flac")),
+    )
+    .unwrap();
+    fs::rename(
+        env.lib(&format!("{album}/02 - Second Take.flac")),
+        env.lib(&format!("{album}/05 - Renamed.flac")),
+    )
+    .unwrap();
+    fs::remove_file(env.lib("Classical/Orchestra/Symphony/02 - HiRes.flac")).unwrap();
+    run(std::process::Command::new("metaflac")
+        .arg("--set-tag=TITLE=Edited")
+        .arg(env.lib(&format!("{album}/01 - Opening.flac"))));
+    let (json, out) = env.run("sync").json().remote(&remote).parsed_strict();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let convert = &json["convert"];
+    assert_eq!(
+        [
+            &convert["converted"],
+            &convert["retagged"],
+            &convert["renamed"],
+            &convert["removed"]
+        ],
+        [1, 1, 1, 1],
+        "{json}"
+    );
+    let tag = &json["tag"];
+    assert_eq!(tag["tagged"], 0, "{json}");
+    assert_eq!(tag["pending_convert"], 0, "{json}");
+    assert_eq!(tag["failed"].as_array().unwrap().len(), 0, "{json}");
+    assert_eq!(
+        tag["unchanged"],
+        convert["unchanged"].as_u64().unwrap() + 3,
+        "{json}"
+    );
+    assert_eq!(
+        json["push"]["failed"].as_array().unwrap().len(),
+        0,
+        "{json}"
+    );
+    let (again, _) = env.run("sync").json().remote(&remote).parsed_strict();
+    assert_eq!(again["push"]["uploaded"], 0, "{again}");
+    assert_eq!(
+        mirror_tree(&env),
+        remote_tree(&remote),
+        "the remote is the mirror"
+    );
+}
