@@ -31,6 +31,10 @@ pub struct Seen {
     pub staging: Staging,
     /// Temporary files a killed run left in the mirror part of staging.
     pub temps: Vec<PathBuf>,
+    /// The convert plan of what was seen, with its failures, while it still holds (the run
+    /// carried none of it out): the next run plans from the same facts, so it needs not plan
+    /// again.
+    pub(super) planned: Option<(Plan, Vec<Failure>)>,
 }
 
 impl Seen {
@@ -91,8 +95,8 @@ pub struct Facts {
 }
 
 impl Facts {
-    fn of(seen: Seen) -> Facts {
-        let (plan, failures) = seen.plan();
+    fn of(mut seen: Seen) -> Facts {
+        let (plan, failures) = seen.planned.take().unwrap_or_else(|| seen.plan());
         Facts {
             seen,
             failures,
@@ -162,6 +166,7 @@ fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
         failures,
         staging,
         temps,
+        planned: None,
     })
 }
 

@@ -171,6 +171,9 @@ pub fn run_after(
     summary.refused = guard(&plan, &seen.manifest, &seen.wanted, settings.force);
     failures.iter().for_each(Failure::print);
     if settings.dry_run || summary.refused.is_some() {
+        if settings.mode == Mode::Convert {
+            seen.planned = Some((plan, failures.clone()));
+        }
         summary.failed = failures;
         log_summary(settings.mode, &summary, started.elapsed());
         return Ok((summary, seen));
@@ -194,6 +197,9 @@ pub fn run_after(
     seen.refresh(&settings.staging, &touched);
     summary.counts = done.counts;
     summary.counts.skipped += plan.unchanged;
+    if settings.mode == Mode::Convert && plan.actions.is_empty() {
+        seen.planned = Some((plan, failures.clone()));
+    }
     summary.audio_minutes = done.audio_seconds / 60.0;
     summary.interrupted = done.interrupted;
     failures.extend(done.failures);
@@ -488,7 +494,14 @@ pub struct Output {
 /// The mirror (staging-relative path → output) once the convert plan of what a dry run `seen`
 /// is carried out; reads, writes nothing.
 pub fn predicted_outputs(seen: &Seen) -> BTreeMap<String, Output> {
-    let (plan, _) = seen.plan();
+    let fresh;
+    let plan = match &seen.planned {
+        Some((plan, _)) => plan,
+        None => {
+            fresh = seen.plan().0;
+            &fresh
+        }
+    };
     let sources: BTreeMap<&str, (SourceKind, u64)> = (seen.wanted.iter())
         .map(|w| (w.rel.as_str(), (w.kind, w.stamp.size)))
         .collect();
