@@ -157,7 +157,7 @@ pub fn push(run: &PushRun) -> anyhow::Result<Exit> {
     let _lock = staging_lock(&settings.staging, "push", settings.dry_run, run.wait)?;
     let rclone = find_rclone(&settings.staging, settings.dry_run)?;
     let quiet = run.output.quiet || run.output.json;
-    let summary = push_with_progress(settings, rclone, quiet)?;
+    let summary = push_with_progress(settings, rclone, quiet, None)?;
     summary.failed.iter().for_each(report::Failure::print);
     let printed = if run.output.json {
         summary::print_json(&mut std::io::stdout(), &summary)
@@ -168,18 +168,20 @@ pub fn push(run: &PushRun) -> anyhow::Result<Exit> {
     after_push(run.subsonic.as_ref(), &summary)
 }
 
-/// The push, with a progress bar fed by rclone's stats on a terminal (cleared when it ends).
+/// The push, with a progress bar fed by rclone's stats on a terminal (cleared when it ends);
+/// `manifest`: the one the stages before it left, not loaded again.
 fn push_with_progress(
     settings: &push::PushSettings,
     rclone: rclone::Rclone,
     quiet: bool,
+    manifest: Option<&manifest::Manifest>,
 ) -> anyhow::Result<push::Summary> {
     let Some(bar) = report::push_progress(quiet || settings.dry_run) else {
-        return push::run(settings, &rclone);
+        return push::run_with(settings, &rclone, manifest);
     };
     let shown = bar.clone();
     let rclone = rclone.with_progress(move |stats| report::show_push_stats(&shown, stats));
-    let summary = push::run(settings, &rclone);
+    let summary = push::run_with(settings, &rclone, manifest);
     bar.finish_and_clear();
     summary
 }
@@ -313,7 +315,8 @@ fn stopped_by_bisync(
 
 /// `sync`: bisync (with a peer), convert, tag, push, rescan, each stage's summary printed as it
 /// ends. A stage does not start after Ctrl-C, nor convert after a bisync that failed or was
-/// refused, nor the push after a refusal.
+/// refused, nor the push after a refusal. The library is walked and the manifest loaded once:
+/// each stage plans from what the one before it saw and left.
 pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
     let SyncSettings {
         convert: mut settings,
@@ -341,7 +344,7 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
         },
         None => None,
     };
-    let converted = convert::run(&settings)?;
+    let (converted, seen) = convert::run_after(&settings, None)?;
     // Convert's summary shows when convert ends, not after a push that may be long, or fail.
     if !output.json {
         let mut out = std::io::stdout().lock();
@@ -351,7 +354,7 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
     // A dry run plans the push on the mirror as the convert plan will leave it.
     let mut push_settings = run.push;
     let estimated = if dry_run && converted.refused.is_none() {
-        let predicted = convert::predicted_outputs(&settings)?;
+        let predicted = convert::predicted_outputs(&seen);
         let estimated = predicted.values().filter(|o| o.estimated).count();
         push_settings.predicted = Some(
             (predicted.into_iter())
@@ -372,16 +375,18 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
     };
     settings.mode = Mode::TagOnly;
     settings.overrides = settings::Overrides::default();
-    let tagged = if interrupt::interrupted() {
-        convert::Summary::default()
+    let (tagged, seen) = if interrupt::interrupted() {
+        (convert::Summary::default(), seen)
     } else {
-        tag::run(&settings)?
+        tag::run_after(&settings, seen)?
     };
+    let manifest = seen.into_manifest();
     let pushed = if converted.refused.is_none() && !interrupt::interrupted() {
         Some(push_with_progress(
             &push_settings,
             rclone,
             output.quiet || output.json,
+            Some(&manifest),
         )?)
     } else {
         None

@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
 
 use crate::fsutil::Stamp;
 use crate::report::Failure;
@@ -21,6 +23,9 @@ const PASS_THROUGH: &[&str] = &["mp3"];
 /// Navidrome look for.
 const COVER_STEMS: &[&str] = &["cover", "folder", "front"];
 const COVER_EXTS: &[&str] = &["jpg", "jpeg", "png"];
+/// The stack of each thread of the library walk (reserved, not used, until a library nests that
+/// deep).
+const WALK_STACK: usize = 64 << 20;
 /// Linux's errno for "too many levels of symbolic links" (std has no stable `ErrorKind` for it).
 const ELOOP: i32 = 40;
 
@@ -125,118 +130,216 @@ fn matches(set: &GlobSet, rel: &str) -> bool {
     set.is_match(rel) || rel.match_indices('/').any(|(i, _)| set.is_match(&rel[..i]))
 }
 
-/// Walk `library`. Fails as a whole only when the library itself cannot be read.
+/// Walk `library`. Fails as a whole only when the library itself cannot be read. The folders
+/// are read in parallel; what is found is put in the order a depth-first walk meets it, so the
+/// errors are listed as a sequential walk lists them.
 pub fn scan(library: &Path, selection: &Selection) -> anyhow::Result<Scan> {
     let root = fs::canonicalize(library)
         .with_context(|| format!("library {} cannot be opened", library.display()))?;
-    if !root.is_dir() {
+    let meta = fs::metadata(&root)
+        .with_context(|| format!("library {} cannot be opened", library.display()))?;
+    if !meta.is_dir() {
         bail!("library {} is not a folder", library.display());
     }
+    let walker = Walker {
+        root: &root,
+        selection,
+    };
+    let top = Ancestor {
+        id: (meta.dev(), meta.ino()),
+        parent: None,
+    };
+    // The walk recurses once per folder level: a path of 4096 bytes can nest 2,000 folders.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .stack_size(WALK_STACK)
+        .build()
+        .context("starting the library walk")?;
+    let found = pool.install(|| walker.folder(&root, &top));
     let mut scan = Scan::default();
     let mut cover_rank: BTreeMap<String, (usize, String)> = BTreeMap::new();
-    let mut walk = walkdir::WalkDir::new(&root).follow_links(true).into_iter();
-    while let Some(entry) = walk.next() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let path = e.path().map_or_else(|| root.clone(), Path::to_path_buf);
-                let cause = if e.loop_ancestor().is_some() {
-                    "symlink loop".to_string()
-                } else {
-                    e.io_error()
-                        .map_or_else(|| e.to_string(), |io| cause_of(&path, io))
-                };
-                scan.errors
-                    .push(Failure::new(display_rel(&root, &path), cause));
-                continue;
+    for found in found {
+        match found {
+            Found::Source(source) => scan.sources.push(source),
+            Found::Image(rel, stamp, rank) => {
+                let dir = parent_of(&rel).to_string();
+                // The exact name breaks ties (Cover.jpg, cover.jpg) so the choice does not
+                // depend on the order the folder is listed in.
+                let rank = (rank, rel.clone());
+                if cover_rank.get(&dir).is_none_or(|best| rank < *best) {
+                    cover_rank.insert(dir.clone(), rank);
+                    scan.covers.insert(dir, (rel, stamp));
+                }
             }
-        };
-        if entry.depth() == 0 {
-            continue;
+            Found::Ignored => scan.ignored += 1,
+            Found::Error(failure) => scan.errors.push(failure),
         }
-        let name = entry.file_name().to_string_lossy();
+    }
+    scan.sources.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(scan)
+}
+
+/// What the walk finds, entry by entry.
+enum Found {
+    Source(Source),
+    /// A folder image that may serve as a cover, with its rank (lower is better).
+    Image(String, Stamp, usize),
+    Ignored,
+    Error(Failure),
+}
+
+/// The folders above one being read (device, inode), to tell a symlink that leads back up.
+struct Ancestor<'a> {
+    id: (u64, u64),
+    parent: Option<&'a Ancestor<'a>>,
+}
+
+impl Ancestor<'_> {
+    fn contains(&self, id: (u64, u64)) -> bool {
+        self.id == id || self.parent.is_some_and(|p| p.contains(id))
+    }
+}
+
+struct Walker<'a> {
+    root: &'a Path,
+    selection: &'a Selection,
+}
+
+/// An entry of a folder, as read: found, or a folder to read in turn.
+enum Entry {
+    Found(Found),
+    Folder(PathBuf, (u64, u64)),
+}
+
+impl Walker<'_> {
+    /// Everything under `dir` (whose folders from the root are `above`), depth first in the
+    /// order the folders list their entries; the subfolders are read in parallel.
+    fn folder(&self, dir: &Path, above: &Ancestor<'_>) -> Vec<Found> {
+        let error = |path: &Path, e: &io::Error| {
+            Found::Error(Failure::new(
+                display_rel(self.root, path),
+                cause_of(path, e),
+            ))
+        };
+        let listing = match fs::read_dir(dir) {
+            Ok(listing) => listing,
+            Err(e) => return vec![error(dir, &e)],
+        };
+        let mut entries = Vec::new();
+        for entry in listing {
+            match entry {
+                Ok(entry) => entries.extend(self.entry(&entry, above)),
+                Err(e) => entries.push(Entry::Found(error(dir, &e))),
+            }
+        }
+        let inside: Vec<Vec<Found>> = entries
+            .par_iter()
+            .map(|e| match e {
+                Entry::Folder(path, id) => {
+                    let here = Ancestor {
+                        id: *id,
+                        parent: Some(above),
+                    };
+                    self.folder(path, &here)
+                }
+                Entry::Found(_) => Vec::new(),
+            })
+            .collect();
+        let mut found = Vec::with_capacity(entries.len());
+        for (entry, inside) in entries.into_iter().zip(inside) {
+            match entry {
+                Entry::Found(f) => found.push(f),
+                Entry::Folder(..) => found.extend(inside),
+            }
+        }
+        found
+    }
+
+    /// One entry of a folder: symbolic links followed, hidden and left-out folders not entered.
+    fn entry(&self, entry: &fs::DirEntry, above: &Ancestor<'_>) -> Option<Entry> {
+        let root = self.root;
+        let path = entry.path();
+        let error = |cause: String| {
+            Some(Entry::Found(Found::Error(Failure::new(
+                display_rel(root, &path),
+                cause,
+            ))))
+        };
+        let mut file_type = match entry.file_type() {
+            Ok(t) => t,
+            Err(e) => return error(cause_of(&path, &e)),
+        };
+        let link = file_type.is_symlink();
+        let mut meta = None;
+        if link {
+            match fs::metadata(&path) {
+                Ok(m) => {
+                    file_type = m.file_type();
+                    meta = Some(m);
+                }
+                Err(e) => return error(cause_of(&path, &e)),
+            }
+        }
+        let id = match (&meta, file_type.is_dir()) {
+            (Some(m), true) => Some((m.dev(), m.ino())),
+            (None, true) => match fs::metadata(&path) {
+                Ok(m) => Some((m.dev(), m.ino())),
+                Err(e) => return error(cause_of(&path, &e)),
+            },
+            (_, false) => None,
+        };
+        if id.is_some_and(|id| above.contains(id)) {
+            return error("symlink loop".to_string());
+        }
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
         if name.starts_with('.') {
             // Hidden files and folders (.musync, .DS_Store, .git) are never music.
-            if entry.file_type().is_dir() {
-                walk.skip_current_dir();
-            }
-            scan.ignored += usize::from(!entry.file_type().is_dir());
-            continue;
+            return (!file_type.is_dir()).then_some(Entry::Found(Found::Ignored));
         }
-        let path = entry.path();
-        if entry.path_is_symlink() && !inside(&root, path) {
-            scan.errors.push(Failure::new(
-                display_rel(&root, path),
-                "symlink points outside the library; skipped",
-            ));
-            if entry.file_type().is_dir() {
-                walk.skip_current_dir();
-            }
-            continue;
+        if link && !inside(root, &path) {
+            return error("symlink points outside the library; skipped".to_string());
         }
-        if entry.file_type().is_dir() {
-            if relative_utf8(&root, path).is_some_and(|rel| selection.skips_folder(&rel)) {
-                walk.skip_current_dir();
+        if let Some(id) = id {
+            if relative_utf8(root, &path).is_some_and(|rel| self.selection.skips_folder(&rel)) {
+                return None;
             }
-            continue;
+            return Some(Entry::Folder(path, id));
         }
-        let Some(rel) = relative_utf8(&root, path) else {
-            scan.errors.push(Failure::new(
-                display_rel(&root, path),
-                "name is not valid UTF-8; rename it to include it in the mirror",
-            ));
-            continue;
+        let Some(rel) = relative_utf8(root, &path) else {
+            return error("name is not valid UTF-8; rename it to include it in the mirror".into());
         };
         let ext = extension(&rel);
         let audio = LOSSLESS.contains(&ext.as_str()) || PASS_THROUGH.contains(&ext.as_str());
-        if !entry.file_type().is_file() {
+        let failure = |cause: String| Some(Entry::Found(Found::Error(Failure::new(&rel, cause))));
+        if !file_type.is_file() {
             if audio {
-                scan.errors.push(Failure::new(
-                    rel,
-                    "not a regular file (FIFO, socket or device)",
-                ));
-            } else {
-                scan.ignored += 1;
+                return failure("not a regular file (FIFO, socket or device)".to_string());
             }
-            continue;
+            return Some(Entry::Found(Found::Ignored));
         }
-        let meta = match entry.metadata() {
+        let meta = match meta.map_or_else(|| entry.metadata(), Ok) {
             Ok(m) => m,
-            Err(e) => {
-                let cause = e
-                    .io_error()
-                    .map_or_else(|| e.to_string(), |io| cause_of(path, io));
-                scan.errors.push(Failure::new(rel, cause));
-                continue;
-            }
+            Err(e) => return failure(cause_of(&path, &e)),
         };
         let stamp = Stamp::of_metadata(&meta);
-        if audio {
+        let found = if audio {
             let kind = if PASS_THROUGH.contains(&ext.as_str()) {
                 SourceKind::Mp3
             } else {
                 SourceKind::Lossless
             };
-            if selection.selects(&rel, kind) {
-                scan.sources.push(Source { rel, stamp, kind });
+            if self.selection.selects(&rel, kind) {
+                Found::Source(Source { rel, stamp, kind })
             } else {
-                scan.ignored += 1;
+                Found::Ignored
             }
         } else if let Some(rank) = cover_rank_of(&rel) {
-            let dir = parent_of(&rel).to_string();
-            // The exact name breaks ties (Cover.jpg, cover.jpg) so the choice does not depend
-            // on the order the folder is listed in.
-            let rank = (rank, rel.clone());
-            if cover_rank.get(&dir).is_none_or(|best| rank < *best) {
-                cover_rank.insert(dir.clone(), rank);
-                scan.covers.insert(dir, (rel, stamp));
-            }
+            Found::Image(rel, stamp, rank)
         } else {
-            scan.ignored += 1;
-        }
+            Found::Ignored
+        };
+        Some(Entry::Found(found))
     }
-    scan.sources.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(scan)
 }
 
 /// Lowercase extension of a relative path ("" when none).
@@ -337,6 +440,38 @@ mod tests {
             errors["dangling.flac"].starts_with("broken symlink"),
             "{errors:?}"
         );
+    }
+
+    // Regression guard: the parallel walk recurses per folder level; a library nested as deep as
+    // a path can go (2,000 folders in 4,096 bytes) must not overflow a thread's stack.
+    #[test]
+    fn a_library_nested_to_the_path_limit_is_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = fs::canonicalize(dir.path()).unwrap();
+        let room = 4000 - lib.as_os_str().len() - "/s.flac".len();
+        let deep = lib.join("d/".repeat(room / 2));
+        fs::create_dir_all(&deep).unwrap();
+        fs::write(deep.join("s.flac"), b"x").unwrap();
+        let scan = scan(&lib, &Selection::default()).unwrap();
+        assert_eq!(scan.sources.len(), 1, "{:?}", scan.errors);
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    }
+
+    #[test]
+    fn a_symlink_back_up_the_tree_is_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path();
+        fs::create_dir_all(lib.join("a/b")).unwrap();
+        fs::write(lib.join("a/b/1.flac"), b"x").unwrap();
+        std::os::unix::fs::symlink("../../a", lib.join("a/b/up")).unwrap();
+        std::os::unix::fs::symlink("b", lib.join("a/side")).unwrap();
+        let scan = scan(lib, &Selection::default()).unwrap();
+        let errors: Vec<(&str, &str)> = (scan.errors.iter())
+            .map(|f| (f.path.as_str(), f.error.as_str()))
+            .collect();
+        assert!(errors.contains(&("a/b/up", "symlink loop")), "{errors:?}");
+        let rels: Vec<_> = scan.sources.iter().map(|s| s.rel.as_str()).collect();
+        assert_eq!(rels, ["a/b/1.flac", "a/side/1.flac"], "{errors:?}");
     }
 
     #[test]

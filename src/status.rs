@@ -63,7 +63,7 @@ pub fn run(
     // after its record was read: planned again until the manifest did not change during it.
     let staging = &settings.convert.staging;
     let mut tries = 0;
-    let (mut converted, mut tagged) = loop {
+    let (mut converted, mut tagged, manifest) = loop {
         let before = manifest::fingerprint(staging);
         let previewed = convert::preview(&settings.convert)?;
         tries += 1;
@@ -86,7 +86,7 @@ pub fn run(
                 Ok(_) if !current => Ok(None),
                 Ok(rclone) => {
                     debug_assert!(push.dry_run);
-                    match push::run(push, rclone) {
+                    match push::run_with(push, rclone, Some(&manifest)) {
                         Ok(mut summary) => {
                             let plan = std::mem::take(&mut summary.plan_lines);
                             Ok(Some(Stage { summary, plan }))

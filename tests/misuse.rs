@@ -9,6 +9,7 @@ mod environment;
 mod fresh;
 mod libsync_cli;
 mod lock;
+mod onescan;
 mod overlap;
 mod peers;
 mod pull;

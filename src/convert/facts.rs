@@ -1,8 +1,10 @@
 //! The facts a convert or tag run plans from: the library scan, the manifest, what staging
-//! holds, and each source's fingerprint; then the pure planner's plan for them.
+//! holds, and each source's fingerprint; then the pure planner's plan for them. The library
+//! walk, the staging walk and the manifest load run side by side; a stage that follows another
+//! in one `sync` plans from what the first one saw (`Seen`), without walking or loading again.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -11,32 +13,140 @@ use super::{ConvertSettings, Resolved, cover_output, encoder_key, folder_cover, 
 use crate::audio;
 use crate::fsutil::{self, Stamp};
 use crate::interrupt;
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, Manifest, Record};
 use crate::metadata;
 use crate::report::Failure;
 use crate::scan::{self, Scan};
 use crate::settings::MirrorSettings;
 
-/// Everything a run plans from: the library scan, the manifest, the settings in force, each
-/// source's fingerprint, and the plan.
-pub struct Facts {
+/// What a run looked at: the library scan, the manifest (as the run left it), the settings in
+/// force, each source's fingerprint, the failures met while looking, and staging.
+pub struct Seen {
     pub scan: Scan,
     pub manifest: Manifest,
     pub resolved: Resolved,
     pub wanted: Vec<Wanted>,
+    /// Scan errors and sources that could not be fingerprinted.
+    pub failures: Vec<Failure>,
+    pub staging: Staging,
+    /// Temporary files a killed run left in the mirror part of staging.
+    pub temps: Vec<PathBuf>,
+    /// The convert plan of what was seen, with its failures, while it still holds (the run
+    /// carried none of it out): the next run plans from the same facts, so it needs not plan
+    /// again.
+    pub(super) planned: Option<(Plan, Vec<Failure>)>,
+}
+
+impl Seen {
+    /// The manifest, the rest let go.
+    pub fn into_manifest(self) -> Manifest {
+        self.manifest
+    }
+
+    /// After a run changed the staged files at `touched` (and no other: it held the lock), what
+    /// staging holds there now; the rest of staging is as it was seen.
+    pub(super) fn refresh(&mut self, staging_dir: &Path, touched: &BTreeSet<String>) {
+        let staging = &mut self.staging;
+        let records: BTreeMap<&str, &Record> = (self.manifest.records.values())
+            .filter(|r| touched.contains(&r.output))
+            .map(|r| (r.output.as_str(), r))
+            .collect();
+        for output in touched {
+            staging.present.remove(output);
+            staging.changed.remove(output);
+            staging.stale.remove(output);
+            // As the walk sees it: a regular file, not through a symbolic link.
+            let meta = std::fs::symlink_metadata(staging_dir.join(output));
+            let Some(meta) = meta.ok().filter(std::fs::Metadata::is_file) else {
+                continue;
+            };
+            staging.present.insert(output.clone());
+            let Some(r) = records.get(output.as_str()) else {
+                continue;
+            };
+            if let Some((output, stale)) =
+                check_output(staging_dir, r, Some(Stamp::of_metadata(&meta)))
+            {
+                if stale {
+                    staging.stale.insert(output);
+                } else {
+                    staging.changed.insert(output);
+                }
+            }
+        }
+    }
+
+    /// The plan for what was seen (staging must be known).
+    pub(super) fn plan(&self) -> (Plan, Vec<Failure>) {
+        let unreadable: Vec<String> = self.failures.iter().map(|f| f.path.clone()).collect();
+        let mut plan = plan::plan(&self.wanted, &unreadable, &self.manifest, &self.staging);
+        let mut failures = self.failures.clone();
+        failures.append(&mut plan.failures);
+        (plan, failures)
+    }
+}
+
+/// Everything a run plans from, and the plan.
+pub struct Facts {
+    pub seen: Seen,
+    /// The seen failures and the planner's.
     pub failures: Vec<Failure>,
     pub plan: Plan,
 }
 
+impl Facts {
+    fn of(mut seen: Seen) -> Facts {
+        let (plan, failures) = seen.planned.take().unwrap_or_else(|| seen.plan());
+        Facts {
+            seen,
+            failures,
+            plan,
+        }
+    }
+}
+
 pub fn gather(settings: &ConvertSettings) -> anyhow::Result<Facts> {
-    let scan = scan::scan(&settings.library, &settings.selection)?;
-    let manifest = manifest::load(&settings.staging)?;
+    look(settings).map(Facts::of)
+}
+
+/// The facts of a run that follows another in one `sync`, from what that run saw and left: the
+/// library is not walked again, nor staging, nor the manifest loaded. Settings that resolve
+/// differently (a dry run or a refused convert did not record the new ones) change what every
+/// source wants: then it looks afresh.
+pub fn again(settings: &ConvertSettings, seen: Seen) -> anyhow::Result<Facts> {
+    let mirror =
+        MirrorSettings::resolve(seen.manifest.settings.as_ref(), settings.overrides.clone());
+    if mirror != seen.resolved.mirror {
+        return gather(settings);
+    }
+    Ok(Facts::of(seen))
+}
+
+/// Walk the library and staging and load the manifest, side by side; then fingerprint.
+fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
+    let ((scan, walked), manifest) = rayon::join(
+        || {
+            rayon::join(
+                || scan::scan(&settings.library, &settings.selection),
+                || walk_staging(&settings.staging),
+            )
+        },
+        || manifest::load(&settings.staging),
+    );
+    let scan = scan?;
+    let manifest = manifest?;
+    tracing::debug!(
+        "scanned the library ({} sources) and loaded the manifest ({} records)",
+        scan.sources.len(),
+        manifest.records.len()
+    );
     let mirror = MirrorSettings::resolve(manifest.settings.as_ref(), settings.overrides.clone());
     let resolved = Resolved {
         rules: mirror.rules()?,
         mirror,
     };
-    let staging = staging_state(&settings.staging, &manifest);
+    let (present, temps) = walked;
+    let staging = check_staging(&settings.staging, &manifest, present);
     let (mut wanted, mut failures) = fingerprint(settings, &resolved, &scan, &manifest);
     if resolved.mirror.folder_art {
         let (covers, bad) = folder_covers(settings, &resolved, &scan, &manifest, &wanted);
@@ -48,24 +158,26 @@ pub fn gather(settings: &ConvertSettings) -> anyhow::Result<Facts> {
         return Err(interrupt::Interrupted.into());
     }
     failures.extend(scan.errors.iter().cloned());
-
-    let unreadable: Vec<String> = failures.iter().map(|f| f.path.clone()).collect();
-    let mut plan = plan::plan(&wanted, &unreadable, &manifest, &staging);
-    failures.append(&mut plan.failures);
-    Ok(Facts {
+    Ok(Seen {
         scan,
         manifest,
         resolved,
         wanted,
         failures,
-        plan,
+        staging,
+        temps,
+        planned: None,
     })
 }
 
-/// Files under staging, and which recorded outputs no longer hold what musync wrote. An output
-/// whose size and mtime match its record is trusted without being read.
-fn staging_state(staging: &Path, manifest: &Manifest) -> Staging {
-    let mut present = BTreeSet::new();
+/// Staged files (relative path → stamp, `None` when it could not be read).
+type Present = BTreeMap<String, Option<Stamp>>;
+
+/// The files under staging (musync's own folder left out), relative, with their stamps (taken
+/// in the walk, so that checking them needs no second pass), and the temporary files.
+fn walk_staging(staging: &Path) -> (Present, Vec<PathBuf>) {
+    let mut present = BTreeMap::new();
+    let mut temps = Vec::new();
     let mut walk = walkdir::WalkDir::new(staging).into_iter();
     // An unreadable folder only hides files; the executor checks each target again before it
     // writes, so a hidden user file is never overwritten.
@@ -74,38 +186,48 @@ fn staging_state(staging: &Path, manifest: &Manifest) -> Staging {
         let name = entry.file_name().to_string_lossy();
         if entry.depth() == 1 && name == manifest::STATE_DIR {
             walk.skip_current_dir();
+        } else if entry.file_type().is_file() && name.starts_with(fsutil::TEMP_PREFIX) {
+            temps.push(entry.into_path());
         } else if entry.file_type().is_file()
-            && !name.starts_with(fsutil::TEMP_PREFIX)
             && let Ok(rel) = entry.path().strip_prefix(staging)
             && let Some(rel) = rel.to_str()
         {
-            present.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"));
+            let stamp = entry.metadata().ok().map(|m| Stamp::of_metadata(&m));
+            present.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"), stamp);
         }
     }
+    (present, temps)
+}
+
+/// Which recorded outputs no longer hold what musync wrote. An output whose size and mtime
+/// match its record is trusted without being read.
+fn check_staging(staging: &Path, manifest: &Manifest, present: Present) -> Staging {
     let checked: Vec<(String, bool)> = manifest
         .records
         .par_iter()
-        .filter(|(_, r)| present.contains(&r.output))
-        .filter_map(|(_, r)| {
-            let path = staging.join(&r.output);
-            if Stamp::of(&path) == Some(r.output_stamp) {
-                return None;
-            }
-            let hash = fsutil::sha256_file(&path).ok();
-            if hash.as_ref() == Some(&r.output_hash) {
-                None
-            } else {
-                Some((r.output.clone(), hash.is_some() && hash == r.retag_from))
-            }
-        })
+        .filter_map(|(_, r)| check_output(staging, r, *present.get(&r.output)?))
         .collect();
     let (stale, changed) = checked
         .into_iter()
         .partition::<Vec<_>, _>(|(_, stale)| *stale);
     Staging {
-        present,
+        present: present.into_keys().collect(),
         changed: changed.into_iter().map(|(o, _)| o).collect(),
         stale: stale.into_iter().map(|(o, _)| o).collect(),
+    }
+}
+
+/// A present staged file whose stamp is not its record's: `None` when its bytes still are what
+/// musync wrote, else (its path, whether it holds what it held before an unfinished retag).
+fn check_output(staging: &Path, r: &Record, stamp: Option<Stamp>) -> Option<(String, bool)> {
+    if stamp == Some(r.output_stamp) {
+        return None;
+    }
+    let hash = fsutil::sha256_file(&staging.join(&r.output)).ok();
+    if hash.as_ref() == Some(&r.output_hash) {
+        None
+    } else {
+        Some((r.output.clone(), hash.is_some() && hash == r.retag_from))
     }
 }
 

@@ -21,7 +21,8 @@ use crate::manifest::Manifest;
 use crate::report::{self, Failure};
 use crate::scan::{self, SourceKind};
 use crate::settings::{MirrorSettings, Overrides};
-use facts::{Facts, gather};
+pub use facts::Seen;
+use facts::{Facts, again, gather};
 pub use plan::Counts;
 use plan::{Action, Plan, Reason, Wanted};
 
@@ -148,58 +149,108 @@ pub fn tag_key(
 }
 
 pub fn run(settings: &ConvertSettings) -> anyhow::Result<Summary> {
+    run_after(settings, None).map(|(summary, _)| summary)
+}
+
+/// `run`, planned from what the stage before it in the same `sync` saw (`None`: looked at
+/// afresh); returns also what this run saw and left, for the stage after it.
+pub fn run_after(
+    settings: &ConvertSettings,
+    before: Option<Seen>,
+) -> anyhow::Result<(Summary, Seen)> {
     let started = std::time::Instant::now();
     let (
         Facts {
-            scan,
-            manifest,
-            resolved,
-            wanted,
+            mut seen,
             mut failures,
             plan,
         },
         mut summary,
-    ) = planned(settings)?;
-    let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
+    ) = planned(settings, before)?;
     summary.dry_run = settings.dry_run;
-    summary.refused = guard(&plan, &manifest, &wanted, settings.force);
+    summary.refused = guard(&plan, &seen.manifest, &seen.wanted, settings.force);
     failures.iter().for_each(Failure::print);
     if settings.dry_run || summary.refused.is_some() {
+        if settings.mode == Mode::Convert {
+            seen.planned = Some((plan, failures.clone()));
+        }
         summary.failed = failures;
         log_summary(settings.mode, &summary, started.elapsed());
-        return Ok(summary);
+        return Ok((summary, seen));
     }
-    let done = exec::execute(settings, &resolved, &scan, &sources, manifest, &plan)?;
+    let sources: BTreeMap<&str, &Wanted> =
+        (seen.wanted.iter()).map(|w| (w.rel.as_str(), w)).collect();
+    let touched = touched(&plan.actions, &seen.manifest);
+    let manifest = std::mem::take(&mut seen.manifest);
+    let temps = std::mem::take(&mut seen.temps);
+    let (done, manifest) = exec::execute(
+        settings,
+        &seen.resolved,
+        &seen.scan,
+        &sources,
+        manifest,
+        &temps,
+        &plan,
+    )?;
+    drop(sources);
+    seen.manifest = manifest;
+    seen.refresh(&settings.staging, &touched);
     summary.counts = done.counts;
     summary.counts.skipped += plan.unchanged;
+    if settings.mode == Mode::Convert && plan.actions.is_empty() {
+        seen.planned = Some((plan, failures.clone()));
+    }
     summary.audio_minutes = done.audio_seconds / 60.0;
     summary.interrupted = done.interrupted;
     failures.extend(done.failures);
     summary.failed = failures;
     summary.seconds = started.elapsed().as_secs_f64();
     log_summary(settings.mode, &summary, started.elapsed());
-    Ok(summary)
+    Ok((summary, seen))
+}
+
+/// The staged paths `actions` may change: the ones they name, and the ones their sources' records
+/// name before they run.
+fn touched(actions: &[Action], manifest: &Manifest) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
+    for action in actions {
+        let (source, outputs): (Option<&String>, Vec<&String>) = match action {
+            Action::Convert { source, output, .. } | Action::Retag { source, output } => {
+                (Some(source), vec![output])
+            }
+            Action::Move {
+                old_source,
+                old_output,
+                output,
+                ..
+            } => (Some(old_source), vec![old_output, output]),
+            Action::Remove { source, output, .. } => (source.as_ref(), vec![output]),
+            Action::Refresh { source } => (Some(source), vec![]),
+        };
+        paths.extend(outputs.into_iter().cloned());
+        if let Some(r) = source.and_then(|s| manifest.records.get(s)) {
+            paths.insert(r.output.clone());
+        }
+    }
+    paths
 }
 
 /// The facts and the summary of their plan. A dry run beside a run that changes staging (see
 /// `crate::lock`) may catch one of its files between its record and its rename: it plans again
 /// while the manifest changed meanwhile, or a file failed while that run goes on (a few tries).
-fn planned(settings: &ConvertSettings) -> anyhow::Result<(Facts, Summary)> {
+/// A run after another in one `sync` plans from what that one saw.
+fn planned(settings: &ConvertSettings, seen: Option<Seen>) -> anyhow::Result<(Facts, Summary)> {
+    if let Some(seen) = seen {
+        let mut facts = again(settings, seen)?;
+        let summary = summary_of(settings.mode, &mut facts);
+        return Ok((facts, summary));
+    }
     let staging = &settings.staging;
     let mut tries = 0;
     loop {
         let before = crate::manifest::fingerprint(staging);
         let mut facts = gather(settings)?;
-        let sources: BTreeMap<&str, &Wanted> =
-            (facts.wanted.iter()).map(|w| (w.rel.as_str(), w)).collect();
-        let summary = summarise(
-            settings.mode,
-            &mut facts.plan,
-            &mut facts.failures,
-            &facts.manifest,
-            &sources,
-        );
-        drop(sources);
+        let summary = summary_of(settings.mode, &mut facts);
         tries += 1;
         let settled = || {
             crate::manifest::fingerprint(staging) == before
@@ -210,6 +261,20 @@ fn planned(settings: &ConvertSettings) -> anyhow::Result<(Facts, Summary)> {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The summary of the facts' plan, cut down to what `mode` does.
+fn summary_of(mode: Mode, facts: &mut Facts) -> Summary {
+    let sources: BTreeMap<&str, &Wanted> = (facts.seen.wanted.iter())
+        .map(|w| (w.rel.as_str(), w))
+        .collect();
+    summarise(
+        mode,
+        &mut facts.plan,
+        &mut facts.failures,
+        &facts.seen.manifest,
+        &sources,
+    )
 }
 
 /// The run's summary as one line of `--log-file`.
@@ -253,14 +318,15 @@ fn log_summary(mode: Mode, s: &Summary, elapsed: std::time::Duration) {
 }
 
 /// What `convert --dry-run` and `tag --dry-run` would report, from one scan and one plan: what
-/// `status` shows. Writes and prints nothing (the caller prints the failures, in `convert`).
-pub fn preview(settings: &ConvertSettings) -> anyhow::Result<(Summary, Summary)> {
+/// `status` shows; with the manifest it planned from. Writes and prints nothing (the caller
+/// prints the failures, in `convert`).
+pub fn preview(settings: &ConvertSettings) -> anyhow::Result<(Summary, Summary, Manifest)> {
     let Facts {
-        manifest,
-        wanted,
+        seen: Seen {
+            manifest, wanted, ..
+        },
         mut failures,
         mut plan,
-        ..
     } = gather(settings)?;
     let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
     let mut tag_plan = Plan {
@@ -282,7 +348,8 @@ pub fn preview(settings: &ConvertSettings) -> anyhow::Result<(Summary, Summary)>
     (convert.dry_run, tag.dry_run) = (true, true);
     convert.failed = failures;
     tag.failed = tag_failures;
-    Ok((convert, tag))
+    drop(sources);
+    Ok((convert, tag, manifest))
 }
 
 /// The counts and plan lines of `mode`, its plan cut down to what that stage does.
@@ -424,21 +491,21 @@ pub struct Output {
     pub estimated: bool,
 }
 
-/// The mirror (staging-relative path → output) once this run's plan is carried out, from one
-/// scan and one plan; reads, writes nothing.
-pub fn predicted_outputs(settings: &ConvertSettings) -> anyhow::Result<BTreeMap<String, Output>> {
-    let Facts {
-        manifest,
-        wanted,
-        plan,
-        ..
-    } = gather(settings)?;
-    let sources: BTreeMap<&str, (SourceKind, u64)> = (wanted.iter())
+/// The mirror (staging-relative path → output) once the convert plan of what a dry run `seen`
+/// is carried out; reads, writes nothing.
+pub fn predicted_outputs(seen: &Seen) -> BTreeMap<String, Output> {
+    let fresh;
+    let plan = match &seen.planned {
+        Some((plan, _)) => plan,
+        None => {
+            fresh = seen.plan().0;
+            &fresh
+        }
+    };
+    let sources: BTreeMap<&str, (SourceKind, u64)> = (seen.wanted.iter())
         .map(|w| (w.rel.as_str(), (w.kind, w.stamp.size)))
         .collect();
-    Ok(predict(&manifest, &plan.actions, |s| {
-        sources.get(s).copied()
-    }))
+    predict(&seen.manifest, &plan.actions, |s| sources.get(s).copied())
 }
 
 /// A new MP3 is about a fifth of its FLAC (V2 against lossless); a native MP3 is copied.

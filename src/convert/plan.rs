@@ -241,7 +241,13 @@ pub fn plan(
             _ => None,
         })
         .collect();
-    let by_rel: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
+    // Only needed when a move turns into a convert; building it for every run cost a no-op
+    // run over a large library more than the rest of the plan.
+    let by_rel: BTreeMap<&str, &Wanted> = if move_sources.is_empty() {
+        BTreeMap::new()
+    } else {
+        wanted.iter().map(|w| (w.rel.as_str(), w)).collect()
+    };
     for action in &mut work {
         if let Action::Move {
             old_source,
@@ -273,8 +279,11 @@ pub fn plan(
     // claim is not among them: the old file is deleted first (removals run before converts),
     // so a convert that fails leaves no stale file under the new source's name, as a fresh
     // convert would not.
+    // Only a removal asks (gone records, relocations, orphans); a run with none skips it.
+    let removals = !gone.is_empty() || !relocations.is_empty() || !manifest.orphans.is_empty();
     let reused: BTreeSet<String> = work
         .iter()
+        .filter(|_| removals)
         .filter_map(|a| match a {
             Action::Retag { output, .. } | Action::Move { output, .. } => Some(output.clone()),
             Action::Convert { .. } | Action::Refresh { .. } | Action::Remove { .. } => None,
@@ -283,6 +292,7 @@ pub fn plan(
             manifest
                 .records
                 .values()
+                .filter(|_| removals)
                 .filter(|r| live.contains(r.source.as_str()) && !relocated(r))
                 .map(|r| r.output.clone()),
         )

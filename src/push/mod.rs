@@ -219,7 +219,13 @@ struct LocalSide {
     state: State,
 }
 
-fn local_side(staging: &Path, remote: &str) -> anyhow::Result<LocalSide> {
+/// `preloaded`: the manifest as the caller has it already (a `sync` or `status` that planned the
+/// convert from it), so it is not loaded again.
+fn local_side(
+    staging: &Path,
+    remote: &str,
+    preloaded: Option<&manifest::Manifest>,
+) -> anyhow::Result<LocalSide> {
     let state = State::load(staging, remote)?;
     let fingerprint = manifest::fingerprint(staging);
     // The manifest has not changed since a push made the remote equal to it: the push state
@@ -242,7 +248,14 @@ fn local_side(staging: &Path, remote: &str) -> anyhow::Result<LocalSide> {
             state,
         });
     }
-    let manifest = manifest::load(staging)?;
+    let loaded;
+    let manifest = match preloaded {
+        Some(m) => m,
+        None => {
+            loaded = load_manifest(staging)?;
+            &loaded
+        }
+    };
     let mirror = manifest.records.values().map(|r| {
         (
             r.output.clone(),
@@ -255,10 +268,19 @@ fn local_side(staging: &Path, remote: &str) -> anyhow::Result<LocalSide> {
     Ok(LocalSide {
         manifest_empty: manifest.records.is_empty(),
         mirror: mirror.collect(),
-        stamps: Some(output_stamps(&manifest)),
+        stamps: Some(output_stamps(manifest)),
         fingerprint,
         state,
     })
+}
+
+fn load_manifest(staging: &Path) -> anyhow::Result<manifest::Manifest> {
+    let manifest = manifest::load(staging)?;
+    tracing::debug!(
+        "push: loaded the manifest ({} records)",
+        manifest.records.len()
+    );
+    Ok(manifest)
 }
 
 fn output_stamps(manifest: &manifest::Manifest) -> BTreeMap<String, Stamp> {
@@ -271,8 +293,17 @@ fn output_stamps(manifest: &manifest::Manifest) -> BTreeMap<String, Stamp> {
 
 /// Unless it is a dry run, the caller holds the staging folder's lock (`crate::lock`).
 pub fn run(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
+    run_with(settings, rclone, None)
+}
+
+/// `run`, with the manifest the caller loaded already (`None`: loaded if needed).
+pub fn run_with(
+    settings: &PushSettings,
+    rclone: &Rclone,
+    manifest: Option<&manifest::Manifest>,
+) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
-    let s = push(settings, rclone)?;
+    let s = push(settings, rclone, manifest)?;
     tracing::info!(
         target: report::LOG_ONLY,
         "push: uploaded {} ({} bytes), moved {}, deleted {}, backed up {}, restored {}, \
@@ -294,12 +325,16 @@ pub fn run(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> 
     Ok(s)
 }
 
-fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
+fn push(
+    settings: &PushSettings,
+    rclone: &Rclone,
+    preloaded: Option<&manifest::Manifest>,
+) -> anyhow::Result<Summary> {
     let staging = &settings.staging;
     // The listing (rclone's time) and the local bookkeeping (ours) overlap.
     let (listing, local) = std::thread::scope(|s| {
         let listing = s.spawn(|| rclone.listing(&settings.remote));
-        let local = local_side(staging, &settings.remote);
+        let local = local_side(staging, &settings.remote, preloaded);
         (
             listing.join().expect("the listing thread does not panic"),
             local,
@@ -407,7 +442,10 @@ fn push(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     // A predicted mirror's uploads are not made yet: nothing in staging to check.
     let stamps = match stamps {
         _ if settings.predicted.is_some() => BTreeMap::new(),
-        None if !plan.uploads.is_empty() => output_stamps(&manifest::load(staging)?),
+        None if !plan.uploads.is_empty() => match preloaded {
+            Some(m) => output_stamps(m),
+            None => output_stamps(&load_manifest(staging)?),
+        },
         stamps => stamps.unwrap_or_default(),
     };
     let bad: Vec<&String> = (plan.uploads.iter())

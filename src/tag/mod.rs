@@ -23,6 +23,15 @@ pub fn run(settings: &ConvertSettings) -> anyhow::Result<Summary> {
     convert::run(settings)
 }
 
+/// `run` in a `sync`, planned from what its convert stage saw and left.
+pub fn run_after(
+    settings: &ConvertSettings,
+    seen: convert::Seen,
+) -> anyhow::Result<(Summary, convert::Seen)> {
+    debug_assert_eq!(settings.mode, Mode::TagOnly);
+    convert::run_after(settings, Some(seen))
+}
+
 impl From<&Summary> for TagSummary {
     fn from(s: &Summary) -> TagSummary {
         TagSummary {

@@ -9,6 +9,7 @@ mod files;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -60,24 +61,31 @@ struct Ctx<'a> {
     fitted: Mutex<BTreeMap<Vec<u8>, metadata::Cover>>,
 }
 
+/// Carry out `plan`, after removing `temps` (the temporary files a killed run left in the
+/// mirror, found by the staging walk) and any in musync's own folder. Returns the manifest as
+/// the run leaves it.
 pub fn execute(
     settings: &ConvertSettings,
     resolved: &Resolved,
     scan: &Scan,
     sources: &BTreeMap<&str, &Wanted>,
     manifest: Manifest,
+    temps: &[PathBuf],
     plan: &Plan,
-) -> anyhow::Result<Done> {
+) -> anyhow::Result<(Done, Manifest)> {
     fs::create_dir_all(&settings.staging)
         .with_context(|| format!("creating staging folder {}", settings.staging.display()))?;
-    let stale = fsutil::remove_stale_temps(&settings.staging);
+    let stale = (temps.iter())
+        .filter(|t| fs::remove_file(t).is_ok())
+        .count()
+        + fsutil::remove_stale_temps(&manifest::state_dir(&settings.staging));
     if stale > 0 {
         tracing::info!("removed {stale} temporary files left by an interrupted run");
     }
     let new_settings = manifest.settings.as_ref() != Some(&resolved.mirror);
     if plan.actions.is_empty() && !new_settings {
         // Nothing to do writes nothing, not even the manifest.
-        return Ok(Done::default());
+        return Ok((Done::default(), manifest));
     }
     let ctx = Ctx {
         settings,
@@ -131,7 +139,7 @@ pub fn execute(
         f.print();
         done.failures.push(f);
     }
-    Ok(done)
+    Ok((done, ledger.manifest))
 }
 
 /// The `-v` and `--log-file` line of a finished action, one line whatever the names hold.
