@@ -12,4 +12,5 @@ mod remote_safety;
 mod remote_upload;
 mod sync_plan;
 mod truth;
+mod upgrade;
 mod user;
