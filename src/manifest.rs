@@ -811,8 +811,6 @@ mod tests {
 /// --nocapture` (TRACKS=n to change the size from 100,000).
 #[cfg(test)]
 mod measure {
-    use std::time::Instant;
-
     use super::*;
 
     /// A record as `scripts/bench-noop`'s library gives them: Genre/Artist/Album/NN - Track.
@@ -852,10 +850,50 @@ mod measure {
         }
     }
 
-    fn rss_kb(field: &str) -> u64 {
-        let status = fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    /// CPU time of this thread: the machine is shared, so wall time says little.
+    fn cpu() -> std::time::Duration {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec for the call to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut t) };
+        std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    }
+
+    /// Bytes the allocator has handed out and not had back.
+    fn heap() -> f64 {
+        // SAFETY: mallinfo2 only reads the allocator's counters.
+        let info = unsafe { libc::mallinfo2() };
+        (info.uordblks + info.hblkhd) as f64 / 1e6
+    }
+
+    /// One format's figures: (save CPU, load CPU, bytes, MB held by the loaded manifest).
+    fn figures(
+        name: &str,
+        m: &Manifest,
+        bytes: &[u8],
+        file: &Path,
+        read: impl Fn(&[u8]) -> Manifest,
+    ) {
+        let started = cpu();
+        fsutil::write_atomic(file, bytes).unwrap();
+        let save = cpu() - started;
+        let before = heap();
+        let started = cpu();
+        let data = fs::read(file).unwrap();
+        let loaded = read(&data);
+        let load = cpu() - started;
+        drop(data);
+        let held = heap() - before;
+        assert_eq!(&loaded, m);
+        let n = m.records.len();
+        println!(
+            "{name}: {n} records, write {save:.3?} (after encoding), read+decode {load:.3?} CPU, \
+             file {:.1} MB ({} B/record), held in memory {held:.1} MB",
+            bytes.len() as f64 / 1e6,
+            bytes.len() / n.max(1),
+        );
     }
 
     #[test]
@@ -868,29 +906,21 @@ mod measure {
         for i in 0..tracks {
             m.apply(Change::Put(record(i)));
         }
-        let started = Instant::now();
-        save(dir.path(), &m).unwrap();
-        let save_time = started.elapsed();
-        let size: u64 = fs::read_dir(state_dir(dir.path()))
-            .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap().len())
-            .sum();
-        drop(m);
-        let _ = fs::write("/proc/self/clear_refs", "5");
-        let (rss, peak) = (rss_kb("VmRSS:"), rss_kb("VmHWM:"));
-        let started = Instant::now();
-        let loaded = load(dir.path()).unwrap();
-        let load_time = started.elapsed();
-        let held = rss_kb("VmRSS:").saturating_sub(rss);
-        let peak = rss_kb("VmHWM:").saturating_sub(peak.max(rss));
-        println!(
-            "{tracks} records: save {save_time:.3?}, load {load_time:.3?}, files {:.1} MB \
-             ({} B/record), held after load {:.1} MB, load peak above that start {:.1} MB",
-            size as f64 / 1e6,
-            size / tracks as u64,
-            held as f64 / 1024.0,
-            peak as f64 / 1024.0,
-        );
-        assert_eq!(loaded.records.len(), tracks);
+        let s = Path::new("/s");
+        let started = cpu();
+        let json = to_json(&m).unwrap();
+        println!("json: encode {:.3?} CPU", cpu() - started);
+        let file = dir.path().join("manifest.json");
+        figures("json (format 1)", &m, &json, &file, |b| {
+            parse(s, Some(b), None).unwrap()
+        });
+        drop(json);
+        let started = cpu();
+        let binary = to_bytes(&m).unwrap();
+        println!("binary: encode {:.3?} CPU", cpu() - started);
+        let file = dir.path().join("manifest.bin");
+        figures("binary (format 2)", &m, &binary, &file, |b| {
+            parse(s, Some(b), None).unwrap()
+        });
     }
 }
