@@ -25,18 +25,15 @@ pub const TARGETS: [(&str, Check); 5] = [
     ("genre_rules", genre_rules),
 ];
 
-/// The input is a snapshot and a journal, split at the first NUL (which JSON text cannot hold):
-/// without one it is a snapshot alone; an empty snapshot part is a missing snapshot.
+/// The input is a snapshot (either format) and a journal. A JSON snapshot is split from its
+/// journal at the first NUL (which JSON text cannot hold): without one it is a snapshot alone;
+/// an empty snapshot part is a missing snapshot. A binary snapshot (it starts with the magic)
+/// gives its body's length first, as 4 bytes little-endian, and the journal follows the body; it
+/// gets the right checksum, so that mutations reach the decoder.
 pub fn manifest(data: &[u8]) {
-    let (snapshot, journal) = match data.iter().position(|&b| b == 0) {
-        Some(at) => (
-            Some(&data[..at]).filter(|s| !s.is_empty()),
-            Some(&data[at + 1..]),
-        ),
-        None => (Some(data), None),
-    };
+    let (snapshot, journal) = split_manifest(data);
     let staging = Path::new("staging");
-    let Ok(m) = manifest::parse(staging, snapshot, journal) else {
+    let Ok(m) = manifest::parse(staging, snapshot.as_deref(), journal) else {
         return;
     };
     let sources = m
@@ -47,6 +44,32 @@ pub fn manifest(data: &[u8]) {
     let bytes = manifest::to_bytes(&m).expect("a manifest serialises");
     let again = manifest::parse(staging, Some(&bytes), None).expect("a saved manifest loads");
     assert_eq!(again, m, "the manifest changed through a save and a load");
+}
+
+fn split_manifest(data: &[u8]) -> (Option<Vec<u8>>, Option<&[u8]>) {
+    if let Some(rest) = data.strip_prefix(manifest::MAGIC)
+        && let Some((len, rest)) = rest.split_first_chunk::<4>()
+    {
+        let len = (u32::from_le_bytes(*len) as usize).min(rest.len());
+        let mut snapshot = [&manifest::MAGIC[..], &rest[..len]].concat();
+        manifest::seal(&mut snapshot);
+        return (Some(snapshot), Some(&rest[len..]).filter(|j| !j.is_empty()));
+    }
+    match data.iter().position(|&b| b == 0) {
+        Some(at) => (
+            Some(data[..at].to_vec()).filter(|s| !s.is_empty()),
+            Some(&data[at + 1..]),
+        ),
+        None => (Some(data.to_vec()), None),
+    }
+}
+
+/// A fuzz input for `manifest` from a binary snapshot and a journal.
+#[cfg(test)]
+fn binary_manifest_input(snapshot: &[u8], journal: &[u8]) -> Vec<u8> {
+    let (magic, body) = snapshot.split_at(manifest::MAGIC.len());
+    let len = u32::try_from(body.len()).unwrap().to_le_bytes();
+    [magic, &len, body, journal].concat()
 }
 
 pub fn push_state(data: &[u8]) {
@@ -325,18 +348,23 @@ mod tests {
             .unwrap();
         drop(journal);
         let state = dir.path().join(crate::manifest::STATE_DIR);
-        let snapshot = fs::read(state.join("manifest.json")).unwrap();
+        let snapshot = fs::read(dir.path().join(manifest::SNAPSHOT)).unwrap();
         let journal = fs::read(state.join("journal.jsonl")).unwrap();
         let torn = [&journal[..], br#"[{"put":{"sou"#].concat();
+        let json = manifest::to_json(&m).unwrap();
+        let binary = |journal: &[u8]| super::binary_manifest_input(&snapshot, journal);
         vec![
-            ("manifest", "snapshot", snapshot.clone()),
+            ("manifest", "json-snapshot", json.clone()),
             ("manifest", "journal", [&b"\0"[..], &journal].concat()),
             (
                 "manifest",
-                "both",
-                [&snapshot[..], b"\0", &journal].concat(),
+                "json-both",
+                [&json[..], b"\0", &journal].concat(),
             ),
-            ("manifest", "torn", [&snapshot[..], b"\0", &torn].concat()),
+            ("manifest", "json-torn", [&json[..], b"\0", &torn].concat()),
+            ("manifest", "snapshot", binary(b"")),
+            ("manifest", "both", binary(&journal)),
+            ("manifest", "torn", binary(&torn)),
         ]
     }
 

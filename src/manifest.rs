@@ -1,15 +1,20 @@
 //! The manifest: what musync made in the staging tree, from which source, with which settings.
-//! It lives in `<staging>/.musync/` as a compact snapshot (`manifest.json`) plus an append-only
-//! journal (`journal.jsonl`, one fsynced line per finished file), so a kill -9 loses at most the
-//! files in flight. Every change is idempotent, so replaying a journal twice is harmless.
-//! This module stores and replays; it decides nothing.
+//! It lives in `<staging>/.musync/` as a compact binary snapshot (`manifest.bin`, see
+//! `snapshot`) plus an append-only journal (`journal.jsonl`, one fsynced line per finished file),
+//! so a kill -9 loses at most the files in flight. Every change is idempotent, so replaying a
+//! journal twice is harmless. A run that changed a few files only appends to the journal; the
+//! snapshot is rewritten once the journal has grown past a quarter of it. A `manifest.json`
+//! (format 1) is still read, and rewritten as `manifest.bin` by the first run that takes the
+//! writer's lock. This module stores and replays; it decides nothing.
+
+mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{self, Stamp};
@@ -17,7 +22,8 @@ use crate::relpath;
 use crate::scan::SourceKind;
 use crate::settings::MirrorSettings;
 
-const FORMAT_VERSION: u32 = 1;
+/// The format of `manifest.json`, which is read but no longer written.
+const JSON_VERSION: u32 = 1;
 /// The folder in staging that holds musync's own bookkeeping; never part of the mirror.
 pub const STATE_DIR: &str = ".musync";
 
@@ -149,11 +155,12 @@ pub fn state_dir(staging: &Path) -> PathBuf {
     staging.join(STATE_DIR)
 }
 
-/// Identifies the manifest's content without reading it: the size and mtime of its two files,
-/// which every change rewrites or appends to.
+/// Identifies the manifest's content without reading it: the size and mtime of its snapshot
+/// (the one `load` reads) and journal, which every change rewrites or appends to.
 pub fn fingerprint(staging: &Path) -> String {
     let stamp = |p: PathBuf| Stamp::of(&p).map(|s| format!("{}:{}", s.size, s.mtime_ns));
-    let (snapshot, journal) = (stamp(snapshot_path(staging)), stamp(journal_path(staging)));
+    let snapshot = stamp(snapshot_path(staging)).or_else(|| stamp(json_path(staging)));
+    let journal = stamp(journal_path(staging));
     format!(
         "{}/{}",
         snapshot.unwrap_or_default(),
@@ -162,10 +169,19 @@ pub fn fingerprint(staging: &Path) -> String {
 }
 
 /// The snapshot's path relative to the staging folder.
-pub const SNAPSHOT: &str = ".musync/manifest.json";
+pub const SNAPSHOT: &str = ".musync/manifest.bin";
+/// The snapshot of format 1: read when there is no `SNAPSHOT`, removed when one is written.
+pub const JSON_SNAPSHOT: &str = ".musync/manifest.json";
+
+/// The snapshot is rewritten when the journal has grown past this fraction of it.
+const COMPACT_AT: u64 = 4;
 
 fn snapshot_path(staging: &Path) -> PathBuf {
     staging.join(SNAPSHOT)
+}
+
+fn json_path(staging: &Path) -> PathBuf {
+    staging.join(JSON_SNAPSHOT)
 }
 
 fn journal_path(staging: &Path) -> PathBuf {
@@ -186,44 +202,87 @@ pub fn load(staging: &Path) -> anyhow::Result<Manifest> {
     let mut tries = 0;
     loop {
         let before = fingerprint(staging);
-        let snapshot = read(snapshot_path(staging))?;
+        let snapshot = match read(snapshot_path(staging))? {
+            Some(bytes) => Some((Format::Binary, bytes)),
+            None => read(json_path(staging))?.map(|bytes| (Format::Json, bytes)),
+        };
         let journal = read(journal_path(staging))?;
         tries += 1;
         if tries == 10 || fingerprint(staging) == before {
-            return parse(staging, snapshot.as_deref(), journal.as_deref());
+            let snapshot = snapshot.as_ref().map(|(f, b)| (*f, b.as_slice()));
+            return parse_as(staging, snapshot, journal.as_deref());
         }
     }
 }
 
-/// The manifest from the bytes of its snapshot and journal (`None`: that file does not exist).
-/// `staging` only names the files in errors. Every path in it is checked: a manifest that
-/// could make musync write or delete outside the staging folder is damaged.
+#[derive(Clone, Copy)]
+enum Format {
+    Binary,
+    Json,
+}
+
+/// The manifest from the bytes of its snapshot (either format, told by its first bytes) and
+/// journal (`None`: that file does not exist). `staging` only names the files in errors. Every
+/// path in it is checked: a manifest that could make musync write or delete outside the staging
+/// folder is damaged.
 pub fn parse(
     staging: &Path,
     snapshot: Option<&[u8]>,
     journal: Option<&[u8]>,
 ) -> anyhow::Result<Manifest> {
-    let path = snapshot_path(staging);
+    let format = |bytes: &[u8]| {
+        if bytes.starts_with(snapshot::MAGIC) {
+            Format::Binary
+        } else {
+            Format::Json
+        }
+    };
+    parse_as(staging, snapshot.map(|b| (format(b), b)), journal)
+}
+
+fn parse_as(
+    staging: &Path,
+    snapshot: Option<(Format, &[u8])>,
+    journal: Option<&[u8]>,
+) -> anyhow::Result<Manifest> {
+    const START_OVER: &str = "move it away to start over (musync will then leave the files \
+                              already in staging alone)";
     let mut manifest = match snapshot {
-        Some(bytes) => {
-            let snap: Snapshot = serde_json::from_slice(bytes).with_context(|| {
-                format!(
-                    "manifest {} is damaged; move it away to start over (musync will then \
-                     leave the files already in staging alone)",
+        Some((Format::Binary, bytes)) => {
+            let path = snapshot_path(staging);
+            let manifest = snapshot::decode(bytes).map_err(|e| match e {
+                snapshot::Unreadable::Format(n) => anyhow!(
+                    "manifest {} has format {n}, this musync reads {} (a newer musync wrote it?)",
+                    path.display(),
+                    snapshot::VERSION
+                ),
+                snapshot::Unreadable::Damaged(why) => anyhow!(
+                    "manifest {} is damaged: {why}; {START_OVER}",
                     path.display()
-                )
+                ),
             })?;
-            if snap.version != FORMAT_VERSION {
+            if let Err(why) = manifest.check() {
                 bail!(
-                    "manifest {} has format {}, this musync reads {FORMAT_VERSION}",
+                    "manifest {} is damaged: {why}; {START_OVER}",
+                    path.display()
+                );
+            }
+            manifest
+        }
+        Some((Format::Json, bytes)) => {
+            let path = json_path(staging);
+            let snap: Snapshot = serde_json::from_slice(bytes)
+                .with_context(|| format!("manifest {} is damaged; {START_OVER}", path.display()))?;
+            if snap.version != JSON_VERSION {
+                bail!(
+                    "manifest {} has format {}, this musync reads {JSON_VERSION}",
                     path.display(),
                     snap.version
                 );
             }
             if let Err(why) = snap.manifest.check() {
                 bail!(
-                    "manifest {} is damaged: {why}; move it away to start over (musync will \
-                     then leave the files already in staging alone)",
+                    "manifest {} is damaged: {why}; {START_OVER}",
                     path.display()
                 );
             }
@@ -264,22 +323,75 @@ fn replay(path: &Path, journal: &[u8], manifest: &mut Manifest) -> anyhow::Resul
 
 /// The snapshot file's bytes for `manifest`.
 pub fn to_bytes(manifest: &Manifest) -> anyhow::Result<Vec<u8>> {
+    Ok(snapshot::encode(manifest))
+}
+
+/// The bytes of a `manifest.json` (format 1) holding `manifest`, as musync wrote them before
+/// `manifest.bin`: for the tests of reading and upgrading that format.
+#[doc(hidden)]
+pub fn to_json(manifest: &Manifest) -> anyhow::Result<Vec<u8>> {
     let snap = Snapshot {
-        version: FORMAT_VERSION,
+        version: JSON_VERSION,
         manifest: manifest.clone(),
     };
     serde_json::to_vec(&snap).context("serialising the manifest")
 }
 
-/// Write a compact snapshot atomically and drop the journal it absorbed.
+#[doc(hidden)]
+pub use snapshot::{MAGIC, seal};
+
+/// The end of a run that journaled every change in `manifest`: the snapshot and the journal on
+/// disk already hold it, so they are compacted into a new snapshot only when that is due (the
+/// journal has grown past a quarter of the snapshot, or there is no snapshot in this format).
+/// A run that changed a few files thus leaves the snapshot alone.
 pub fn save(staging: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+    let len = |path: PathBuf| fs::metadata(path).map(|m| m.len());
+    let due = match len(snapshot_path(staging)) {
+        Ok(snapshot) => len(journal_path(staging)).unwrap_or(0) > snapshot / COMPACT_AT,
+        Err(_) => true,
+    };
+    if due {
+        compact(staging, manifest)
+    } else {
+        Ok(())
+    }
+}
+
+/// Write `manifest` as the snapshot, atomically, and drop the journal it absorbed and any
+/// `manifest.json` it replaces.
+pub fn compact(staging: &Path, manifest: &Manifest) -> anyhow::Result<()> {
     fsutil::write_atomic(&snapshot_path(staging), &to_bytes(manifest)?)?;
-    match fs::remove_file(journal_path(staging)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).context("removing the absorbed journal")
-        }
+    remove(&journal_path(staging)).context("removing the absorbed journal")?;
+    remove(&json_path(staging)).context("removing the replaced manifest.json")
+}
+
+fn remove(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Rewrites a `manifest.json` (and its journal) as a `manifest.bin`. Only a run holding the
+/// writer's lock may call it; readers read either format and never write.
+pub fn upgrade(staging: &Path) -> anyhow::Result<()> {
+    let json = json_path(staging);
+    if fs::symlink_metadata(&json).is_err() {
+        return Ok(());
+    }
+    if fs::symlink_metadata(snapshot_path(staging)).is_ok() {
+        // An upgrade killed after writing the new snapshot: the old one is stale.
+        return remove(&json).with_context(|| format!("removing {}", json.display()));
+    }
+    let manifest = load(staging)?;
+    compact(staging, &manifest)?;
+    tracing::info!(
+        "rewrote {} as {} ({} records)",
+        json.display(),
+        SNAPSHOT,
+        manifest.records.len()
+    );
+    Ok(())
 }
 
 /// One journal line (with its newline) holding `changes`.
@@ -408,7 +520,7 @@ mod tests {
             .unwrap();
         let loaded = load(dir.path()).unwrap();
         assert!(!loaded.owns("a.mp3"));
-        save(dir.path(), &loaded).unwrap();
+        compact(dir.path(), &loaded).unwrap();
         assert_eq!(load(dir.path()).unwrap(), loaded);
         assert!(!journal_path(dir.path()).exists());
     }
@@ -417,9 +529,169 @@ mod tests {
     fn damaged_snapshot_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(state_dir(dir.path())).unwrap();
-        fs::write(snapshot_path(dir.path()), b"{not json").unwrap();
+        fs::write(json_path(dir.path()), b"{not json").unwrap();
         let err = format!("{:#}", load(dir.path()).unwrap_err());
         assert!(err.contains("manifest.json is damaged"), "{err}");
+        fs::write(snapshot_path(dir.path()), b"{not json").unwrap();
+        let err = format!("{:#}", load(dir.path()).unwrap_err());
+        assert!(
+            err.contains("manifest.bin is damaged: not a musync manifest;"),
+            "{err}"
+        );
+        let mut m = Manifest::default();
+        m.apply(Change::Put(record("a.flac", "a.mp3")));
+        let mut bytes = to_bytes(&m).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(snapshot_path(dir.path()), &bytes).unwrap();
+        let err = format!("{:#}", load(dir.path()).unwrap_err());
+        let path = snapshot_path(dir.path());
+        assert_eq!(
+            err,
+            format!(
+                "manifest {} is damaged: its checksum does not match (cut short or \
+                 overwritten); move it away to start over (musync will then leave the files \
+                 already in staging alone)",
+                path.display()
+            )
+        );
+        assert!(!err.contains('\n'));
+        fs::write(snapshot_path(dir.path()), &bytes[..40]).unwrap();
+        assert!(load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_in_one_line() {
+        let mut bytes = to_bytes(&Manifest::default()).unwrap();
+        bytes[snapshot::MAGIC.len()] = 3;
+        let err = format!(
+            "{:#}",
+            parse(Path::new("/s"), Some(&bytes), None).unwrap_err()
+        );
+        assert_eq!(
+            err,
+            "manifest /s/.musync/manifest.bin has format 3, this musync reads 2 (a newer \
+             musync wrote it?)"
+        );
+        let json = br#"{"version":2,"records":{},"orphans":[]}"#;
+        let err = format!(
+            "{:#}",
+            parse(Path::new("/s"), Some(json), None).unwrap_err()
+        );
+        assert_eq!(
+            err,
+            "manifest /s/.musync/manifest.json has format 2, this musync reads 1"
+        );
+    }
+
+    fn many(n: usize) -> Manifest {
+        let mut m = Manifest::default();
+        m.apply(Change::Settings(MirrorSettings::default()));
+        for i in 0..n {
+            let mut r = record(&format!("A/{i:03}.flac"), &format!("A/{i:03}.mp3"));
+            r.audio_hash = format!("{i:064x}");
+            m.apply(Change::Put(r));
+        }
+        m
+    }
+
+    #[test]
+    fn a_run_that_changes_a_few_files_only_appends_to_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = many(200);
+        save(dir.path(), &m).unwrap();
+        let snapshot = fs::read(snapshot_path(dir.path())).unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        let change = Change::Put(record("B/new.flac", "B/new.mp3"));
+        journal.append(std::slice::from_ref(&change)).unwrap();
+        m.apply(change);
+        save(dir.path(), &m).unwrap();
+        assert_eq!(fs::read(snapshot_path(dir.path())).unwrap(), snapshot);
+        assert_eq!(load(dir.path()).unwrap(), m);
+        // Past a quarter of the snapshot, the journal is compacted into it.
+        while fs::metadata(journal_path(dir.path())).unwrap().len() <= snapshot.len() as u64 / 4 {
+            let change = Change::Orphan(format!("C/{}.mp3", m.orphans.len()));
+            journal.append(std::slice::from_ref(&change)).unwrap();
+            m.apply(change);
+        }
+        save(dir.path(), &m).unwrap();
+        assert!(!journal_path(dir.path()).exists());
+        assert_eq!(load(dir.path()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_json_manifest_is_read_and_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = many(3);
+        fs::create_dir_all(state_dir(dir.path())).unwrap();
+        fs::write(json_path(dir.path()), to_json(&old).unwrap()).unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        journal.append(&[Change::Orphan("x.mp3".into())]).unwrap();
+        let mut m = old.clone();
+        m.apply(Change::Orphan("x.mp3".into()));
+        let before = fingerprint(dir.path());
+        assert_eq!(load(dir.path()).unwrap(), m);
+        upgrade(dir.path()).unwrap();
+        assert!(!json_path(dir.path()).exists() && !journal_path(dir.path()).exists());
+        assert_eq!(load(dir.path()).unwrap(), m);
+        assert_ne!(fingerprint(dir.path()), before);
+        // Killed after writing the new snapshot: the stale JSON one is dropped, not read.
+        fs::write(json_path(dir.path()), to_json(&old).unwrap()).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), m);
+        upgrade(dir.path()).unwrap();
+        assert!(!json_path(dir.path()).exists());
+        assert_eq!(load(dir.path()).unwrap(), m);
+        upgrade(dir.path()).unwrap();
+    }
+
+    // Regression guard for the size that motivated format 2: a JSON record took ~670 bytes.
+    #[test]
+    fn a_record_takes_a_fraction_of_its_json() {
+        let m = many(1000);
+        let (binary, json) = (to_bytes(&m).unwrap(), to_json(&m).unwrap());
+        assert!(
+            binary.len() * 3 < json.len(),
+            "{} {}",
+            binary.len(),
+            json.len()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_manifest_round_trips(
+            records in proptest::collection::vec(
+                (
+                    "[a-cé/\n]{0,6}",
+                    "[a-cé/]{0,6}",
+                    proptest::prelude::any::<(u64, i64, u64, i64)>(),
+                    "([0-9a-f]{64}|[0-9a-fA-F]{0,3})",
+                    proptest::option::of("[0-9a-f]{64}"),
+                    proptest::collection::vec("[a-c ]{0,3}", 0..3),
+                ),
+                0..12,
+            ),
+            orphans in proptest::collection::btree_set("[a-cé/]{0,6}", 0..5),
+            settings in proptest::prelude::any::<bool>(),
+        ) {
+            let mut m = Manifest {
+                orphans,
+                settings: settings.then(MirrorSettings::default),
+                ..Manifest::default()
+            };
+            for (source, output, (size, mtime, osize, omtime), hash, retag, genres) in records {
+                let mut r = record(&source, &output);
+                r.stamp = Stamp { size, mtime_ns: mtime };
+                r.output_stamp = Stamp { size: osize, mtime_ns: omtime };
+                r.audio_hash = hash.clone();
+                r.output_hash = hash.to_uppercase();
+                r.retag_from = retag;
+                r.encoder = genres.concat();
+                r.own_genre = genres.clone();
+                r.genre = genres.into_iter().rev().collect();
+                m.apply(Change::Put(r));
+            }
+            proptest::prop_assert_eq!(snapshot::decode(&to_bytes(&m).unwrap()), Ok(m));
+        }
     }
 
     #[test]
@@ -433,7 +705,7 @@ mod tests {
             assert_eq!(
                 err,
                 format!(
-                    "manifest /s/.musync/manifest.json is damaged: unsafe path {bad:?}; move it \
+                    "manifest /s/.musync/manifest.bin is damaged: unsafe path {bad:?}; move it \
                      away to start over (musync will then leave the files already in staging alone)"
                 )
             );
@@ -451,9 +723,11 @@ mod tests {
         // A record filed under another source than its own.
         let mut m = Manifest::default();
         m.apply(Change::Put(record("a.flac", "a.mp3")));
-        let json = String::from_utf8(snap(&m))
-            .unwrap()
-            .replacen("\"a.flac\":", "\"b.flac\":", 1);
+        let json = String::from_utf8(to_json(&m).unwrap()).unwrap().replacen(
+            "\"a.flac\":",
+            "\"b.flac\":",
+            1,
+        );
         let err = format!(
             "{:#}",
             parse(staging, Some(json.as_bytes()), None).unwrap_err()
@@ -472,6 +746,8 @@ mod tests {
         m.apply(Change::Orphan("tab\there\r.mp3".into()));
         let bytes = to_bytes(&m).unwrap();
         assert_eq!(parse(Path::new("/s"), Some(&bytes), None).unwrap(), m);
+        let json = to_json(&m).unwrap();
+        assert_eq!(parse(Path::new("/s"), Some(&json), None).unwrap(), m);
     }
 
     // Regression: a journal line torn inside a multi-byte character failed the whole load
@@ -528,5 +804,123 @@ mod tests {
         assert!(err.contains("No space left on device"), "{err}");
         let err = format!("{:#}", journal.append(&changes).unwrap_err());
         assert!(err.contains("could not be repaired"), "{err}");
+    }
+}
+
+/// Figures for a large library: `cargo test --release --lib manifest::measure -- --ignored
+/// --nocapture` (TRACKS=n to change the size from 100,000).
+#[cfg(test)]
+mod measure {
+    use super::*;
+
+    /// A record as `scripts/bench-noop`'s library gives them: Genre/Artist/Album/NN - Track.
+    fn record(i: usize) -> Record {
+        let album = i / 10;
+        let folder = format!(
+            "Genre {}/Artist {}/Album {}",
+            album / 100,
+            album / 10 % 10,
+            album % 10
+        );
+        let name = format!("{folder}/{:02} - Track", i % 10);
+        let hash = |salt: &str| {
+            use sha2::Digest;
+            fsutil::hex(&sha2::Sha256::digest(format!("{salt}{i}")))
+        };
+        Record {
+            source: format!("{name}.flac"),
+            kind: SourceKind::Lossless,
+            stamp: Stamp {
+                size: 25_000 + i as u64,
+                mtime_ns: 1_700_000_000_000_000_000 + i as i64 * 1_000_003,
+            },
+            audio_hash: hash("a"),
+            tag_hash: hash("t"),
+            encoder: "lame V2; pipeline 3".into(),
+            tag_key: hash("k"),
+            output: format!("{name}.mp3"),
+            output_stamp: Stamp {
+                size: 4_000 + i as u64,
+                mtime_ns: 1_700_000_100_000_000_000 + i as i64 * 999_983,
+            },
+            output_hash: hash("o"),
+            retag_from: None,
+            own_genre: vec![],
+            genre: vec![format!("Genre {}", album / 100)],
+        }
+    }
+
+    /// CPU time of this thread: the machine is shared, so wall time says little.
+    fn cpu() -> std::time::Duration {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec for the call to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut t) };
+        std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    }
+
+    /// Bytes the allocator has handed out and not had back.
+    fn heap() -> f64 {
+        // SAFETY: mallinfo2 only reads the allocator's counters.
+        let info = unsafe { libc::mallinfo2() };
+        (info.uordblks + info.hblkhd) as f64 / 1e6
+    }
+
+    /// One format's figures: (save CPU, load CPU, bytes, MB held by the loaded manifest).
+    fn figures(
+        name: &str,
+        m: &Manifest,
+        bytes: &[u8],
+        file: &Path,
+        read: impl Fn(&[u8]) -> Manifest,
+    ) {
+        let started = cpu();
+        fsutil::write_atomic(file, bytes).unwrap();
+        let save = cpu() - started;
+        let before = heap();
+        let started = cpu();
+        let data = fs::read(file).unwrap();
+        let loaded = read(&data);
+        let load = cpu() - started;
+        drop(data);
+        let held = heap() - before;
+        assert_eq!(&loaded, m);
+        let n = m.records.len();
+        println!(
+            "{name}: {n} records, write {save:.3?} (after encoding), read+decode {load:.3?} CPU, \
+             file {:.1} MB ({} B/record), held in memory {held:.1} MB",
+            bytes.len() as f64 / 1e6,
+            bytes.len() / n.max(1),
+        );
+    }
+
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn large_manifest() {
+        let tracks = std::env::var("TRACKS").map_or(100_000, |t| t.parse().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::default();
+        m.apply(Change::Settings(MirrorSettings::default()));
+        for i in 0..tracks {
+            m.apply(Change::Put(record(i)));
+        }
+        let s = Path::new("/s");
+        let started = cpu();
+        let json = to_json(&m).unwrap();
+        println!("json: encode {:.3?} CPU", cpu() - started);
+        let file = dir.path().join("manifest.json");
+        figures("json (format 1)", &m, &json, &file, |b| {
+            parse(s, Some(b), None).unwrap()
+        });
+        drop(json);
+        let started = cpu();
+        let binary = to_bytes(&m).unwrap();
+        println!("binary: encode {:.3?} CPU", cpu() - started);
+        let file = dir.path().join("manifest.bin");
+        figures("binary (format 2)", &m, &binary, &file, |b| {
+            parse(s, Some(b), None).unwrap()
+        });
     }
 }

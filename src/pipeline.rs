@@ -111,7 +111,10 @@ pub fn staging_lock(
         lock::note_writer(staging);
         return Ok(None);
     }
-    lock::take(staging, command, wait).map(Some)
+    let lock = lock::take(staging, command, wait)?;
+    // The first writer rewrites a manifest of the older format; readers read both.
+    manifest::upgrade(staging)?;
+    Ok(Some(lock))
 }
 
 /// `convert` or `tag` (by `settings.mode`): guards, the stage, its summary, its exit code.

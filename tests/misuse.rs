@@ -18,4 +18,5 @@ mod remote_upload;
 mod sync_peer;
 mod sync_plan;
 mod truth;
+mod upgrade;
 mod user;
