@@ -292,20 +292,16 @@ fn today() -> String {
     dir[crate::push::BACKUP_DIR.len() + 1..][..10].to_owned()
 }
 
-/// The guards that need no listing: the library is a folder (else exit 2), the peer neither
-/// is it nor lies inside or around it (exit 2).
+/// The guard that needs no listing: the peer neither is the library nor lies inside or
+/// around it (exit 2).
 fn check_folders(library: &Path, peer: &str) -> anyhow::Result<()> {
-    if !library.is_dir() {
-        return Err(usage(anyhow::anyhow!(
-            "library {} is missing or not a folder; is the disk mounted? Nothing was changed",
-            library.display()
-        )));
-    }
     crate::overlap::check(Some(library), None, Some(peer)).map_err(usage)
 }
 
-/// The library's lock (not for a dry run, which writes nothing).
+/// The library's lock, kept in its folder of the user's state `dir` so that nothing is written
+/// to the library before the guards ran (not for a dry run, which writes nothing).
 fn take_lock(
+    dir: &Path,
     library: &Path,
     command: &str,
     dry_run: bool,
@@ -314,21 +310,101 @@ fn take_lock(
     if dry_run {
         return Ok(None);
     }
-    lock::take(library, command, wait).map(Some).map_err(|e| {
-        // The lock's message speaks of staging, which this is not.
-        match e.downcast::<lock::Busy>() {
-            Ok(busy) => stop(
-                Exit::Refused,
-                anyhow::anyhow!(
-                    "refused: library {} is in use by {}; run again when it ends, or with \
-                     --wait to wait for it. Nothing was changed",
-                    busy.staging,
-                    busy.holder
+    lock::take_in(dir, "library", library, command, wait)
+        .map(Some)
+        .map_err(|e| {
+            // The lock's message speaks of staging, which this is not.
+            match e.downcast::<lock::Busy>() {
+                Ok(busy) => stop(
+                    Exit::Refused,
+                    anyhow::anyhow!(
+                        "refused: library {} is in use by {}; run again when it ends, or with \
+                         --wait to wait for it. Nothing was changed",
+                        busy.staging,
+                        busy.holder
+                    ),
                 ),
-            ),
-            Err(e) => e,
-        }
-    })
+                Err(e) => e,
+            }
+        })
+}
+
+/// The library is a folder. If not: a refusal (exit 3) when it held files at the last run (an
+/// unmounted disk), else a usage error (exit 2).
+fn library_present(library: &Path, before: usize, kind: Kind) -> anyhow::Result<Option<String>> {
+    if library.is_dir() {
+        Ok(None)
+    } else if before > 0 {
+        Ok(Some(format!(
+            "refused: the library {} is missing but held {before} files at the last {}; is its \
+             disk mounted? Nothing was changed",
+            library.display(),
+            kind.name()
+        )))
+    } else {
+        Err(usage(anyhow::anyhow!(
+            "library {} is missing or not a folder; is the disk mounted? Nothing was changed",
+            library.display()
+        )))
+    }
+}
+
+/// Whether the peer's folder does not exist (asked only when it lists no file). On a first
+/// run (no file of it in the state) that is a usage error (exit 2): a typo must not become a
+/// new folder holding a copy of the library.
+fn peer_missing(
+    rclone: &Rclone,
+    peer: &str,
+    role: &str,
+    listed: &Listing,
+    before: usize,
+) -> anyhow::Result<bool> {
+    if !listed.is_empty() || rclone.folder(peer)?.is_some() {
+        return Ok(false);
+    }
+    if before == 0 {
+        let shown = rclone::redact(peer);
+        let make = if crate::overlap::local_remote(peer).is_some() {
+            "mkdir"
+        } else {
+            "rclone mkdir"
+        };
+        return Err(usage(anyhow::anyhow!(
+            "the {role} {shown} does not exist; create it first (`{make} {shown}`) if it is a \
+             new copy. Nothing was changed"
+        )));
+    }
+    Ok(true)
+}
+
+/// A guard's refusal in words: an empty side is named with its path and asks whether it is
+/// mounted.
+fn refusal_reason(
+    refusal: &plan::Refusal,
+    library: &Path,
+    peer: &str,
+    peer_missing: bool,
+    kind: Kind,
+) -> String {
+    let plan::Reason::Empty { before } = refusal.reason else {
+        return refusal.to_string();
+    };
+    match refusal.side {
+        Side::Library => format!(
+            "refused: the library {} is empty but held {before} files at the last {}; is its \
+             disk mounted? Nothing was changed",
+            library.display(),
+            kind.name()
+        ),
+        Side::Peer => format!(
+            "refused: the {} {} is {} but held {before} files at the last {}; is it mounted? \
+             Nothing was changed",
+            refusal.role,
+            rclone::redact(peer),
+            if peer_missing { "missing" } else { "empty" },
+            kind.name()
+        ),
+    }
 }
 
 /// Removes what a killed run left in the library's fetch folder: only library sync writes
@@ -431,11 +507,25 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
     let (library, peer) = (&settings.library, settings.peer.as_str());
     check_folders(library, peer)?;
     let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
-    let _lock = take_lock(library, "bisync", settings.dry_run, settings.wait)?;
+    let root = state::root()?;
+    let dir = state::library_dir(&root, library);
+    let _lock = take_lock(&dir, library, "bisync", settings.dry_run, settings.wait)?;
+    let prev = state::load(&root, library, Kind::Bisync, peer)?;
+    let before = |side: fn(&State) -> &Listing| prev.as_ref().map_or(0, |s| side(s).len());
+    if let Some(reason) = library_present(library, before(|s| &s.library), Kind::Bisync)? {
+        return Ok(Summary {
+            dry_run: settings.dry_run,
+            refused: Some(Refused {
+                reason,
+                planned: Planned::default(),
+            }),
+            ..Summary::default()
+        });
+    }
     remove_leftovers(library, settings.dry_run)?;
-    let prev = state::load(library, Kind::Bisync, peer)?;
     let want_hashes = settings.compare == Compare::Hash || settings.renames == Renames::Hash;
     let sides = list_sides(rclone, library, peer, &filter, prev.as_ref(), want_hashes)?;
+    let missing = peer_missing(rclone, peer, "peer", &sides.peer, before(|s| &s.peer))?;
     let (lib, remote, peer_hashes) = (&sides.library, &sides.peer, sides.peer_hashes);
     let mut opts = Options {
         compare: settings.compare,
@@ -468,7 +558,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
     if let Err(refusal) = plan::guard(prev.as_ref(), lib, remote, &plan, settings.max_delete) {
         summary.conflicts = 0;
         summary.refused = Some(Refused {
-            reason: refusal.to_string(),
+            reason: refusal_reason(&refusal, library, peer, missing, Kind::Bisync),
             planned: refusal.counts.into(),
         });
         return Ok(summary);
@@ -482,7 +572,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
         // Nothing to do: the listings are the sides as they are.
         let next = plan::settle(prev.as_ref(), lib, remote, &opts);
         if prev.as_ref() != Some(&next) {
-            state::save(library, Kind::Bisync, peer, &next)?;
+            state::save(&root, library, Kind::Bisync, peer, &next)?;
         }
         return Ok(summary);
     }
@@ -503,7 +593,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
             want_hashes && peer_hashes,
         )?;
         let next = plan::settle(prev.as_ref(), &lib_after, &peer_after, &opts);
-        state::save(library, Kind::Bisync, peer, &next)?;
+        state::save(&root, library, Kind::Bisync, peer, &next)?;
     }
     Ok(summary)
 }
@@ -561,10 +651,24 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
     let (library, from) = (&settings.library, settings.from.as_str());
     check_folders(library, from)?;
     let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
-    let _lock = take_lock(library, "pull", settings.dry_run, settings.wait)?;
+    let root = state::root()?;
+    let dir = state::library_dir(&root, library);
+    let _lock = take_lock(&dir, library, "pull", settings.dry_run, settings.wait)?;
+    let prev = state::load(&root, library, Kind::Pull, from)?;
+    let before = |side: fn(&State) -> &Listing| prev.as_ref().map_or(0, |s| side(s).len());
+    if let Some(reason) = library_present(library, before(|s| &s.library), Kind::Pull)? {
+        return Ok(PullSummary {
+            dry_run: settings.dry_run,
+            refused: Some(Refused {
+                reason,
+                planned: PullPlanned::default(),
+            }),
+            ..PullSummary::default()
+        });
+    }
     remove_leftovers(library, settings.dry_run)?;
-    let prev = state::load(library, Kind::Pull, from)?;
     let sides = list_sides(rclone, library, from, &filter, prev.as_ref(), true)?;
+    let missing = peer_missing(rclone, from, "share", &sides.peer, before(|s| &s.peer))?;
     let (local, share, hashed) = (&sides.library, &sides.peer, sides.peer_hashes);
     if !hashed {
         eprintln!(
@@ -593,7 +697,7 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
     };
     if let Err(refusal) = pull::guard(prev.as_ref(), local, share, &plan, settings.max_delete) {
         summary.refused = Some(Refused {
-            reason: refusal.to_string(),
+            reason: refusal_reason(&refusal, library, from, missing, Kind::Pull),
             planned: refusal.counts.into(),
         });
         return Ok(summary);
@@ -616,7 +720,7 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
     if plan.is_empty() {
         let next = pull::settle(prev.as_ref(), local, share, &opts);
         if prev.as_ref() != Some(&next) {
-            state::save(library, Kind::Pull, from, &next)?;
+            state::save(&root, library, Kind::Pull, from, &next)?;
         }
         return Ok(summary);
     }
@@ -637,7 +741,7 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
             hashed,
         )?;
         let next = pull::settle(prev.as_ref(), &local_after, &share_after, &opts);
-        state::save(library, Kind::Pull, from, &next)?;
+        state::save(&root, library, Kind::Pull, from, &next)?;
     }
     Ok(summary)
 }
