@@ -292,10 +292,10 @@ fn today() -> String {
     dir[crate::push::BACKUP_DIR.len() + 1..][..10].to_owned()
 }
 
-/// The guard that needs no listing: the peer neither is the library nor lies inside or
-/// around it (exit 2).
-fn check_folders(library: &Path, peer: &str) -> anyhow::Result<()> {
-    crate::overlap::check(Some(library), None, Some(peer)).map_err(usage)
+/// The guard that needs no listing: the peer (`role`) neither is the library nor lies inside
+/// or around it (exit 2).
+fn check_folders(library: &Path, peer: &str, role: crate::overlap::Role) -> anyhow::Result<()> {
+    crate::overlap::check_side(library, peer, role).map_err(usage)
 }
 
 /// The library's lock, kept in its folder of the user's state `dir` so that nothing is written
@@ -505,7 +505,7 @@ fn list_after(
 /// `musync bisync`: unless it is a dry run, takes the library's lock for the run.
 pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let (library, peer) = (&settings.library, settings.peer.as_str());
-    check_folders(library, peer)?;
+    check_folders(library, peer, crate::overlap::Role::Peer)?;
     let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
     let root = state::root()?;
     let dir = state::library_dir(&root, library);
@@ -649,7 +649,7 @@ fn carry_out(
 /// compared by hash where it gives MD5s (else by size and time), and renames found by hash.
 pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSummary> {
     let (library, from) = (&settings.library, settings.from.as_str());
-    check_folders(library, from)?;
+    check_folders(library, from, crate::overlap::Role::Share)?;
     let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
     let root = state::root()?;
     let dir = state::library_dir(&root, library);

@@ -234,3 +234,31 @@ fn a_peer_that_does_not_exist_on_a_first_run_is_a_usage_error() {
     }
     assert_eq!(files(&pair.library), ["A/1.flac"]);
 }
+
+// Regression: a peer inside the library was refused as "the remote", and the message spoke of
+// staging, which bisync and pull do not use.
+#[test]
+fn a_peer_or_share_inside_the_library_is_named_in_its_role() {
+    let pair = Pair::new();
+    let inside = pair.library.join("copy");
+    fs::create_dir(&inside).unwrap();
+    let (library, peer) = (pair.library.display(), inside.display());
+    for (role, command) in [("peer", "--peer"), ("share", "--from")] {
+        let subcommand = if role == "peer" { "bisync" } else { "pull" };
+        let run = Run::bare()
+            .args([subcommand, "--library"])
+            .arg(&pair.library)
+            .arg(command)
+            .arg(&inside);
+        let said = fails(run, 2);
+        assert!(
+            said.contains(&format!(
+                "the {role} {peer} is inside the library {library}; the library and the {role} \
+                 may not overlap. Nothing was changed"
+            )),
+            "{said}"
+        );
+        assert!(!said.contains("remote") && !said.contains("staging"), "{said}");
+    }
+    assert_eq!(files(&pair.library), ["A/1.flac"]);
+}
