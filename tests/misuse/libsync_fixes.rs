@@ -258,7 +258,46 @@ fn a_peer_or_share_inside_the_library_is_named_in_its_role() {
             )),
             "{said}"
         );
-        assert!(!said.contains("remote") && !said.contains("staging"), "{said}");
+        assert!(
+            !said.contains("remote") && !said.contains("staging"),
+            "{said}"
+        );
     }
     assert_eq!(files(&pair.library), ["A/1.flac"]);
+}
+
+/// The summary line of `run` (its last line on stdout), exit 0.
+fn summary(run: Run) -> String {
+    let out = run.output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    stdout.lines().last().unwrap_or_default().to_owned()
+}
+
+// Regression: the summary listed every zero ("Copied 0 to the library and 2 to the peer, moved 0
+// on the library and 0 on the peer, …; 0 conflicts; 0 unchanged") and said "1 conflicts".
+#[test]
+fn the_summary_line_says_only_what_happened() {
+    let pair = Pair::new();
+    assert_eq!(
+        summary(pair.bisync().arg("--dry-run")),
+        "Would copy 1 to the library and 1 to the peer."
+    );
+    assert_eq!(
+        summary(pair.bisync()),
+        "Copied 1 to the library and 1 to the peer."
+    );
+    assert_eq!(summary(pair.bisync()), "Nothing to do: 2 files unchanged.");
+    put(&pair.library.join("A/1.flac"), b"one, retagged here");
+    put(&pair.peer.join("A/1.flac"), b"one, retagged there");
+    assert_eq!(
+        summary(pair.bisync().args(["--conflict", "peer"])),
+        "Copied 1 to the library, backed up 1; 1 conflict (the peer's version kept); 1 unchanged."
+    );
+    assert_eq!(summary(pair.pull()), "Nothing to do: 2 files unchanged.");
+    fs::remove_file(pair.peer.join("B/2.flac")).unwrap();
+    assert_eq!(
+        summary(pair.pull().arg("--dry-run")),
+        "Would delete 1, back up 1; 1 unchanged."
+    );
 }
