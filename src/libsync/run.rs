@@ -440,7 +440,8 @@ fn check_folders(library: &Path, peer: &str, role: crate::overlap::Role) -> anyh
 }
 
 /// The library's lock, kept in its folder of the user's state `dir` so that nothing is written
-/// to the library before the guards ran (not for a dry run, which writes nothing).
+/// to the library before the guards ran. A dry run, which writes nothing, takes none; it says
+/// so if another run is writing, as its plan is then of the sides part-way through that run.
 fn take_lock(
     dir: &Path,
     library: &Path,
@@ -449,6 +450,7 @@ fn take_lock(
     wait: bool,
 ) -> anyhow::Result<Option<lock::Lock>> {
     if dry_run {
+        lock::note_writer_in(dir, "the library", library);
         return Ok(None);
     }
     lock::take_in(dir, "library", library, command, wait)

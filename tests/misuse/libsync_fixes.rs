@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::util::*;
@@ -300,4 +301,43 @@ fn the_summary_line_says_only_what_happened() {
         summary(pair.pull().arg("--dry-run")),
         "Would delete 1, back up 1; 1 unchanged."
     );
+}
+
+// Regression: a dry run while a bisync wrote the same library planned from sides part-way
+// through that run and said nothing of it.
+#[test]
+fn a_dry_run_while_a_bisync_runs_notes_the_other_run() {
+    let pair = Pair::merged();
+    put(&pair.library.join("C/3.flac"), b"three");
+    let slow = slow_rclone(3);
+    let mut first = (pair.bisync())
+        .env("MUSYNC_RCLONE", slow.path().join("rclone"))
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_library_lock(&pair.library, &mut first);
+    let library = pair.library.display();
+    for dry_run in [pair.bisync(), pair.pull()] {
+        let out = dry_run.arg("--dry-run").output();
+        let said = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{said}");
+        let notes: Vec<&str> = (said.lines())
+            .filter(|l| l.contains("is changing the library"))
+            .collect();
+        assert_eq!(notes.len(), 1, "{said}");
+        assert!(
+            notes[0].starts_with("musync: note: musync bisync (pid ")
+                && notes[0].ends_with(&format!(
+                    "is changing the library {library} now; this shows it part-way through \
+                     that run"
+                )),
+            "{said}"
+        );
+    }
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let out = pair.bisync().arg("--dry-run").output();
+    assert!(!stderr(&out).contains("is changing"), "{}", stderr(&out));
 }
