@@ -146,11 +146,20 @@ pub enum Command {
     /// new and changed files go across, renames become moves, deletions go across when the
     /// other side did not change the file, conflicts are settled by --conflict. Every file
     /// overwritten or deleted is first moved into .musync-backups/<UTC time>/ on its side.
+    ///
+    /// The previous listings of each library and peer, and the library's lock, are kept outside
+    /// the library, in $XDG_STATE_HOME/musync/libsync/ (else ~/.local/state/musync/libsync/):
+    /// an empty or missing side that held files at the last bisync (an unmounted disk) is
+    /// refused; a peer that does not exist on a first run is refused too (exit 2).
     #[command(after_help = EXIT_CODES)]
     Bisync(BisyncArgs),
     /// Make the library follow a share, one way: new and changed files are fetched, renames
     /// replayed as local moves, files fetched before and gone from the share removed (into
     /// .musync-backups/); local files the share never had stay unless --delete-extras.
+    ///
+    /// The previous listings and the library's lock are kept outside the library, in
+    /// $XDG_STATE_HOME/musync/libsync/ (else ~/.local/state/musync/libsync/): an empty or
+    /// missing library or share that held files at the last pull is refused.
     #[command(after_help = EXIT_CODES)]
     Pull(PullArgs),
     /// Write a commented config file from the flags given, and check the library, rclone and

@@ -231,6 +231,7 @@ fn sync(args: SyncArgs, quiet: bool) -> anyhow::Result<Exit> {
 /// rclone for a library sync, its version check cached in the library's state folder (not
 /// written by a dry run), and drawing a progress bar on a terminal unless `quiet`.
 fn libsync_rclone(
+    command: &str,
     library: &std::path::Path,
     dry_run: bool,
     quiet: bool,
@@ -240,7 +241,7 @@ fn libsync_rclone(
         Some(&cache),
         !dry_run && cache.parent().is_some_and(std::path::Path::is_dir),
     )?;
-    let Some(bar) = report::push_progress(quiet || dry_run) else {
+    let Some(bar) = report::transfer_progress(command, quiet || dry_run) else {
         return Ok((rclone, None));
     };
     bar.set_message("listing both sides");
@@ -335,7 +336,12 @@ fn bisync(args: cli::BisyncArgs, quiet: bool) -> anyhow::Result<Exit> {
         library: args.library,
         peer: args.peer,
     };
-    let (rclone, bar) = libsync_rclone(&settings.library, args.dry_run, quiet || args.json)?;
+    let (rclone, bar) = libsync_rclone(
+        "bisync",
+        &settings.library,
+        args.dry_run,
+        quiet || args.json,
+    )?;
     let result = run::bisync(&settings, &rclone);
     bar.inspect(indicatif::ProgressBar::finish_and_clear);
     let s = result?;
@@ -363,7 +369,8 @@ fn pull(args: cli::PullArgs, quiet: bool) -> anyhow::Result<Exit> {
         library: args.library,
         from: args.from,
     };
-    let (rclone, bar) = libsync_rclone(&settings.library, args.dry_run, quiet || args.json)?;
+    let (rclone, bar) =
+        libsync_rclone("pull", &settings.library, args.dry_run, quiet || args.json)?;
     let result = run::pull(&settings, &rclone);
     bar.inspect(indicatif::ProgressBar::finish_and_clear);
     let s = result?;

@@ -129,8 +129,8 @@ pub struct Lock {
     _busy: File,
 }
 
-fn paths(staging: &Path) -> (PathBuf, PathBuf) {
-    let dir = manifest::state_dir(staging);
+/// The lock's two files in the folder `dir` that keeps them.
+fn paths(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join(LOCK), dir.join(BUSY))
 }
 
@@ -142,7 +142,7 @@ fn open_rw(path: &Path) -> anyhow::Result<File> {
         // The holder's note must survive a refused run's open.
         .truncate(false)
         .open(path)
-        .with_context(|| format!("opening the staging lock {}", path.display()))
+        .with_context(|| format!("opening the lock {}", path.display()))
 }
 
 fn holder_of(path: &Path) -> Holder {
@@ -154,9 +154,27 @@ fn holder_of(path: &Path) -> Holder {
 /// Take the lock of `staging` for `command`. Held by another run: refused with [`Busy`], or with
 /// `wait`, one line on stderr and a wait until it ends (Ctrl-C stops the wait).
 pub fn take(staging: &Path, command: &str, wait: bool) -> anyhow::Result<Lock> {
-    let dir = manifest::state_dir(staging);
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (lock_path, busy_path) = paths(staging);
+    take_in(
+        &manifest::state_dir(staging),
+        "staging",
+        staging,
+        command,
+        wait,
+    )
+}
+
+/// [`take`] with the lock's files in `dir`, for the folder `shown` (called `what` in the
+/// waiting line): library sync keeps its library's lock outside the library.
+pub fn take_in(
+    dir: &Path,
+    what: &str,
+    shown: &Path,
+    command: &str,
+    wait: bool,
+) -> anyhow::Result<Lock> {
+    let staging = shown;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (lock_path, busy_path) = paths(dir);
     let mut writers = open_rw(&lock_path)?;
     let mut said = false;
     loop {
@@ -173,7 +191,7 @@ pub fn take(staging: &Path, command: &str, wait: bool) -> anyhow::Result<Lock> {
                 }
                 if !said {
                     eprintln!(
-                        "musync: staging {} is in use by {holder}; waiting for it to end",
+                        "musync: {what} {} is in use by {holder}; waiting for it to end",
                         staging.display()
                     );
                     said = true;
@@ -207,7 +225,12 @@ pub fn take(staging: &Path, command: &str, wait: bool) -> anyhow::Result<Lock> {
 /// no writer ever ran). Creates and writes nothing, and never makes a writer wait more than an
 /// instant.
 pub fn writer(staging: &Path) -> Option<Holder> {
-    let (lock_path, busy_path) = paths(staging);
+    writer_in(&manifest::state_dir(staging))
+}
+
+/// [`writer`] of the lock whose files are in `dir` (see [`take_in`]).
+pub fn writer_in(dir: &Path) -> Option<Holder> {
+    let (lock_path, busy_path) = paths(dir);
     let busy = File::open(busy_path).ok()?;
     match busy.try_lock_shared() {
         Ok(()) => {
@@ -224,9 +247,15 @@ pub fn writer(staging: &Path) -> Option<Holder> {
 
 /// The note a read-only command prints when a writer runs: what it shows is part-way through.
 pub fn note_writer(staging: &Path) -> Option<Holder> {
-    let holder = writer(staging)?;
+    note_writer_in(&manifest::state_dir(staging), "staging", staging)
+}
+
+/// [`note_writer`] of the lock whose files are in `dir`, for the folder `what` `shown`.
+pub fn note_writer_in(dir: &Path, what: &str, shown: &Path) -> Option<Holder> {
+    let staging = shown;
+    let holder = writer_in(dir)?;
     eprintln!(
-        "musync: note: {} is changing staging {} now; this shows it part-way through that run",
+        "musync: note: {} is changing {what} {} now; this shows it part-way through that run",
         holder.describe(now()),
         staging.display()
     );

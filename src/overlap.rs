@@ -13,6 +13,10 @@ pub enum Role {
     Library,
     Staging,
     Remote,
+    /// Library sync's other copy (`bisync --peer`).
+    Peer,
+    /// Pull's source (`pull --from`).
+    Share,
 }
 
 impl Role {
@@ -21,6 +25,8 @@ impl Role {
             Role::Library => "the library",
             Role::Staging => "staging",
             Role::Remote => "the remote",
+            Role::Peer => "the peer",
+            Role::Share => "the share",
         }
     }
 }
@@ -116,6 +122,31 @@ pub fn check(
     }
     match find(&folders) {
         Some(overlap) => Err(overlap),
+        None => Ok(()),
+    }
+}
+
+/// Refuse library sync's other side `other` (in `role`: [`Role::Peer`] or [`Role::Share`])
+/// being the library or lying inside or around it, in those roles' words: a usage error for
+/// the caller (exit 2). `other` counts only when it names a local folder.
+pub fn check_side(library: &Path, other: &str, role: Role) -> anyhow::Result<()> {
+    let mut folders = vec![Folder {
+        role: Role::Library,
+        shown: library.display().to_string(),
+        real: resolve(library),
+    }];
+    if let Some(local) = local_remote(other) {
+        folders.push(Folder {
+            role,
+            shown: rclone::redact(other),
+            real: resolve(&local),
+        });
+    }
+    match find(&folders) {
+        Some(Overlap(why)) => Err(anyhow::anyhow!(
+            "{why}; the library and {} may not overlap. Nothing was changed",
+            role.name()
+        )),
         None => Ok(()),
     }
 }

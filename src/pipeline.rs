@@ -227,10 +227,10 @@ fn bisync_with_progress(
     rclone: &rclone::Rclone,
     quiet: bool,
 ) -> anyhow::Result<libsync::Summary> {
-    let Some(bar) = report::push_progress(quiet || settings.dry_run) else {
+    let Some(bar) = report::transfer_progress("bisync", quiet || settings.dry_run) else {
         return libsync::bisync(settings, rclone);
     };
-    bar.set_message("bisync: listing both sides");
+    bar.set_message("listing both sides");
     let shown = bar.clone();
     let rclone =
         (rclone.clone()).with_progress(move |stats| report::show_push_stats(&shown, stats));

@@ -170,14 +170,21 @@ pub fn progress(total_bytes: u64, quiet: bool) -> ProgressBar {
 /// The push's progress bar, over the bytes rclone uploads (from its own stats), drawn on stderr;
 /// `None` (and no stats asked of rclone) with `-q` or when stderr is not a terminal.
 pub fn push_progress(quiet: bool) -> Option<ProgressBar> {
+    transfer_progress("push", quiet)
+}
+
+/// The bar's template for the command `label` (`push`, `bisync`, `pull`).
+fn transfer_template(label: &str) -> String {
+    format!("{label} {{bar:20}} {{bytes}}/{{total_bytes}}, {{msg}}, ETA {{eta}}")
+}
+
+/// [`push_progress`] for any command moving bytes with rclone, labelled with its name.
+pub fn transfer_progress(label: &str, quiet: bool) -> Option<ProgressBar> {
     if quiet || !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("push {bar:20} {bytes}/{total_bytes}, {msg}, ETA {eta}")
-            .expect("valid template"),
-    );
+    bar.set_style(ProgressStyle::with_template(&transfer_template(label)).expect("valid template"));
     bar.set_message("listing the remote");
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
@@ -280,6 +287,22 @@ pub fn init_logging(options: &LogOptions) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Regression: bisync's and pull's bar was labelled "push".
+    #[test]
+    fn a_transfer_bar_is_labelled_with_its_command() {
+        for label in ["push", "bisync", "pull"] {
+            let template = transfer_template(label);
+            assert!(
+                template.starts_with(&format!("{label} {{bar")),
+                "{template}"
+            );
+            assert!(
+                ProgressStyle::with_template(&template).is_ok(),
+                "{template}"
+            );
+        }
+    }
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {

@@ -8,6 +8,7 @@ mod drift;
 mod environment;
 mod fresh;
 mod libsync_cli;
+mod libsync_fixes;
 mod lock;
 mod onescan;
 mod overlap;

@@ -35,7 +35,8 @@ pub fn musync() -> Command {
 pub fn isolate(cmd: &mut Command) -> &mut Command {
     let home = isolated_home();
     cmd.env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join(".config"));
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_STATE_HOME", home.join(".local/state"));
     for (key, _) in std::env::vars_os() {
         let key_str = key.to_string_lossy();
         if key_str.starts_with("MUSYNC_") || key_str.starts_with("RCLONE_") {

@@ -521,18 +521,22 @@ pub fn guard(
     cap: Cap,
 ) -> Result<(), Refusal> {
     let counts = plan.counts();
+    let refuse = |side: Side, reason| Refusal {
+        side,
+        role: side.name(),
+        reason,
+        counts,
+    };
+    // An empty side speaks first: the deletions it causes on the other are its consequence.
     for side in [Side::Library, Side::Peer] {
         let before = prev.map_or(0, |s| side_of(side, &s.library, &s.peer).len());
-        let files = side_of(side, library, peer).len();
-        let refuse = |reason| Refusal {
-            side,
-            role: side.name(),
-            reason,
-            counts,
-        };
-        if files == 0 && before > 0 {
-            return Err(refuse(Reason::Empty { before }));
+        if side_of(side, library, peer).is_empty() && before > 0 {
+            return Err(refuse(side, Reason::Empty { before }));
         }
+    }
+    for side in [Side::Library, Side::Peer] {
+        let files = side_of(side, library, peer).len();
+        let refuse = |reason| refuse(side, reason);
         let deletions = counts.deleted(side);
         if deletions > 0 && !cap.allows(deletions, files) {
             return Err(refuse(Reason::TooManyDeletes {

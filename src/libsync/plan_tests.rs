@@ -412,6 +412,24 @@ fn guard_refuses_an_empty_side_that_had_files() {
     assert!(!line.contains('\n'));
 }
 
+// Regression: an emptied peer was refused in the delete cap's words (the library's deletions
+// it causes), not as the empty side it is.
+#[test]
+fn guard_names_an_empty_side_before_the_deletions_it_causes() {
+    let prev = synced(&[("a", e(1, 1)), ("b", e(2, 2))]);
+    let plan = bisync(Some(&prev), &prev.library, &Listing::new(), &newer());
+    assert_eq!(plan.counts().deleted_library, 2);
+    let err = guard(
+        Some(&prev),
+        &prev.library,
+        &Listing::new(),
+        &plan,
+        Cap::Percent(50),
+    )
+    .unwrap_err();
+    assert_eq!((err.side, err.reason), (P, Reason::Empty { before: 2 }));
+}
+
 #[test]
 fn guard_allows_a_first_run_into_an_empty_side() {
     let lib = listing(&[("a", e(1, 1))]);

@@ -96,8 +96,9 @@ pub fn settle(prev: Option<&State>, local: &Listing, share: &Listing, opts: &Pul
     })
 }
 
-/// Checks a pull plan before anything changes: an empty share while it had files at the last
-/// pull refuses, and so do more local deletions than `cap` allows out of the local files.
+/// Checks a pull plan before anything changes: an empty local copy or share while it had files
+/// at the last pull refuses, and so do more local deletions than `cap` allows out of the local
+/// files.
 pub fn guard(
     prev: Option<&State>,
     local: &Listing,
@@ -106,6 +107,16 @@ pub fn guard(
     cap: Cap,
 ) -> Result<(), Refusal> {
     let counts = plan.counts();
+    let before = prev.map_or(0, |s| s.library.len());
+    if local.is_empty() && before > 0 {
+        // An unmounted library disk: the share must not be fetched into its mount point.
+        return Err(Refusal {
+            side: Side::Library,
+            role: "library",
+            reason: Reason::Empty { before },
+            counts,
+        });
+    }
     let before = prev.map_or(0, |s| s.peer.len());
     if share.is_empty() && before > 0 {
         return Err(Refusal {

@@ -117,6 +117,18 @@ fn pull_guard_refuses_an_empty_share() {
     assert!(err.to_string().contains("share is empty"), "{err}");
 }
 
+// Regression: an unmounted library disk (an empty mount point) was a pull like any other, the
+// whole share fetched into the mount point.
+#[test]
+fn pull_guard_refuses_an_emptied_library() {
+    let prev = fetched(&[("a", e(1, 1)), ("b", e(2, 2))]);
+    let local = Listing::new();
+    let plan = pull(Some(&prev), &local, &prev.peer, &opts());
+    let err = guard(Some(&prev), &local, &prev.peer, &plan, Cap::Percent(100)).unwrap_err();
+    assert_eq!(err.side, Side::Library);
+    assert_eq!(err.reason, Reason::Empty { before: 2 });
+}
+
 #[test]
 fn pull_guard_caps_local_deletions() {
     let prev = fetched(&[("a", e(1, 1)), ("b", e(2, 2))]);

@@ -71,6 +71,9 @@ pub struct Summary {
     pub remote_failed: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// How the conflicts were settled: the library's version kept, the peer's, both.
+    #[serde(skip)]
+    pub conflict_winners: [usize; 3],
 }
 
 /// What a pull did (a dry run: would do).
@@ -145,45 +148,59 @@ impl From<Counts> for PullPlanned {
 }
 
 impl Summary {
-    /// `copied 2 to the library and 1 to the peer, …; 5 unchanged`, in the future tense for a
-    /// dry run, or the refusal with what it would have done.
+    /// What happened, only what did: `copied 2 to the peer; 1 conflict (the peer's version
+    /// kept); 5 unchanged`, `nothing to do: 7 files unchanged`, `would copy …` for a dry run,
+    /// or the refusal with what it would have done.
     pub fn counts(&self) -> String {
         if let Some(r) = &self.refused {
             let p = r.planned;
-            return format!(
-                "{}; it would copy {} to the library and {} to the peer, move {} on the library \
-                 and {} on the peer, delete {} on the library and {} on the peer; {} conflicts, \
-                 {} unchanged",
-                refused_words(self.dry_run),
-                p.to_library,
-                p.to_peer,
-                p.moved_library,
-                p.moved_peer,
-                p.deleted_library,
-                p.deleted_peer,
-                p.conflicts,
-                self.unchanged
+            let would = deeds(
+                &[
+                    (
+                        COPY,
+                        counted(&[(p.to_library, TO_LIB), (p.to_peer, TO_PEER)]),
+                    ),
+                    (
+                        MOVE,
+                        counted(&[(p.moved_library, ON_LIB), (p.moved_peer, ON_PEER)]),
+                    ),
+                    (
+                        DELETE,
+                        counted(&[(p.deleted_library, ON_LIB), (p.deleted_peer, ON_PEER)]),
+                    ),
+                ],
+                true,
             );
+            return refused_sentence(self.dry_run, would, p.conflicts);
         }
-        let [copy, moved, delete, back_up] = if self.dry_run {
-            ["would copy", "move", "delete", "back up"]
-        } else {
-            ["copied", "moved", "deleted", "backed up"]
-        };
-        format!(
-            "{copy} {} to the library and {} to the peer, {moved} {} on the library and {} on the \
-             peer, {delete} {} on the library and {} on the peer, {back_up} {}; {} conflicts; {} \
-             unchanged",
-            self.to_library,
-            self.to_peer,
-            self.moved_library,
-            self.moved_peer,
-            self.deleted_library,
-            self.deleted_peer,
-            self.backed_up,
-            self.conflicts,
-            self.unchanged
-        )
+        let did = deeds(
+            &[
+                (
+                    COPY,
+                    counted(&[(self.to_library, TO_LIB), (self.to_peer, TO_PEER)]),
+                ),
+                (
+                    MOVE,
+                    counted(&[(self.moved_library, ON_LIB), (self.moved_peer, ON_PEER)]),
+                ),
+                (
+                    DELETE,
+                    counted(&[(self.deleted_library, ON_LIB), (self.deleted_peer, ON_PEER)]),
+                ),
+                (BACK_UP, counted(&[(self.backed_up, "")])),
+            ],
+            self.dry_run,
+        );
+        let conflicts = (self.conflicts > 0).then(|| {
+            let [library, peer, both] = self.conflict_winners;
+            format!(
+                "{} ({})",
+                plural(self.conflicts, "conflict"),
+                kept(library, peer, both)
+            )
+        });
+        let clean = self.failed.is_empty() && !self.remote_failed && !self.interrupted;
+        sentence(did, conflicts, self.unchanged, clean)
     }
 
     fn count(&mut self, actions: &[Action]) {
@@ -202,35 +219,146 @@ impl Summary {
 }
 
 impl PullSummary {
+    /// What happened, only what did: `downloaded 2, deleted 1, backed up 1; 5 unchanged`,
+    /// `nothing to do: 7 files unchanged`, `would download …` for a dry run, or the refusal.
     pub fn counts(&self) -> String {
         if let Some(r) = &self.refused {
             let p = r.planned;
-            return format!(
-                "{}; it would download {}, move {}, delete {}; {} unchanged",
-                refused_words(self.dry_run),
-                p.downloaded,
-                p.moved,
-                p.deleted,
-                self.unchanged
+            let would = deeds(
+                &[
+                    (DOWNLOAD, counted(&[(p.downloaded, "")])),
+                    (MOVE, counted(&[(p.moved, "")])),
+                    (DELETE, counted(&[(p.deleted, "")])),
+                ],
+                true,
             );
+            return refused_sentence(self.dry_run, would, 0);
         }
-        let [download, moved, delete, back_up] = if self.dry_run {
-            ["would download", "move", "delete", "back up"]
-        } else {
-            ["downloaded", "moved", "deleted", "backed up"]
-        };
-        format!(
-            "{download} {}, {moved} {}, {delete} {}, {back_up} {}; {} unchanged",
-            self.downloaded, self.moved, self.deleted, self.backed_up, self.unchanged
-        )
+        let did = deeds(
+            &[
+                (DOWNLOAD, counted(&[(self.downloaded, "")])),
+                (MOVE, counted(&[(self.moved, "")])),
+                (DELETE, counted(&[(self.deleted, "")])),
+                (BACK_UP, counted(&[(self.backed_up, "")])),
+            ],
+            self.dry_run,
+        );
+        let clean = self.failed.is_empty() && !self.remote_failed && !self.interrupted;
+        sentence(did, None, self.unchanged, clean)
     }
 }
 
-fn refused_words(dry_run: bool) -> &'static str {
-    if dry_run {
+/// A verb of the summary, in the past and in the future (after "would").
+type Verb = [&'static str; 2];
+const COPY: Verb = ["copied", "copy"];
+const MOVE: Verb = ["moved", "move"];
+const DELETE: Verb = ["deleted", "delete"];
+const BACK_UP: Verb = ["backed up", "back up"];
+const DOWNLOAD: Verb = ["downloaded", "download"];
+const TO_LIB: &str = "to the library";
+const TO_PEER: &str = "to the peer";
+const ON_LIB: &str = "on the library";
+const ON_PEER: &str = "on the peer";
+
+/// `2 to the library and 1 to the peer` of the counts that are not 0; `None` if all are.
+fn counted(counts: &[(usize, &str)]) -> Option<String> {
+    let parts: Vec<String> = (counts.iter().filter(|(n, _)| *n > 0))
+        .map(|(n, place)| format!("{n} {place}").trim_end().to_owned())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" and "))
+}
+
+/// `copied 2 to the peer, deleted 1 on the library` (in the future: `would copy …, delete …`)
+/// of the clauses that counted something; `None` if none did.
+fn deeds(clauses: &[(Verb, Option<String>)], future: bool) -> Option<String> {
+    let done: Vec<String> = (clauses.iter())
+        .filter_map(|(verb, what)| {
+            let what = what.as_ref()?;
+            Some(format!("{} {what}", verb[usize::from(future)]))
+        })
+        .collect();
+    let joined = (!done.is_empty()).then(|| done.join(", "))?;
+    Some(if future {
+        format!("would {joined}")
+    } else {
+        joined
+    })
+}
+
+/// `1 conflict`, `2 conflicts`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Which versions the conflicts kept: `the peer's version kept`, `both versions kept`, or
+/// for a mix `the library's version kept for 2, the peer's for 1, both for 1`.
+fn kept(library: usize, peer: usize, both: usize) -> String {
+    let versions = |n: usize| if n == 1 { "version" } else { "versions" };
+    match (library, peer, both) {
+        (n, 0, 0) => format!("the library's {} kept", versions(n)),
+        (0, n, 0) => format!("the peer's {} kept", versions(n)),
+        (0, 0, _) => "both versions kept".to_owned(),
+        _ => {
+            let mut parts = Vec::new();
+            for (n, whose, first) in [
+                (library, "the library's", "the library's version"),
+                (peer, "the peer's", "the peer's version"),
+                (both, "both", "both versions"),
+            ] {
+                if n > 0 {
+                    parts.push(if parts.is_empty() {
+                        format!("{first} kept for {n}")
+                    } else {
+                        format!("{whose} for {n}")
+                    });
+                }
+            }
+            parts.join(", ")
+        }
+    }
+}
+
+/// The summary sentence: what was done, the conflicts, what was unchanged; `nothing to do: N
+/// files unchanged` when nothing was done and nothing went wrong (`clean`).
+fn sentence(
+    did: Option<String>,
+    conflicts: Option<String>,
+    unchanged: usize,
+    clean: bool,
+) -> String {
+    let mut parts: Vec<String> = did.into_iter().chain(conflicts).collect();
+    if parts.is_empty() {
+        return if clean {
+            format!("nothing to do: {} unchanged", plural(unchanged, "file"))
+        } else {
+            format!("nothing was changed; {unchanged} unchanged")
+        };
+    }
+    if unchanged > 0 {
+        parts.push(format!("{unchanged} unchanged"));
+    }
+    parts.join("; ")
+}
+
+/// A refused run's sentence, with what it would have done.
+fn refused_sentence(dry_run: bool, would: Option<String>, conflicts: usize) -> String {
+    let mut what: Vec<String> = would.into_iter().collect();
+    if conflicts > 0 {
+        what.push(plural(conflicts, "conflict"));
+    }
+    let head = if dry_run {
         "would be refused"
     } else {
         "refused, nothing was changed"
+    };
+    if what.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head} (it {})", what.join("; "))
     }
 }
 
@@ -285,6 +413,19 @@ fn plan_lines(plan: &Plan, backup: bool) -> Vec<String> {
         .collect()
 }
 
+/// How many of the plan's conflicts keep the library's version, the peer's, both.
+fn winners(plan: &Plan) -> [usize; 3] {
+    let mut winners = [0; 3];
+    for conflict in &plan.conflicts {
+        winners[match conflict.winner {
+            Some(Side::Library) => 0,
+            Some(Side::Peer) => 1,
+            None => 2,
+        }] += 1;
+    }
+    winners
+}
+
 /// The run's UTC date, `YYYY-MM-DD`, for keep-both names.
 fn today() -> String {
     // `.musync-backups/YYYY-MM-DDT…`: the backup folder's name starts with the date.
@@ -292,43 +433,121 @@ fn today() -> String {
     dir[crate::push::BACKUP_DIR.len() + 1..][..10].to_owned()
 }
 
-/// The guards that need no listing: the library is a folder (else exit 2), the peer neither
-/// is it nor lies inside or around it (exit 2).
-fn check_folders(library: &Path, peer: &str) -> anyhow::Result<()> {
-    if !library.is_dir() {
-        return Err(usage(anyhow::anyhow!(
-            "library {} is missing or not a folder; is the disk mounted? Nothing was changed",
-            library.display()
-        )));
-    }
-    crate::overlap::check(Some(library), None, Some(peer)).map_err(usage)
+/// The guard that needs no listing: the peer (`role`) neither is the library nor lies inside
+/// or around it (exit 2).
+fn check_folders(library: &Path, peer: &str, role: crate::overlap::Role) -> anyhow::Result<()> {
+    crate::overlap::check_side(library, peer, role).map_err(usage)
 }
 
-/// The library's lock (not for a dry run, which writes nothing).
+/// The library's lock, kept in its folder of the user's state `dir` so that nothing is written
+/// to the library before the guards ran. A dry run, which writes nothing, takes none; it says
+/// so if another run is writing, as its plan is then of the sides part-way through that run.
 fn take_lock(
+    dir: &Path,
     library: &Path,
     command: &str,
     dry_run: bool,
     wait: bool,
 ) -> anyhow::Result<Option<lock::Lock>> {
     if dry_run {
+        lock::note_writer_in(dir, "the library", library);
         return Ok(None);
     }
-    lock::take(library, command, wait).map(Some).map_err(|e| {
-        // The lock's message speaks of staging, which this is not.
-        match e.downcast::<lock::Busy>() {
-            Ok(busy) => stop(
-                Exit::Refused,
-                anyhow::anyhow!(
-                    "refused: library {} is in use by {}; run again when it ends, or with \
-                     --wait to wait for it. Nothing was changed",
-                    busy.staging,
-                    busy.holder
+    lock::take_in(dir, "library", library, command, wait)
+        .map(Some)
+        .map_err(|e| {
+            // The lock's message speaks of staging, which this is not.
+            match e.downcast::<lock::Busy>() {
+                Ok(busy) => stop(
+                    Exit::Refused,
+                    anyhow::anyhow!(
+                        "refused: library {} is in use by {}; run again when it ends, or with \
+                         --wait to wait for it. Nothing was changed",
+                        busy.staging,
+                        busy.holder
+                    ),
                 ),
-            ),
-            Err(e) => e,
-        }
-    })
+                Err(e) => e,
+            }
+        })
+}
+
+/// The library is a folder. If not: a refusal (exit 3) when it held files at the last run (an
+/// unmounted disk), else a usage error (exit 2).
+fn library_present(library: &Path, before: usize, kind: Kind) -> anyhow::Result<Option<String>> {
+    if library.is_dir() {
+        Ok(None)
+    } else if before > 0 {
+        Ok(Some(format!(
+            "refused: the library {} is missing but held {before} files at the last {}; is its \
+             disk mounted? Nothing was changed",
+            library.display(),
+            kind.name()
+        )))
+    } else {
+        Err(usage(anyhow::anyhow!(
+            "library {} is missing or not a folder; is the disk mounted? Nothing was changed",
+            library.display()
+        )))
+    }
+}
+
+/// Whether the peer's folder does not exist (asked only when it lists no file). On a first
+/// run (no file of it in the state) that is a usage error (exit 2): a typo must not become a
+/// new folder holding a copy of the library.
+fn peer_missing(
+    rclone: &Rclone,
+    peer: &str,
+    role: &str,
+    listed: &Listing,
+    before: usize,
+) -> anyhow::Result<bool> {
+    if !listed.is_empty() || rclone.folder(peer)?.is_some() {
+        return Ok(false);
+    }
+    if before == 0 {
+        let shown = rclone::redact(peer);
+        let make = if crate::overlap::local_remote(peer).is_some() {
+            "mkdir"
+        } else {
+            "rclone mkdir"
+        };
+        return Err(usage(anyhow::anyhow!(
+            "the {role} {shown} does not exist; create it first (`{make} {shown}`) if it is a \
+             new copy. Nothing was changed"
+        )));
+    }
+    Ok(true)
+}
+
+/// A guard's refusal in words: an empty side is named with its path and asks whether it is
+/// mounted.
+fn refusal_reason(
+    refusal: &plan::Refusal,
+    library: &Path,
+    peer: &str,
+    peer_missing: bool,
+    kind: Kind,
+) -> String {
+    let plan::Reason::Empty { before } = refusal.reason else {
+        return refusal.to_string();
+    };
+    match refusal.side {
+        Side::Library => format!(
+            "refused: the library {} is empty but held {before} files at the last {}; is its \
+             disk mounted? Nothing was changed",
+            library.display(),
+            kind.name()
+        ),
+        Side::Peer => format!(
+            "refused: the {} {} is {} but held {before} files at the last {}; is it mounted? \
+             Nothing was changed",
+            refusal.role,
+            rclone::redact(peer),
+            if peer_missing { "missing" } else { "empty" },
+            kind.name()
+        ),
+    }
 }
 
 /// Removes what a killed run left in the library's fetch folder: only library sync writes
@@ -429,13 +648,27 @@ fn list_after(
 /// `musync bisync`: unless it is a dry run, takes the library's lock for the run.
 pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let (library, peer) = (&settings.library, settings.peer.as_str());
-    check_folders(library, peer)?;
+    check_folders(library, peer, crate::overlap::Role::Peer)?;
     let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
-    let _lock = take_lock(library, "bisync", settings.dry_run, settings.wait)?;
+    let root = state::root()?;
+    let dir = state::library_dir(&root, library);
+    let _lock = take_lock(&dir, library, "bisync", settings.dry_run, settings.wait)?;
+    let prev = state::load(&root, library, Kind::Bisync, peer)?;
+    let before = |side: fn(&State) -> &Listing| prev.as_ref().map_or(0, |s| side(s).len());
+    if let Some(reason) = library_present(library, before(|s| &s.library), Kind::Bisync)? {
+        return Ok(Summary {
+            dry_run: settings.dry_run,
+            refused: Some(Refused {
+                reason,
+                planned: Planned::default(),
+            }),
+            ..Summary::default()
+        });
+    }
     remove_leftovers(library, settings.dry_run)?;
-    let prev = state::load(library, Kind::Bisync, peer)?;
     let want_hashes = settings.compare == Compare::Hash || settings.renames == Renames::Hash;
     let sides = list_sides(rclone, library, peer, &filter, prev.as_ref(), want_hashes)?;
+    let missing = peer_missing(rclone, peer, "peer", &sides.peer, before(|s| &s.peer))?;
     let (lib, remote, peer_hashes) = (&sides.library, &sides.peer, sides.peer_hashes);
     let mut opts = Options {
         compare: settings.compare,
@@ -462,13 +695,14 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
         dry_run: settings.dry_run,
         unchanged: plan.unchanged,
         conflicts: plan.conflicts.len(),
+        conflict_winners: winners(&plan),
         plan_lines: plan_lines(&plan, settings.backup),
         ..Summary::default()
     };
     if let Err(refusal) = plan::guard(prev.as_ref(), lib, remote, &plan, settings.max_delete) {
         summary.conflicts = 0;
         summary.refused = Some(Refused {
-            reason: refusal.to_string(),
+            reason: refusal_reason(&refusal, library, peer, missing, Kind::Bisync),
             planned: refusal.counts.into(),
         });
         return Ok(summary);
@@ -482,7 +716,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
         // Nothing to do: the listings are the sides as they are.
         let next = plan::settle(prev.as_ref(), lib, remote, &opts);
         if prev.as_ref() != Some(&next) {
-            state::save(library, Kind::Bisync, peer, &next)?;
+            state::save(&root, library, Kind::Bisync, peer, &next)?;
         }
         return Ok(summary);
     }
@@ -503,7 +737,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
             want_hashes && peer_hashes,
         )?;
         let next = plan::settle(prev.as_ref(), &lib_after, &peer_after, &opts);
-        state::save(library, Kind::Bisync, peer, &next)?;
+        state::save(&root, library, Kind::Bisync, peer, &next)?;
     }
     Ok(summary)
 }
@@ -559,12 +793,26 @@ fn carry_out(
 /// compared by hash where it gives MD5s (else by size and time), and renames found by hash.
 pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSummary> {
     let (library, from) = (&settings.library, settings.from.as_str());
-    check_folders(library, from)?;
+    check_folders(library, from, crate::overlap::Role::Share)?;
     let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
-    let _lock = take_lock(library, "pull", settings.dry_run, settings.wait)?;
+    let root = state::root()?;
+    let dir = state::library_dir(&root, library);
+    let _lock = take_lock(&dir, library, "pull", settings.dry_run, settings.wait)?;
+    let prev = state::load(&root, library, Kind::Pull, from)?;
+    let before = |side: fn(&State) -> &Listing| prev.as_ref().map_or(0, |s| side(s).len());
+    if let Some(reason) = library_present(library, before(|s| &s.library), Kind::Pull)? {
+        return Ok(PullSummary {
+            dry_run: settings.dry_run,
+            refused: Some(Refused {
+                reason,
+                planned: PullPlanned::default(),
+            }),
+            ..PullSummary::default()
+        });
+    }
     remove_leftovers(library, settings.dry_run)?;
-    let prev = state::load(library, Kind::Pull, from)?;
     let sides = list_sides(rclone, library, from, &filter, prev.as_ref(), true)?;
+    let missing = peer_missing(rclone, from, "share", &sides.peer, before(|s| &s.peer))?;
     let (local, share, hashed) = (&sides.library, &sides.peer, sides.peer_hashes);
     if !hashed {
         eprintln!(
@@ -593,7 +841,7 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
     };
     if let Err(refusal) = pull::guard(prev.as_ref(), local, share, &plan, settings.max_delete) {
         summary.refused = Some(Refused {
-            reason: refusal.to_string(),
+            reason: refusal_reason(&refusal, library, from, missing, Kind::Pull),
             planned: refusal.counts.into(),
         });
         return Ok(summary);
@@ -616,7 +864,7 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
     if plan.is_empty() {
         let next = pull::settle(prev.as_ref(), local, share, &opts);
         if prev.as_ref() != Some(&next) {
-            state::save(library, Kind::Pull, from, &next)?;
+            state::save(&root, library, Kind::Pull, from, &next)?;
         }
         return Ok(summary);
     }
@@ -637,7 +885,7 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
             hashed,
         )?;
         let next = pull::settle(prev.as_ref(), &local_after, &share_after, &opts);
-        state::save(library, Kind::Pull, from, &next)?;
+        state::save(&root, library, Kind::Pull, from, &next)?;
     }
     Ok(summary)
 }
@@ -672,6 +920,80 @@ mod tests {
             r"delete library: x\ny (backed up)"
         );
         assert_eq!(action_line(&delete, false), r"delete library: x\ny");
+    }
+
+    // Regression: the summary listed every zero ("moved 0 on the library and 0 on the peer, …")
+    // and said "1 conflicts".
+    #[test]
+    fn the_summary_says_only_what_happened() {
+        let s = Summary {
+            to_peer: 2,
+            conflicts: 1,
+            conflict_winners: [0, 1, 0],
+            unchanged: 5,
+            ..Summary::default()
+        };
+        assert_eq!(
+            s.counts(),
+            "copied 2 to the peer; 1 conflict (the peer's version kept); 5 unchanged"
+        );
+        let nothing = Summary {
+            unchanged: 7,
+            ..Summary::default()
+        };
+        assert_eq!(nothing.counts(), "nothing to do: 7 files unchanged");
+        let dry = Summary {
+            to_library: 1,
+            to_peer: 2,
+            deleted_library: 1,
+            backed_up: 1,
+            conflicts: 3,
+            conflict_winners: [2, 0, 1],
+            dry_run: true,
+            ..Summary::default()
+        };
+        assert_eq!(
+            dry.counts(),
+            "would copy 1 to the library and 2 to the peer, delete 1 on the library, back up 1; \
+             3 conflicts (the library's version kept for 2, both for 1)"
+        );
+        let failed = Summary {
+            unchanged: 1,
+            failed: vec![Failure::new("a", "no")],
+            ..Summary::default()
+        };
+        assert_eq!(failed.counts(), "nothing was changed; 1 unchanged");
+        let refused = Summary {
+            refused: Some(Refused {
+                reason: String::new(),
+                planned: Planned {
+                    deleted_library: 2,
+                    ..Planned::default()
+                },
+            }),
+            ..Summary::default()
+        };
+        assert_eq!(
+            refused.counts(),
+            "refused, nothing was changed (it would delete 2 on the library)"
+        );
+        let pull = PullSummary {
+            downloaded: 2,
+            deleted: 1,
+            backed_up: 1,
+            unchanged: 5,
+            ..PullSummary::default()
+        };
+        assert_eq!(
+            pull.counts(),
+            "downloaded 2, deleted 1, backed up 1; 5 unchanged"
+        );
+        let pull = PullSummary {
+            unchanged: 1,
+            dry_run: true,
+            ..PullSummary::default()
+        };
+        assert_eq!(pull.counts(), "nothing to do: 1 file unchanged");
     }
 
     #[test]

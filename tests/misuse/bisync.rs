@@ -338,14 +338,14 @@ fn a_missing_or_emptied_side_refuses_and_changes_nothing() {
         assert_eq!(pair.snapshot(Peer), peer, "{what}: library emptied");
         std::fs::rename(&lib_aside, pair.path(Lib, "A")).unwrap();
 
-        // An unmounted library disk: an empty mount point, without musync's records either,
-        // is a first run: the peer is merged into it and nothing deleted on the peer.
+        // An unmounted library disk: an empty mount point, without musync's records either
+        // (they live in the user's state folder), is refused too.
         let lib_aside = pair.env.dir.path().join("library (unmounted)");
         std::fs::rename(pair.root(Lib), &lib_aside).unwrap();
         std::fs::create_dir(pair.root(Lib)).unwrap();
-        let json = pair.bisync_json(&[], 0);
-        assert_eq!(count(&json, "deleted_peer"), 0, "{what}: {json}");
+        refused(&pair, &what, "library unmounted");
         assert_eq!(pair.snapshot(Peer), peer, "{what}: library unmounted");
+        assert_eq!(files(&pair.root(Lib)), Vec::<String>::new(), "{what}");
         std::fs::remove_dir_all(pair.root(Lib)).unwrap();
         std::fs::rename(&lib_aside, pair.root(Lib)).unwrap();
         assert_nothing_to_do(&pair.bisync_json(&[], 0), &what);
