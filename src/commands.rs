@@ -21,8 +21,7 @@ use crate::pipeline::{self, Output};
 use crate::report::{self, Exit, Stopped, usage};
 use crate::settings::Overrides;
 use crate::{
-    fsutil, init, interrupt, lock, manifest, manual, push, rclone, status, subsonic, summary,
-    verify,
+    fsutil, init, interrupt, lock, manual, push, rclone, status, subsonic, summary, verify,
 };
 
 /// Runs the parsed command line's subcommand.
@@ -236,7 +235,9 @@ fn libsync_rclone(
     dry_run: bool,
     quiet: bool,
 ) -> anyhow::Result<(rclone::Rclone, Option<indicatif::ProgressBar>)> {
-    let cache = manifest::state_dir(library).join("rclone-version");
+    // The version cache sits with the pair's state, never in the library.
+    let cache = crate::libsync::state::root()
+        .map(|root| crate::libsync::state::library_dir(&root, library).join("rclone-version"))?;
     let rclone = rclone::Rclone::find(
         Some(&cache),
         !dry_run && cache.parent().is_some_and(std::path::Path::is_dir),
