@@ -384,6 +384,7 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
         tag::run_after(&settings, seen)?
     };
     let manifest = seen.into_manifest();
+    release_freed_memory();
     let pushed = if converted.refused.is_none() && !interrupt::interrupted() {
         Some(push_with_progress(
             &push_settings,
@@ -427,4 +428,16 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
         Exit::Ok => Exit::files(converted.failed.len() + tagged.failed.len()),
         other => other,
     })
+}
+
+/// Hands the memory freed so far back to the system: what convert and tag let go of (the scan,
+/// the fingerprints, staging's sets, the plan) lies mostly in the arenas of the walk's threads,
+/// which the push (on this thread) cannot reuse; without this a no-op `sync` on a large library
+/// keeps it all while the push lists the remote.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of glibc's heaps; it touches no live block.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
