@@ -96,19 +96,9 @@ impl Selection {
         exclude: &[String],
         native_mp3: bool,
     ) -> anyhow::Result<Selection> {
-        let set = |globs: &[String]| -> anyhow::Result<Option<GlobSet>> {
-            if globs.is_empty() {
-                return Ok(None);
-            }
-            let mut set = GlobSetBuilder::new();
-            for g in globs {
-                set.add(Glob::new(g).with_context(|| format!("`{g}` is not a glob"))?);
-            }
-            Ok(Some(set.build()?))
-        };
         Ok(Selection {
-            include: set(include)?,
-            exclude: set(exclude)?,
+            include: glob_set(include)?,
+            exclude: glob_set(exclude)?,
             native_mp3,
         })
     }
@@ -125,8 +115,20 @@ impl Selection {
     }
 }
 
+/// The `--include`/`--exclude` globs as one set, `None` when there are none.
+pub fn glob_set(globs: &[String]) -> anyhow::Result<Option<GlobSet>> {
+    if globs.is_empty() {
+        return Ok(None);
+    }
+    let mut set = GlobSetBuilder::new();
+    for g in globs {
+        set.add(Glob::new(g).with_context(|| format!("`{g}` is not a glob"))?);
+    }
+    Ok(Some(set.build()?))
+}
+
 /// `rel` or one of its folders matches.
-fn matches(set: &GlobSet, rel: &str) -> bool {
+pub fn matches(set: &GlobSet, rel: &str) -> bool {
     set.is_match(rel) || rel.match_indices('/').any(|(i, _)| set.is_match(&rel[..i]))
 }
 

@@ -7,12 +7,13 @@
 use std::path::Path;
 
 use anyhow::Context;
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use rayon::prelude::*;
 
 use super::{Entry, Listing, RESERVED};
 use crate::rclone::{self, Rclone, RcloneError};
 use crate::report::escape_controls;
+use crate::scan::{glob_set, matches};
 
 /// Which files of a side take part: not in a reserved folder, selected by `--include` (a path
 /// or one of its folders matches; all when none is given), and not left out by `--exclude`
@@ -25,19 +26,9 @@ pub struct Filter {
 
 impl Filter {
     pub fn new(include: &[String], exclude: &[String]) -> anyhow::Result<Filter> {
-        let set = |globs: &[String]| -> anyhow::Result<Option<GlobSet>> {
-            if globs.is_empty() {
-                return Ok(None);
-            }
-            let mut set = GlobSetBuilder::new();
-            for g in globs {
-                set.add(Glob::new(g).with_context(|| format!("`{g}` is not a glob"))?);
-            }
-            Ok(Some(set.build()?))
-        };
         Ok(Filter {
-            include: set(include)?,
-            exclude: set(exclude)?,
+            include: glob_set(include)?,
+            exclude: glob_set(exclude)?,
         })
     }
 
@@ -58,11 +49,6 @@ impl Filter {
 fn reserved(rel: &str) -> bool {
     let top = rel.split('/').next().unwrap_or(rel);
     RESERVED.contains(&top)
-}
-
-/// `rel` or one of its folders matches.
-fn matches(set: &GlobSet, rel: &str) -> bool {
-    set.is_match(rel) || rel.match_indices('/').any(|(i, _)| set.is_match(&rel[..i]))
 }
 
 /// Every regular file of the library that `filter` keeps. Symbolic links, names that are not
