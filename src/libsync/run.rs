@@ -645,30 +645,82 @@ fn list_after(
     Ok((sides.library, sides.peer))
 }
 
+/// What bisync and pull do first, in this order: refuse overlapping folders and bad globs,
+/// take the library's lock, load the pair's previous listings, refuse an emptied or missing
+/// library that held files, and remove a killed run's leftovers.
+struct Start {
+    root: std::path::PathBuf,
+    filter: Filter,
+    prev: Option<State>,
+    _lock: Option<lock::Lock>,
+}
+
+impl Start {
+    /// Files the previous run saw on the peer (or share).
+    fn peer_before(&self) -> usize {
+        self.prev.as_ref().map_or(0, |s| s.peer.len())
+    }
+}
+
+/// `Ok(Err(reason))`: the library guard refused the run.
+fn start(
+    kind: Kind,
+    library: &Path,
+    other: &str,
+    role: crate::overlap::Role,
+    (include, exclude): (&[String], &[String]),
+    dry_run: bool,
+    wait: bool,
+) -> anyhow::Result<Result<Start, String>> {
+    check_folders(library, other, role)?;
+    let filter = Filter::new(include, exclude).map_err(usage)?;
+    let root = state::root()?;
+    let dir = state::library_dir(&root, library);
+    let lock = take_lock(&dir, library, kind.name(), dry_run, wait)?;
+    let prev = state::load(&root, library, kind, other)?;
+    let before = prev.as_ref().map_or(0, |s| s.library.len());
+    if let Some(reason) = library_present(library, before, kind)? {
+        return Ok(Err(reason));
+    }
+    remove_leftovers(library, dry_run)?;
+    Ok(Ok(Start {
+        root,
+        filter,
+        prev,
+        _lock: lock,
+    }))
+}
+
 /// `musync bisync`: unless it is a dry run, takes the library's lock for the run.
 pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     let (library, peer) = (&settings.library, settings.peer.as_str());
-    check_folders(library, peer, crate::overlap::Role::Peer)?;
-    let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
-    let root = state::root()?;
-    let dir = state::library_dir(&root, library);
-    let _lock = take_lock(&dir, library, "bisync", settings.dry_run, settings.wait)?;
-    let prev = state::load(&root, library, Kind::Bisync, peer)?;
-    let before = |side: fn(&State) -> &Listing| prev.as_ref().map_or(0, |s| side(s).len());
-    if let Some(reason) = library_present(library, before(|s| &s.library), Kind::Bisync)? {
-        return Ok(Summary {
-            dry_run: settings.dry_run,
-            refused: Some(Refused {
-                reason,
-                planned: Planned::default(),
-            }),
-            ..Summary::default()
-        });
-    }
-    remove_leftovers(library, settings.dry_run)?;
+    let globs = (&settings.include[..], &settings.exclude[..]);
+    let role = crate::overlap::Role::Peer;
+    let start = match start(
+        Kind::Bisync,
+        library,
+        peer,
+        role,
+        globs,
+        settings.dry_run,
+        settings.wait,
+    )? {
+        Ok(start) => start,
+        Err(reason) => {
+            return Ok(Summary {
+                dry_run: settings.dry_run,
+                refused: Some(Refused {
+                    reason,
+                    planned: Planned::default(),
+                }),
+                ..Summary::default()
+            });
+        }
+    };
+    let (root, filter, prev) = (&start.root, &start.filter, &start.prev);
     let want_hashes = settings.compare == Compare::Hash || settings.renames == Renames::Hash;
-    let sides = list_sides(rclone, library, peer, &filter, prev.as_ref(), want_hashes)?;
-    let missing = peer_missing(rclone, peer, "peer", &sides.peer, before(|s| &s.peer))?;
+    let sides = list_sides(rclone, library, peer, filter, prev.as_ref(), want_hashes)?;
+    let missing = peer_missing(rclone, peer, "peer", &sides.peer, start.peer_before())?;
     let (lib, remote, peer_hashes) = (&sides.library, &sides.peer, sides.peer_hashes);
     let mut opts = Options {
         compare: settings.compare,
@@ -716,7 +768,7 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
         // Nothing to do: the listings are the sides as they are.
         let next = plan::settle(prev.as_ref(), lib, remote, &opts);
         if prev.as_ref() != Some(&next) {
-            state::save(&root, library, Kind::Bisync, peer, &next)?;
+            state::save(root, library, Kind::Bisync, peer, &next)?;
         }
         return Ok(summary);
     }
@@ -731,13 +783,13 @@ pub fn bisync(settings: &BisyncSettings, rclone: &Rclone) -> anyhow::Result<Summ
             rclone,
             library,
             peer,
-            &filter,
+            filter,
             (lib, remote),
             &outcome.done,
             want_hashes && peer_hashes,
         )?;
         let next = plan::settle(prev.as_ref(), &lib_after, &peer_after, &opts);
-        state::save(&root, library, Kind::Bisync, peer, &next)?;
+        state::save(root, library, Kind::Bisync, peer, &next)?;
     }
     Ok(summary)
 }
@@ -793,26 +845,32 @@ fn carry_out(
 /// compared by hash where it gives MD5s (else by size and time), and renames found by hash.
 pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSummary> {
     let (library, from) = (&settings.library, settings.from.as_str());
-    check_folders(library, from, crate::overlap::Role::Share)?;
-    let filter = Filter::new(&settings.include, &settings.exclude).map_err(usage)?;
-    let root = state::root()?;
-    let dir = state::library_dir(&root, library);
-    let _lock = take_lock(&dir, library, "pull", settings.dry_run, settings.wait)?;
-    let prev = state::load(&root, library, Kind::Pull, from)?;
-    let before = |side: fn(&State) -> &Listing| prev.as_ref().map_or(0, |s| side(s).len());
-    if let Some(reason) = library_present(library, before(|s| &s.library), Kind::Pull)? {
-        return Ok(PullSummary {
-            dry_run: settings.dry_run,
-            refused: Some(Refused {
-                reason,
-                planned: PullPlanned::default(),
-            }),
-            ..PullSummary::default()
-        });
-    }
-    remove_leftovers(library, settings.dry_run)?;
-    let sides = list_sides(rclone, library, from, &filter, prev.as_ref(), true)?;
-    let missing = peer_missing(rclone, from, "share", &sides.peer, before(|s| &s.peer))?;
+    let globs = (&settings.include[..], &settings.exclude[..]);
+    let role = crate::overlap::Role::Share;
+    let start = match start(
+        Kind::Pull,
+        library,
+        from,
+        role,
+        globs,
+        settings.dry_run,
+        settings.wait,
+    )? {
+        Ok(start) => start,
+        Err(reason) => {
+            return Ok(PullSummary {
+                dry_run: settings.dry_run,
+                refused: Some(Refused {
+                    reason,
+                    planned: PullPlanned::default(),
+                }),
+                ..PullSummary::default()
+            });
+        }
+    };
+    let (root, filter, prev) = (&start.root, &start.filter, &start.prev);
+    let sides = list_sides(rclone, library, from, filter, prev.as_ref(), true)?;
+    let missing = peer_missing(rclone, from, "share", &sides.peer, start.peer_before())?;
     let (local, share, hashed) = (&sides.library, &sides.peer, sides.peer_hashes);
     if !hashed {
         eprintln!(
@@ -864,7 +922,7 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
     if plan.is_empty() {
         let next = pull::settle(prev.as_ref(), local, share, &opts);
         if prev.as_ref() != Some(&next) {
-            state::save(&root, library, Kind::Pull, from, &next)?;
+            state::save(root, library, Kind::Pull, from, &next)?;
         }
         return Ok(summary);
     }
@@ -879,13 +937,13 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
             rclone,
             library,
             from,
-            &filter,
+            filter,
             (local, share),
             &outcome.done,
             hashed,
         )?;
         let next = pull::settle(prev.as_ref(), &local_after, &share_after, &opts);
-        state::save(&root, library, Kind::Pull, from, &next)?;
+        state::save(root, library, Kind::Pull, from, &next)?;
     }
     Ok(summary)
 }
