@@ -354,10 +354,12 @@ impl Library<'_> {
             7 if !flacs.is_empty() => {
                 let flac = rng.pick(&flacs);
                 let stem = flac.strip_suffix(".flac").unwrap();
-                if rng.chance(0.3) {
+                let (album, name) = stem.rsplit_once('/').unwrap();
+                let twin = format!("{album}/{}.flac", name.to_uppercase());
+                // Never onto itself (a twin's twin): that empties the file, a source gone bad,
+                // whose MP3 an incremental run rightly keeps and a fresh one cannot make.
+                if rng.chance(0.3) && twin != **flac {
                     // A copy whose name differs only in case: one file on a Windows share.
-                    let (album, name) = stem.rsplit_once('/').unwrap();
-                    let twin = format!("{album}/{}.flac", name.to_uppercase());
                     fs::copy(self.env.lib(flac), self.env.lib(&twin)).unwrap();
                     return format!("copy {flac} to {twin}");
                 }
