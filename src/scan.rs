@@ -135,7 +135,12 @@ pub fn matches(set: &GlobSet, rel: &str) -> bool {
 /// Walk `library`. Fails as a whole only when the library itself cannot be read. The folders
 /// are read in parallel; what is found is put in the order a depth-first walk meets it, so the
 /// errors are listed as a sequential walk lists them.
-pub fn scan(library: &Path, selection: &Selection) -> anyhow::Result<Scan> {
+/// `pool`: a `walk_pool`, whose threads' stacks hold the deepest library.
+pub fn scan(
+    library: &Path,
+    selection: &Selection,
+    pool: &rayon::ThreadPool,
+) -> anyhow::Result<Scan> {
     let root = fs::canonicalize(library)
         .with_context(|| format!("library {} cannot be opened", library.display()))?;
     let meta = fs::metadata(&root)
@@ -151,11 +156,6 @@ pub fn scan(library: &Path, selection: &Selection) -> anyhow::Result<Scan> {
         id: (meta.dev(), meta.ino()),
         parent: None,
     };
-    // The walk recurses once per folder level: a path of 4096 bytes can nest 2,000 folders.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .stack_size(WALK_STACK)
-        .build()
-        .context("starting the library walk")?;
     let found = pool.install(|| walker.folder(&root, &top));
     let mut scan = Scan::default();
     let mut cover_rank: BTreeMap<String, (usize, String)> = BTreeMap::new();
@@ -178,6 +178,15 @@ pub fn scan(library: &Path, selection: &Selection) -> anyhow::Result<Scan> {
     }
     scan.sources.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(scan)
+}
+
+/// The threads of a walk that recurses once per folder level: a path of 4096 bytes can nest
+/// 2,000 folders. One pool walks the library and staging side by side: a pool each would put
+/// twice as many threads as cores on the walks.
+pub fn walk_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .stack_size(WALK_STACK)
+        .build()
 }
 
 /// What the walk finds, entry by entry.
@@ -386,10 +395,17 @@ fn inside(root: &Path, path: &Path) -> bool {
     fs::canonicalize(path).is_ok_and(|p| p.starts_with(root))
 }
 
-fn relative_utf8(root: &Path, path: &Path) -> Option<String> {
-    let rel = path.strip_prefix(root).ok()?;
-    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
-    Some(parts?.join("/"))
+/// The path of `path` under `root` with `/` between names, if it is UTF-8. A walk builds its
+/// paths by joining names to `root`, so this is the text after root's.
+pub fn relative_utf8(root: &Path, path: &Path) -> Option<String> {
+    let (root, path) = (root.to_str()?, path.to_str()?);
+    let rel = path.strip_prefix(root)?;
+    let rel = if root.ends_with('/') {
+        rel
+    } else {
+        rel.strip_prefix('/')?
+    };
+    Some(rel.to_string())
 }
 
 fn display_rel(root: &Path, path: &Path) -> String {
@@ -417,6 +433,19 @@ mod tests {
     }
 
     #[test]
+    fn a_walked_path_is_made_relative_to_any_spelling_of_its_root() {
+        for root in ["/", "/music", "/music/", "staging", "staging/", "./s"] {
+            let path = Path::new(root).join("A b").join("c.flac");
+            let rel = relative_utf8(Path::new(root), &path);
+            assert_eq!(rel.as_deref(), Some("A b/c.flac"), "{root}");
+        }
+        assert_eq!(
+            relative_utf8(Path::new("/music"), Path::new("/musical/x")),
+            None
+        );
+    }
+
+    #[test]
     fn parent_of_root_file_is_empty() {
         assert_eq!(parent_of("song.flac"), "");
         assert_eq!(parent_of("a/b/song.flac"), "a/b");
@@ -428,7 +457,7 @@ mod tests {
         let lib = dir.path();
         std::os::unix::fs::symlink("self.flac", lib.join("self.flac")).unwrap();
         std::os::unix::fs::symlink("gone.flac", lib.join("dangling.flac")).unwrap();
-        let scan = scan(lib, &Selection::default()).unwrap();
+        let scan = scan(lib, &Selection::default(), &walk_pool().unwrap()).unwrap();
         let errors: BTreeMap<&str, &str> = scan
             .errors
             .iter()
@@ -454,7 +483,7 @@ mod tests {
         let deep = lib.join("d/".repeat(room / 2));
         fs::create_dir_all(&deep).unwrap();
         fs::write(deep.join("s.flac"), b"x").unwrap();
-        let scan = scan(&lib, &Selection::default()).unwrap();
+        let scan = scan(&lib, &Selection::default(), &walk_pool().unwrap()).unwrap();
         assert_eq!(scan.sources.len(), 1, "{:?}", scan.errors);
         assert!(scan.errors.is_empty(), "{:?}", scan.errors);
     }
@@ -467,7 +496,7 @@ mod tests {
         fs::write(lib.join("a/b/1.flac"), b"x").unwrap();
         std::os::unix::fs::symlink("../../a", lib.join("a/b/up")).unwrap();
         std::os::unix::fs::symlink("b", lib.join("a/side")).unwrap();
-        let scan = scan(lib, &Selection::default()).unwrap();
+        let scan = scan(lib, &Selection::default(), &walk_pool().unwrap()).unwrap();
         let errors: Vec<(&str, &str)> = (scan.errors.iter())
             .map(|f| (f.path.as_str(), f.error.as_str()))
             .collect();
@@ -493,7 +522,7 @@ mod tests {
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(p, b"x").unwrap();
         }
-        let scan = scan(lib, &Selection::default()).unwrap();
+        let scan = scan(lib, &Selection::default(), &walk_pool().unwrap()).unwrap();
         let rels: Vec<_> = scan.sources.iter().map(|s| s.rel.as_str()).collect();
         assert_eq!(rels, ["b/1.FLAC", "b/2.flac", "b/x.mp3"]);
         assert_eq!(scan.sources[2].kind, SourceKind::Mp3);

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -127,15 +128,18 @@ pub fn again(settings: &ConvertSettings, seen: Seen) -> anyhow::Result<Facts> {
 
 /// Walk the library and staging and load the manifest, side by side; then fingerprint.
 fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
-    let ((scan, walked), manifest) = rayon::join(
-        || {
-            rayon::join(
-                || scan::scan(&settings.library, &settings.selection),
-                || walk_staging(&settings.staging),
-            )
-        },
-        || manifest::load(&settings.staging),
-    );
+    let pool = scan::walk_pool().context("starting the walk of the library and staging")?;
+    let ((scan, walked), manifest) = pool.install(|| {
+        rayon::join(
+            || {
+                rayon::join(
+                    || scan::scan(&settings.library, &settings.selection, &pool),
+                    || walk_staging(&settings.staging, &pool),
+                )
+            },
+            || manifest::load(&settings.staging),
+        )
+    });
     let mut scan = scan?;
     let manifest = manifest?;
     tracing::debug!(
@@ -178,29 +182,71 @@ fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
 type Present = FxHashMap<String, Option<Stamp>>;
 
 /// The files under staging (musync's own folder left out), relative, with their stamps (taken
-/// in the walk, so that checking them needs no second pass), and the temporary files.
-fn walk_staging(staging: &Path) -> (Present, Vec<PathBuf>) {
+/// in the walk, so that checking them needs no second pass), and the temporary files. Folders
+/// are read in parallel on `pool` (a `scan::walk_pool`); symbolic links are not followed (a
+/// staged file is a regular file).
+fn walk_staging(staging: &Path, pool: &rayon::ThreadPool) -> (Present, Vec<PathBuf>) {
+    let found = pool.install(|| walk_staged(staging, staging));
     let mut present = FxHashMap::default();
+    present.reserve(found.len());
     let mut temps = Vec::new();
-    let mut walk = walkdir::WalkDir::new(staging).into_iter();
-    // An unreadable folder only hides files; the executor checks each target again before it
-    // writes, so a hidden user file is never overwritten.
-    while let Some(entry) = walk.next() {
-        let Ok(entry) = entry else { continue };
-        let name = entry.file_name().to_string_lossy();
-        if entry.depth() == 1 && name == manifest::STATE_DIR {
-            walk.skip_current_dir();
-        } else if entry.file_type().is_file() && name.starts_with(fsutil::TEMP_PREFIX) {
-            temps.push(entry.into_path());
-        } else if entry.file_type().is_file()
-            && let Ok(rel) = entry.path().strip_prefix(staging)
-            && let Some(rel) = rel.to_str()
-        {
-            let stamp = entry.metadata().ok().map(|m| Stamp::of_metadata(&m));
-            present.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"), stamp);
+    for staged in found {
+        match staged {
+            Staged::File(rel, stamp) => {
+                present.insert(rel, stamp);
+            }
+            Staged::Temp(path) => temps.push(path),
         }
     }
     (present, temps)
+}
+
+/// A file of staging, as the walk finds it.
+enum Staged {
+    /// Relative path and stamp (`None` when it could not be read).
+    File(String, Option<Stamp>),
+    /// A temporary file a killed run left.
+    Temp(PathBuf),
+}
+
+/// The files under `dir`, its subfolders read in parallel. An unreadable folder only hides
+/// files: the executor checks each target again before it writes, so a hidden user file is
+/// never overwritten.
+fn walk_staged(root: &Path, dir: &Path) -> Vec<Staged> {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut folders = Vec::new();
+    for entry in listing.flatten() {
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        let name = entry.file_name();
+        if dir == root && name == manifest::STATE_DIR {
+            continue;
+        }
+        let path = entry.path();
+        if file_type.is_dir() {
+            folders.push(path);
+            continue;
+        }
+        if !file_type.is_file() {
+            continue;
+        }
+        if name.to_string_lossy().starts_with(fsutil::TEMP_PREFIX) {
+            found.push(Staged::Temp(path));
+        } else if let Some(rel) = scan::relative_utf8(root, &path) {
+            // Read beside the folder's listing (fstatat), not by the whole path again.
+            let stamp = entry.metadata().ok().map(|m| Stamp::of_metadata(&m));
+            found.push(Staged::File(rel, stamp));
+        }
+    }
+    let inside: Vec<Vec<Staged>> = (folders.par_iter())
+        .map(|folder| walk_staged(root, folder))
+        .collect();
+    found.extend(inside.into_iter().flatten());
+    found
 }
 
 /// Which recorded outputs no longer hold what musync wrote. An output whose size and mtime
@@ -370,7 +416,6 @@ fn folder_covers(
 /// An image's fingerprint (`image ` + the sha256 of its bytes) and what its staged name depends
 /// on: `<mime> <width>x<height>` (the size only read from the header).
 fn cover_facts(path: &Path) -> anyhow::Result<(String, String)> {
-    use anyhow::Context;
     use sha2::{Digest, Sha256};
     let cover = metadata::load_cover(path)?;
     let (w, h) = image::ImageReader::new(std::io::Cursor::new(&cover.data))
