@@ -479,9 +479,10 @@ fn library_present(library: &Path, before: usize, kind: Kind) -> anyhow::Result<
         Ok(None)
     } else if before > 0 {
         Ok(Some(format!(
-            "refused: the library {} is missing but held {before} files at the last {}; is its \
-             disk mounted? Nothing was changed",
+            "refused: the library {} is missing but held {} at the last {}; is its disk \
+             mounted? Nothing was changed",
             library.display(),
+            plural(before, "file"),
             kind.name()
         )))
     } else {
@@ -534,17 +535,19 @@ fn refusal_reason(
     };
     match refusal.side {
         Side::Library => format!(
-            "refused: the library {} is empty but held {before} files at the last {}; is its \
-             disk mounted? Nothing was changed",
+            "refused: the library {} is empty but held {} at the last {}; is its disk \
+             mounted? Nothing was changed",
             library.display(),
+            plural(before, "file"),
             kind.name()
         ),
         Side::Peer => format!(
-            "refused: the {} {} is {} but held {before} files at the last {}; is it mounted? \
-             Nothing was changed",
+            "refused: the {} {} is {} but held {} at the last {}; is it mounted? Nothing was \
+             changed",
             refusal.role,
             rclone::redact(peer),
             if peer_missing { "missing" } else { "empty" },
+            plural(before, "file"),
             kind.name()
         ),
     }
@@ -951,6 +954,21 @@ pub fn pull(settings: &PullSettings, rclone: &Rclone) -> anyhow::Result<PullSumm
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_file_held_before_is_one_file() {
+        let missing = Path::new("/nonexistent/musync-library");
+        let said = library_present(missing, 1, Kind::Bisync).unwrap().unwrap();
+        assert!(
+            said.contains("is missing but held 1 file at the last bisync"),
+            "{said}"
+        );
+        let said = library_present(missing, 2, Kind::Pull).unwrap().unwrap();
+        assert!(
+            said.contains("is missing but held 2 files at the last pull"),
+            "{said}"
+        );
+    }
 
     #[test]
     fn each_action_has_one_line_as_the_issue_words_it() {
