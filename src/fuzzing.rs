@@ -117,8 +117,17 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// The input is `rclone lsjson` output.
+/// The input is `rclone lsjson` output. It is also read as the push reads it, as it grows, in
+/// pieces of as many bytes as the first byte says, and must read the same.
 pub fn rclone_listing(data: &[u8]) {
+    let whole = crate::rclone::parse_links_listing(data).map_err(|e| e.to_string());
+    let cut = usize::from(data.first().copied().unwrap_or(1));
+    let pieces = crate::rclone::parse_links_listing_in_pieces(data, cut);
+    assert_eq!(
+        pieces.map_err(|e| e.to_string()),
+        whole,
+        "a listing read in pieces of {cut} bytes reads otherwise than whole"
+    );
     match crate::rclone::parse_listing(data) {
         Ok(files) => all_safe(files.keys()),
         Err(e) => {
