@@ -73,8 +73,11 @@ fn binary_manifest_input(snapshot: &[u8], journal: &[u8]) -> Vec<u8> {
 }
 
 pub fn push_state(data: &[u8]) {
-    let path = Path::new("state.json");
-    let Ok(state) = State::parse(path, data) else {
+    let path = Path::new("state.bin");
+    // A binary state gets the right checksum, so that mutations reach the decoder.
+    let mut data = data.to_vec();
+    State::seal(&mut data);
+    let Ok(state) = State::parse(path, &data) else {
         return;
     };
     all_safe(state.files.keys().chain(state.pending.keys()));
@@ -403,8 +406,11 @@ mod tests {
         let saved = walkdir::WalkDir::new(dir.path())
             .into_iter()
             .map(Result::unwrap)
-            .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .find(|e| e.path().extension().is_some_and(|x| x == "bin"))
             .unwrap();
-        vec![("push_state", "mid-push", fs::read(saved.path()).unwrap())]
+        vec![
+            ("push_state", "mid-push", fs::read(saved.path()).unwrap()),
+            ("push_state", "mid-push-json", state.to_json()),
+        ]
     }
 }

@@ -584,7 +584,9 @@ fn push(
         if !settings.dry_run && complete && state.complete_for.as_ref() != Some(&fingerprint) {
             state.complete_for = Some(fingerprint);
             state.save(staging)?;
-        } else if !settings.dry_run && adopted_times {
+        } else if !settings.dry_run
+            && (adopted_times || State::saved_as_json(staging, &settings.remote))
+        {
             state.save(staging)?;
         }
         return Ok(summary);
