@@ -238,8 +238,11 @@ impl Rclone {
     pub fn listing(&self, remote: &str) -> Result<Listing, RcloneError> {
         let flags = ["-R", "--files-only", "--links", "--no-mimetype"];
         let mut streamed = Streamed::default();
-        match self.lsjson_with(&flags, remote, |json| streamed.feed(json))? {
-            Some(json) => streamed.finish(&json),
+        match self.lsjson_with(&flags, remote, |more| streamed.feed(more))? {
+            Some(output) => streamed.finish(|| {
+                let mut json = Vec::new();
+                read_more(&output, &mut json).map(|_| json)
+            }),
             None => Ok(Listing::default()),
         }
     }
@@ -552,30 +555,36 @@ impl Rclone {
 
     /// The JSON `lsjson` prints for `target`; `None` when it does not exist.
     fn lsjson(&self, flags: &[&str], target: &str) -> Result<Option<Vec<u8>>, RcloneError> {
-        self.lsjson_with(flags, target, |_| ())
+        let mut json = Vec::new();
+        let output = self.lsjson_with(flags, target, |more| json.extend_from_slice(more))?;
+        Ok(output.map(|_| json))
     }
 
-    /// `lsjson`, handing `so_far` the output as it grows while rclone runs (every few
-    /// milliseconds, when it grew), so that it can be parsed while rclone lists.
+    /// `lsjson`, handing `more` what rclone wrote since the last call: every few milliseconds
+    /// while it runs (so that it is parsed while rclone lists, and not held whole), then the
+    /// rest. `None` when `target` does not exist, else the file that holds the whole output.
     fn lsjson_with(
         &self,
         flags: &[&str],
         target: &str,
-        mut so_far: impl FnMut(&[u8]),
-    ) -> Result<Option<Vec<u8>>, RcloneError> {
+        mut more: impl FnMut(&[u8]),
+    ) -> Result<Option<std::fs::File>, RcloneError> {
         let ok = [EXIT_DIR_NOT_FOUND];
         // Into a file, not a pipe: rclone writes each entry with a syscall of its own, and a
         // pipe would wake musync for every one (about 15% of a no-op push).
         let listing = tempfile::tempfile()?;
         let stdout = listing.try_clone()?;
-        let mut json = Vec::new();
+        let (mut read, mut chunk) = (0, Vec::new());
         let output = std::thread::scope(|s| {
             let rclone =
                 s.spawn(|| self.run("lsjson", flags, None, &[target.as_ref()], &ok, Some(stdout)));
             while !rclone.is_finished() {
-                match read_more(&listing, &mut json) {
+                match read_at(&listing, read, &mut chunk) {
                     Ok(0) | Err(_) => std::thread::sleep(POLL_OUTPUT),
-                    Ok(_) => so_far(&json),
+                    Ok(n) => {
+                        read += n;
+                        more(&chunk);
+                    }
                 }
             }
             rclone.join().expect("the rclone thread does not panic")
@@ -583,8 +592,10 @@ impl Rclone {
         if output.status.code() == Some(EXIT_DIR_NOT_FOUND) {
             return Ok(None);
         }
-        read_more(&listing, &mut json)?;
-        Ok(Some(json))
+        if read_at(&listing, read, &mut chunk)? > 0 {
+            more(&chunk);
+        }
+        Ok(Some(listing))
     }
 
     /// Runs `rclone OP FLAGS [--files-from-raw=LIST] EXTRA_FLAGS -- ARGS`, where LIST is a temp
@@ -706,12 +717,8 @@ pub fn parse_links_listing(json: &[u8]) -> Result<Listing, RcloneError> {
 #[doc(hidden)]
 pub fn parse_links_listing_in_pieces(json: &[u8], cut: usize) -> Result<Listing, RcloneError> {
     let mut streamed = Streamed::default();
-    let mut end = 0;
-    while end < json.len() {
-        end = (end + cut.max(1)).min(json.len());
-        streamed.feed(&json[..end]);
-    }
-    streamed.finish(json)
+    json.chunks(cut.max(1)).for_each(|more| streamed.feed(more));
+    streamed.finish(|| Ok(json.to_vec()))
 }
 
 /// The entries of a listing read so far.
@@ -758,8 +765,8 @@ impl Found {
 #[derive(Default)]
 struct Streamed {
     found: Found,
-    /// Where the next line starts in the output.
-    at: usize,
+    /// The start of a line, the rest of which rclone has not written yet.
+    partial: Vec<u8>,
     next: Expect,
 }
 
@@ -781,19 +788,23 @@ enum Expect {
 }
 
 impl Streamed {
-    /// Reads the whole lines of `json` (the output so far) not read yet.
-    fn feed(&mut self, json: &[u8]) {
-        let Some(end) = json[self.at..].iter().rposition(|&b| b == b'\n') else {
+    /// Reads the lines `more` (what rclone wrote next) ends, and keeps the start of the next.
+    fn feed(&mut self, more: &[u8]) {
+        if self.next == Expect::Other {
+            return;
+        }
+        self.partial.extend_from_slice(more);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
             return;
         };
-        let end = self.at + end + 1;
-        for line in json[self.at..end].split(|&b| b == b'\n') {
+        let text = std::mem::take(&mut self.partial);
+        for line in text[..end].split(|&b| b == b'\n') {
             if self.next == Expect::Other {
-                break;
+                return;
             }
             self.line(line);
         }
-        self.at = end;
+        self.partial = text[end + 1..].to_vec();
     }
 
     fn line(&mut self, line: &[u8]) {
@@ -826,16 +837,20 @@ impl Streamed {
         };
     }
 
-    /// The listing, from the whole output (`json`, which the lines read so far began).
-    fn finish(mut self, json: &[u8]) -> Result<Listing, RcloneError> {
-        self.feed(json);
+    /// The listing, once all of the output was fed; `whole` reads all of it again, for a parse
+    /// of the whole when it is not of rclone's shape.
+    fn finish(
+        mut self,
+        whole: impl FnOnce() -> io::Result<Vec<u8>>,
+    ) -> Result<Listing, RcloneError> {
         if self.next != Expect::Other {
-            self.line(&json[self.at..]);
+            let last = std::mem::take(&mut self.partial);
+            self.line(&last);
         }
         if self.next == Expect::End {
             Ok(self.found.into_listing())
         } else {
-            parse_links_listing(json)
+            parse_links_listing(&whole()?)
         }
     }
 }
@@ -916,16 +931,27 @@ fn list_file(files: &[String]) -> Result<tempfile::NamedTempFile, RcloneError> {
     Ok(list)
 }
 
+/// What `file` holds past `at`, into `chunk` (emptied first); how many bytes.
+fn read_at(file: &std::fs::File, at: usize, chunk: &mut Vec<u8>) -> io::Result<usize> {
+    chunk.clear();
+    read_more_from(file, at, chunk)
+}
+
 /// Appends to `into` what `file` holds past `into.len()`, read at that offset (the file's own
 /// offset is where rclone writes); how many bytes.
 fn read_more(file: &std::fs::File, into: &mut Vec<u8>) -> io::Result<usize> {
+    read_more_from(file, 0, into)
+}
+
+/// `read_more`, with `into` holding what lies past `skipped` bytes of the file.
+fn read_more_from(file: &std::fs::File, skipped: usize, into: &mut Vec<u8>) -> io::Result<usize> {
     use std::os::unix::fs::FileExt;
-    const CHUNK: usize = 1 << 20;
+    const CHUNK: usize = 1 << 18;
     let mut total = 0;
     loop {
         let start = into.len();
         into.resize(start + CHUNK, 0);
-        let read = file.read_at(&mut into[start..], start as u64);
+        let read = file.read_at(&mut into[start..], (skipped + start) as u64);
         into.truncate(start + *read.as_ref().unwrap_or(&0));
         match read {
             Ok(0) => return Ok(total),
