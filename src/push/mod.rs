@@ -352,8 +352,34 @@ pub fn run_with(
     rclone: &Rclone,
     manifest: Option<&manifest::Manifest>,
 ) -> anyhow::Result<Summary> {
+    run_listed(settings, rclone, manifest, None)
+}
+
+/// The remote's listing, started before the push (by `sync`, so that rclone lists while convert
+/// and tag scan; the remote is written by the push alone), for the push to use. Its outcome,
+/// an error too, is the push's to report: dropped unused, it is never reported.
+pub struct EarlyListing(std::thread::JoinHandle<Result<rclone::Listing, rclone::RcloneError>>);
+
+impl EarlyListing {
+    pub fn start(rclone: &Rclone, remote: &str) -> EarlyListing {
+        let (rclone, remote) = (rclone.clone(), remote.to_owned());
+        EarlyListing(std::thread::spawn(move || rclone.listing(&remote)))
+    }
+
+    fn wait(self) -> Result<rclone::Listing, rclone::RcloneError> {
+        self.0.join().expect("the listing thread does not panic")
+    }
+}
+
+/// `run_with`, with the remote's listing started already (`None`: listed now).
+pub fn run_listed(
+    settings: &PushSettings,
+    rclone: &Rclone,
+    manifest: Option<&manifest::Manifest>,
+    listing: Option<EarlyListing>,
+) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
-    let s = push(settings, rclone, manifest)?;
+    let s = push(settings, rclone, manifest, listing)?;
     tracing::info!(
         target: report::LOG_ONLY,
         "push: uploaded {} ({} bytes), moved {}, deleted {}, backed up {}, restored {}, \
@@ -379,11 +405,15 @@ fn push(
     settings: &PushSettings,
     rclone: &Rclone,
     preloaded: Option<&manifest::Manifest>,
+    early: Option<EarlyListing>,
 ) -> anyhow::Result<Summary> {
     let staging = &settings.staging;
     // The listing (rclone's time) and the local bookkeeping (ours) overlap.
     let (listing, local) = std::thread::scope(|s| {
-        let listing = s.spawn(|| rclone.listing(&settings.remote));
+        let listing = s.spawn(|| match early {
+            Some(early) => early.wait(),
+            None => rclone.listing(&settings.remote),
+        });
         let local = local_side(staging, &settings.remote, preloaded);
         (
             listing.join().expect("the listing thread does not panic"),
