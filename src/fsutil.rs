@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
+
+use crate::digest::Digest;
 
 /// Every temporary file musync makes starts with this, so a later run can find and remove
 /// the ones a killed run left behind.
@@ -124,8 +126,15 @@ impl Stamp {
     }
 }
 
-/// sha256 of a whole file, as lowercase hex, read in 64 KiB blocks.
-pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+/// Frees `value` on a thread of its own, so that the tens of milliseconds a large library's
+/// bookkeeping takes to free are not spent before a command can exit.
+pub fn free_in_background<T: Send + 'static>(value: T) {
+    // Should the thread not start, the value is freed here, as it would have been.
+    let _ = std::thread::Builder::new().spawn(move || drop(value));
+}
+
+/// sha256 of a whole file, read in 64 KiB blocks.
+pub fn sha256_file(path: &Path) -> anyhow::Result<Digest> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0; 1 << 16];
@@ -138,18 +147,10 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(Digest::sha256(hasher.finalize().into()))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
+pub use crate::digest::hex;
 
 /// Remove the temporary files an interrupted run left under `root`; returns how many.
 pub fn remove_stale_temps(root: &Path) -> usize {

@@ -329,8 +329,8 @@ mod tests {
                 size: 345_678,
                 mtime_ns: -5,
             },
-            output_hash: "a".repeat(64),
-            retag_from: Some("b".repeat(64)),
+            output_hash: "a".repeat(64).into(),
+            retag_from: Some("b".repeat(64).into()),
             own_genre: vec!["Bebop".into()],
             genre: vec!["Jazz".into()],
         };

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod convert;
+pub mod digest;
 pub mod fsutil;
 pub mod fuzzing;
 pub mod genre;

@@ -13,10 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Digest;
 use crate::fsutil::{self, Stamp};
 use crate::relpath;
 use crate::scan::SourceKind;
@@ -35,21 +37,21 @@ pub struct Record {
     pub kind: SourceKind,
     pub stamp: Stamp,
     /// sha256 over the source's audio packets only: unchanged by tag edits.
-    pub audio_hash: String,
+    pub audio_hash: Digest,
     /// sha256 of the source's tags and embedded cover.
-    pub tag_hash: String,
-    /// The encoder settings the output was made with.
-    pub encoder: String,
+    pub tag_hash: Digest,
+    /// The encoder settings the output was made with (one text, shared by the records).
+    pub encoder: Arc<str>,
     /// Everything the staged tags were derived from (source tags, folder cover, ID3 version).
-    pub tag_key: String,
+    pub tag_key: Digest,
     /// Staging-relative path of the output.
     pub output: String,
     pub output_stamp: Stamp,
-    pub output_hash: String,
+    pub output_hash: Digest,
     /// The output's hash before its last tag rewrite: a file still holding it has the right
     /// audio and only needs its tags written again (the rewrite was journaled, then killed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retag_from: Option<String>,
+    pub retag_from: Option<Digest>,
     /// The source's own genre values, and the genre the staged file was given.
     #[serde(default)]
     pub own_genre: Vec<String>,
@@ -588,7 +590,7 @@ mod tests {
         m.apply(Change::Settings(MirrorSettings::default()));
         for i in 0..n {
             let mut r = record(&format!("A/{i:03}.flac"), &format!("A/{i:03}.mp3"));
-            r.audio_hash = format!("{i:064x}");
+            r.audio_hash = format!("{i:064x}").into();
             m.apply(Change::Put(r));
         }
         m
@@ -682,10 +684,10 @@ mod tests {
                 let mut r = record(&source, &output);
                 r.stamp = Stamp { size, mtime_ns: mtime };
                 r.output_stamp = Stamp { size: osize, mtime_ns: omtime };
-                r.audio_hash = hash.clone();
-                r.output_hash = hash.to_uppercase();
-                r.retag_from = retag;
-                r.encoder = genres.concat();
+                r.audio_hash = hash.as_str().into();
+                r.output_hash = hash.to_uppercase().into();
+                r.retag_from = retag.map(Into::into);
+                r.encoder = genres.concat().into();
                 r.own_genre = genres.clone();
                 r.genre = genres.into_iter().rev().collect();
                 m.apply(Change::Put(r));
@@ -824,8 +826,8 @@ mod measure {
         );
         let name = format!("{folder}/{:02} - Track", i % 10);
         let hash = |salt: &str| {
-            use sha2::Digest;
-            fsutil::hex(&sha2::Sha256::digest(format!("{salt}{i}")))
+            use sha2::Digest as _;
+            Digest::sha256(sha2::Sha256::digest(format!("{salt}{i}")).into())
         };
         Record {
             source: format!("{name}.flac"),

@@ -49,7 +49,7 @@ pub struct Source {
 
 #[derive(Debug, Default)]
 pub struct Scan {
-    /// Sorted by `rel`.
+    /// Sorted by `rel`. Convert moves them into its fingerprints (`Wanted`), leaving this empty.
     pub sources: Vec<Source>,
     /// Folder (relative, "" for the root) → the image to embed when a track has no cover.
     pub covers: BTreeMap<String, (String, Stamp)>,

@@ -221,7 +221,8 @@ pub fn run(settings: &VerifySettings, rclone: Option<&Rclone>) -> anyhow::Result
             }
             let path = staging.join(rel);
             if !settings.checksum {
-                return fsutil::sha256_file(&path).map_err(|e| format!("{e:#}"));
+                return (fsutil::sha256_file(&path).map(|d| d.to_string()))
+                    .map_err(|e| format!("{e:#}"));
             }
             let (sha256, md5) = sha256_md5_file(&path).map_err(|e| format!("{e:#}"))?;
             let mut both = both.lock().expect("no hashing thread panics holding it");
@@ -319,9 +320,9 @@ fn compare_content(
 }
 
 /// Each staged output's path and sha256.
-fn outputs(manifest: &manifest::Manifest) -> BTreeMap<&str, &str> {
+fn outputs(manifest: &manifest::Manifest) -> BTreeMap<&str, String> {
     (manifest.records.values())
-        .map(|r| (r.output.as_str(), r.output_hash.as_str()))
+        .map(|r| (r.output.as_str(), r.output_hash.to_string()))
         .collect()
 }
 
@@ -354,7 +355,7 @@ fn settle(
             // A file moved or removed between the listing and its hashing.
             .chain(staged.unreadable.drain(..).map(|f| f.path))
             .collect();
-        let expected: BTreeMap<&str, &str> = outputs(&manifest)
+        let expected: BTreeMap<&str, String> = outputs(&manifest)
             .into_iter()
             .filter(|(p, _)| suspects.contains(*p))
             .collect();
@@ -407,8 +408,8 @@ fn staged_files(staging: &Path) -> (BTreeSet<String>, Vec<Failure>) {
 
 /// Compare the staged files with the manifest's outputs (path → sha256), hashing each output
 /// present with `hash`, in parallel on the current rayon pool.
-fn compare_staged(
-    expected: &BTreeMap<&str, &str>,
+fn compare_staged<S: AsRef<str> + Sync>(
+    expected: &BTreeMap<&str, S>,
     present: &BTreeSet<String>,
     hash: impl Fn(&str) -> Result<String, String> + Sync,
 ) -> Check<String> {
@@ -423,7 +424,7 @@ fn compare_staged(
     let found: Vec<(&str, &str, Result<String, String>)> = expected
         .par_iter()
         .filter(|(path, _)| present.contains(**path))
-        .map(|(path, want)| (*path, *want, hash(path)))
+        .map(|(path, want)| (*path, want.as_ref(), hash(path)))
         .collect();
     check.missing = (expected.keys())
         .filter(|p| !present.contains(**p))
@@ -643,7 +644,7 @@ mod tests {
         let path = dir.path().join("a");
         std::fs::write(&path, b"hi\n").unwrap();
         let (sha256, md5) = sha256_md5_file(&path).unwrap();
-        assert_eq!(sha256, fsutil::sha256_file(&path).unwrap());
+        assert_eq!(sha256, fsutil::sha256_file(&path).unwrap().to_string());
         assert_eq!(md5, "764efa883dda1e11db47671c4a3bbd9e");
     }
 }

@@ -420,7 +420,7 @@ impl Source {
             ));
         }
         Ok(Finished {
-            hash: crate::fsutil::hex(&self.hasher.finalize()),
+            hash: crate::digest::Digest::sha256(self.hasher.finalize().into()),
             frames: self.frames,
             warnings: self.warnings,
         })
@@ -429,7 +429,7 @@ impl Source {
 
 /// What a whole read of a source gave.
 pub(super) struct Finished {
-    pub(super) hash: String,
+    pub(super) hash: crate::digest::Digest,
     pub(super) frames: u64,
     /// One line per defect read through (see [`super::flac_quirks`]).
     pub(super) warnings: Vec<String>,

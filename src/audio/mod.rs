@@ -112,8 +112,8 @@ impl From<Quality> for String {
     }
 }
 
-/// sha256 over the audio packets only (no metadata), as lowercase hex.
-pub type AudioHash = String;
+/// sha256 over the audio packets only (no metadata).
+pub type AudioHash = crate::digest::Digest;
 
 /// What one transcode did.
 #[derive(Clone, Debug)]

@@ -5,18 +5,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use super::plan::{self, Plan, Staging, Wanted};
 use super::{ConvertSettings, Resolved, cover_output, encoder_key, folder_cover, tag_key};
 use crate::audio;
+use crate::digest::Digest;
 use crate::fsutil::{self, Stamp};
 use crate::interrupt;
 use crate::manifest::{self, Manifest, Record};
 use crate::metadata;
 use crate::report::Failure;
-use crate::scan::{self, Scan};
+use crate::scan::{self, Scan, SourceKind};
 use crate::settings::MirrorSettings;
 
 /// What a run looked at: the library scan, the manifest (as the run left it), the settings in
@@ -133,7 +136,7 @@ fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
         },
         || manifest::load(&settings.staging),
     );
-    let scan = scan?;
+    let mut scan = scan?;
     let manifest = manifest?;
     tracing::debug!(
         "scanned the library ({} sources) and loaded the manifest ({} records)",
@@ -147,9 +150,10 @@ fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
     };
     let (present, temps) = walked;
     let staging = check_staging(&settings.staging, &manifest, present);
-    let (mut wanted, mut failures) = fingerprint(settings, &resolved, &scan, &manifest);
+    let (mut wanted, mut failures) = fingerprint(settings, &resolved, &mut scan, &manifest);
     if resolved.mirror.folder_art {
         let (covers, bad) = folder_covers(settings, &resolved, &scan, &manifest, &wanted);
+        wanted.reserve_exact(covers.len());
         wanted.extend(covers);
         failures.extend(bad);
     }
@@ -171,12 +175,12 @@ fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
 }
 
 /// Staged files (relative path → stamp, `None` when it could not be read).
-type Present = BTreeMap<String, Option<Stamp>>;
+type Present = FxHashMap<String, Option<Stamp>>;
 
 /// The files under staging (musync's own folder left out), relative, with their stamps (taken
 /// in the walk, so that checking them needs no second pass), and the temporary files.
 fn walk_staging(staging: &Path) -> (Present, Vec<PathBuf>) {
-    let mut present = BTreeMap::new();
+    let mut present = FxHashMap::default();
     let mut temps = Vec::new();
     let mut walk = walkdir::WalkDir::new(staging).into_iter();
     // An unreadable folder only hides files; the executor checks each target again before it
@@ -232,18 +236,27 @@ fn check_output(staging: &Path, r: &Record, stamp: Option<Stamp>) -> Option<(Str
 }
 
 /// Fingerprint every source: reused from the manifest when path, size and mtime are unchanged,
-/// otherwise read (audio packets and tags, never decoded), in parallel.
+/// otherwise read (audio packets and tags, never decoded), in parallel. The sources move into
+/// their fingerprints (the scan keeps its covers).
 fn fingerprint(
     settings: &ConvertSettings,
     resolved: &Resolved,
-    scan: &Scan,
+    scan: &mut Scan,
     manifest: &Manifest,
 ) -> (Vec<Wanted>, Vec<Failure>) {
-    let results: Vec<Result<Wanted, Failure>> = scan
-        .sources
-        .par_iter()
+    let sources = std::mem::take(&mut scan.sources);
+    let scan = &*scan;
+    // See `plan::plan`'s `records`.
+    let records: FxHashMap<&str, &Record> = (manifest.records.iter())
+        .map(|(s, r)| (s.as_str(), r))
+        .collect();
+    let quality = resolved.mirror.quality;
+    let encoders: [Arc<str>; 2] =
+        [SourceKind::Lossless, SourceKind::Mp3].map(|k| encoder_key(k, quality).into());
+    let results: Vec<Result<Wanted, Failure>> = sources
+        .into_par_iter()
         .map(|s| {
-            let (audio_hash, tag_hash, own_genre) = match manifest.records.get(&s.rel) {
+            let (audio_hash, tag_hash, own_genre) = match records.get(s.rel.as_str()) {
                 Some(r) if r.stamp == s.stamp && r.kind == s.kind => (
                     r.audio_hash.clone(),
                     r.tag_hash.clone(),
@@ -271,8 +284,12 @@ fn fingerprint(
                     folder_cover(scan, &resolved.rules, &s.rel),
                     &resolved.mirror,
                 ),
-                encoder: encoder_key(s.kind, resolved.mirror.quality),
-                rel: s.rel.clone(),
+                encoder: match s.kind {
+                    SourceKind::Lossless => encoders[0].clone(),
+                    SourceKind::Mp3 => encoders[1].clone(),
+                    SourceKind::Cover => encoder_key(s.kind, quality).into(),
+                },
+                rel: s.rel,
                 kind: s.kind,
                 stamp: s.stamp,
                 audio_hash,
@@ -283,14 +300,11 @@ fn fingerprint(
             })
         })
         .collect();
-    let mut wanted = Vec::new();
+    // Into the results' own memory (collected in place): no second copy of 100,000 sources.
     let mut failures = Vec::new();
-    for r in results {
-        match r {
-            Ok(w) => wanted.push(w),
-            Err(f) => failures.push(f),
-        }
-    }
+    let wanted = (results.into_iter())
+        .filter_map(|r| r.map_err(|f| failures.push(f)).ok())
+        .collect();
     (wanted, failures)
 }
 
@@ -324,7 +338,7 @@ fn folder_covers(
         let (hash, facts) = match known {
             Some(r) => (r.audio_hash.clone(), r.tag_hash.clone()),
             None => match cover_facts(&settings.library.join(rel)) {
-                Ok(got) => got,
+                Ok((hash, facts)) => (hash.into(), facts.into()),
                 Err(e) => {
                     failures.push(Failure::from_error(rel, &e));
                     continue;
@@ -333,18 +347,19 @@ fn folder_covers(
         };
         let max = resolved.mirror.art_max_size;
         wanted.push(Wanted {
-            output: Some(cover_output(rel, &facts, max)),
+            output: Some(cover_output(rel, &facts.to_string(), max)),
             rel: rel.to_string(),
             kind: scan::SourceKind::Cover,
             stamp,
             audio_hash: hash,
             tag_hash: facts,
-            tag_key: String::new(),
+            tag_key: Digest::default(),
             // The bytes depend on the size limit: a new limit remakes the file.
             encoder: format!(
                 "{}; max {max}",
                 encoder_key(scan::SourceKind::Cover, resolved.mirror.quality)
-            ),
+            )
+            .into(),
             own_genre: Vec::new(),
             genre: Vec::new(),
         });

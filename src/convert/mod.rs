@@ -9,12 +9,15 @@ pub mod plan;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::audio::Quality;
+use crate::digest::Digest;
 use crate::fsutil::{self, Stamp};
 use crate::genre::GenreRules;
 use crate::manifest::Manifest;
@@ -132,24 +135,37 @@ pub fn folder_cover<'s>(
 /// folder cover, the ID3 version and the cover size limit. The one definition both `convert` and
 /// `tag` use.
 pub fn tag_key(
-    tag_hash: &str,
+    tag_hash: &Digest,
     genre: &[String],
     cover: Option<&(String, Stamp)>,
     mirror: &MirrorSettings,
-) -> String {
-    let id3 = mirror.id3;
-    let mut h = Sha256::new();
-    h.update(tag_hash.as_bytes());
-    h.update(format!("\0tags {TAG_REVISION}\0art {}", mirror.art_max_size).as_bytes());
-    h.update(format!("\0{id3:?}\0{genre:?}\0").as_bytes());
-    if let Some((path, stamp)) = cover {
-        h.update(format!("{path}\0{}\0{}", stamp.size, stamp.mtime_ns).as_bytes());
+) -> Digest {
+    use std::fmt::Write as _;
+    /// Formats straight into the hash: this runs for every source on every run.
+    struct Hashing(Sha256);
+    impl std::fmt::Write for Hashing {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.update(s.as_bytes());
+            Ok(())
+        }
     }
-    fsutil::hex(&h.finalize())
+    let id3 = mirror.id3;
+    let mut h = Hashing(Sha256::new());
+    // As text: the key of every staged file stays what it was when hashes were held as text.
+    let _ = write!(h, "{tag_hash}");
+    let _ = write!(h, "\0tags {TAG_REVISION}\0art {}", mirror.art_max_size);
+    let _ = write!(h, "\0{id3:?}\0{genre:?}\0");
+    if let Some((path, stamp)) = cover {
+        let _ = write!(h, "{path}\0{}\0{}", stamp.size, stamp.mtime_ns);
+    }
+    Digest::sha256(h.0.finalize().into())
 }
 
 pub fn run(settings: &ConvertSettings) -> anyhow::Result<Summary> {
-    run_after(settings, None).map(|(summary, _)| summary)
+    run_after(settings, None).map(|(summary, seen)| {
+        fsutil::free_in_background(seen);
+        summary
+    })
 }
 
 /// `run`, planned from what the stage before it in the same `sync` saw (`None`: looked at
@@ -178,7 +194,7 @@ pub fn run_after(
         log_summary(settings.mode, &summary, started.elapsed());
         return Ok((summary, seen));
     }
-    let sources: BTreeMap<&str, &Wanted> =
+    let sources: FxHashMap<&str, &Wanted> =
         (seen.wanted.iter()).map(|w| (w.rel.as_str(), w)).collect();
     let touched = touched(&plan.actions, &seen.manifest);
     let manifest = std::mem::take(&mut seen.manifest);
@@ -265,7 +281,7 @@ fn planned(settings: &ConvertSettings, seen: Option<Seen>) -> anyhow::Result<(Fa
 
 /// The summary of the facts' plan, cut down to what `mode` does.
 fn summary_of(mode: Mode, facts: &mut Facts) -> Summary {
-    let sources: BTreeMap<&str, &Wanted> = (facts.seen.wanted.iter())
+    let sources: FxHashMap<&str, &Wanted> = (facts.seen.wanted.iter())
         .map(|w| (w.rel.as_str(), w))
         .collect();
     summarise(
@@ -328,7 +344,7 @@ pub fn preview(settings: &ConvertSettings) -> anyhow::Result<(Summary, Summary, 
         mut failures,
         mut plan,
     } = gather(settings)?;
-    let sources: BTreeMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
+    let sources: FxHashMap<&str, &Wanted> = wanted.iter().map(|w| (w.rel.as_str(), w)).collect();
     let mut tag_plan = Plan {
         actions: plan.actions.clone(),
         unchanged: plan.unchanged,
@@ -358,7 +374,7 @@ fn summarise(
     plan: &mut Plan,
     failures: &mut Vec<Failure>,
     manifest: &Manifest,
-    sources: &BTreeMap<&str, &Wanted>,
+    sources: &FxHashMap<&str, &Wanted>,
 ) -> Summary {
     let mut summary = Summary::default();
     if mode == Mode::TagOnly {
@@ -413,7 +429,7 @@ fn only_tags(plan: &mut Plan, failures: &mut Vec<Failure>) -> usize {
 fn genre_change(
     action: &Action,
     manifest: &Manifest,
-    sources: &BTreeMap<&str, &Wanted>,
+    sources: &FxHashMap<&str, &Wanted>,
 ) -> Option<String> {
     let Action::Retag { source, output } = action else {
         return None;
@@ -443,25 +459,25 @@ fn genre_change(
 
 /// Refuse to delete when the library looks unmounted or has lost most of its files.
 fn guard(plan: &Plan, manifest: &Manifest, wanted: &[Wanted], force: bool) -> Option<String> {
-    // A source whose audio is still in the library was moved, not lost: with a new quality its
-    // output cannot just be renamed, so the plan removes and converts it again.
-    let audio: BTreeSet<&str> = wanted.iter().map(|w| w.audio_hash.as_str()).collect();
     // Folder covers are not music: turning `--folder-art` off removes them all, rightly.
     let music = |r: &&crate::manifest::Record| r.kind != SourceKind::Cover;
-    let removals = plan
-        .actions
-        .iter()
-        .filter(|a| match a {
+    let removed: Vec<&crate::manifest::Record> = (plan.actions.iter())
+        .filter_map(|a| match a {
             Action::Remove {
                 source: Some(source),
                 ..
-            } => manifest
-                .records
-                .get(source)
-                .filter(music)
-                .is_some_and(|r| !audio.contains(r.audio_hash.as_str())),
-            _ => false,
+            } => manifest.records.get(source).filter(music),
+            _ => None,
         })
+        .collect();
+    if force || removed.is_empty() {
+        return None;
+    }
+    // A source whose audio is still in the library was moved, not lost: with a new quality its
+    // output cannot just be renamed, so the plan removes and converts it again.
+    let audio: BTreeSet<&Digest> = wanted.iter().map(|w| &w.audio_hash).collect();
+    let removals = (removed.iter())
+        .filter(|r| !audio.contains(&r.audio_hash))
         .count();
     let records = manifest.records.values().filter(music).count();
     if force || removals == 0 {
@@ -526,7 +542,7 @@ fn predict(
         .map(|r| {
             let output = Output {
                 size: r.output_stamp.size,
-                hash: r.output_hash.clone(),
+                hash: r.output_hash.to_string(),
                 estimated: false,
             };
             (r.output.clone(), output)
@@ -590,13 +606,13 @@ mod predict_tests {
                 size: 1000,
                 mtime_ns: 0,
             },
-            audio_hash: String::new(),
-            tag_hash: String::new(),
-            encoder: String::new(),
-            tag_key: String::new(),
+            audio_hash: Digest::default(),
+            tag_hash: Digest::default(),
+            encoder: "".into(),
+            tag_key: Digest::default(),
             output: output.into(),
             output_stamp: Stamp { size, mtime_ns: 0 },
-            output_hash: format!("hash of {output}"),
+            output_hash: format!("hash of {output}").into(),
             retag_from: None,
             own_genre: vec![],
             genre: vec![],
@@ -674,6 +690,31 @@ mod predict_tests {
 mod tests {
     use super::*;
     use crate::genre::{DISC_PATTERN, GenreFrom, Policy};
+
+    /// The tag key is the sha256 of the same text it was when hashes were held as text (values
+    /// worked out apart, with Python's hashlib): a changed key would retag every staged file.
+    #[test]
+    fn the_tag_key_is_what_it_was_when_hashes_were_text() {
+        let mirror = MirrorSettings::default();
+        let cover = (
+            "Jazz/A/cover.jpg".to_string(),
+            Stamp {
+                size: 1234,
+                mtime_ns: -5,
+            },
+        );
+        let genre = ["Jazz".to_string(), "Bebop".to_string()];
+        let key = tag_key(&"ab".repeat(32).into(), &genre, Some(&cover), &mirror);
+        assert_eq!(
+            key.to_string(),
+            "31aa84d099b560064b43a7cd7d1359044a19e3ec4bd876eb54bd208fda3544aa"
+        );
+        let key = tag_key(&"image 00ff".into(), &[], None, &mirror);
+        assert_eq!(
+            key.to_string(),
+            "0eac03d35a9a211d6489c0355c95f3981e37c572915745f5fc8a61ca3c6f644b"
+        );
+    }
 
     #[test]
     fn a_folder_cover_is_a_png_only_when_its_bytes_stay_a_png() {

@@ -3,7 +3,11 @@
 //! like the planner it serves.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::hash::Hasher as _;
 
+use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHasher};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::report::Failure;
@@ -30,16 +34,44 @@ pub fn output_path(source: &str) -> String {
 pub(super) fn assign_outputs<'a>(
     sources: impl IntoIterator<Item = (&'a str, SourceKind)>,
     failures: &mut Vec<Failure>,
-) -> BTreeMap<&'a str, String> {
+) -> FxHashMap<&'a str, String> {
+    assign_with(sources, failures, hash_key)
+}
+
+/// `assign_outputs`, with the hash of remote keys given (a test makes every key's the same).
+fn assign_with<'a>(
+    sources: impl IntoIterator<Item = (&'a str, SourceKind)>,
+    failures: &mut Vec<Failure>,
+    hash_key: fn(&[u8]) -> u64,
+) -> FxHashMap<&'a str, String> {
     let mut order: Vec<(&str, SourceKind)> = sources.into_iter().collect();
     order.sort_by_key(|&(rel, kind)| (kind != SourceKind::Lossless, rel));
-    // Remote key → (the source that has it, its output as written).
-    let mut taken: BTreeMap<String, (&str, String)> = BTreeMap::new();
-    let mut outputs = BTreeMap::new();
-    for (rel, _) in order {
-        let output = output_path(rel);
-        let key = remote_key(&output);
-        if let Some((first, theirs)) = taken.get(&key) {
+    // Each source's output and the hash of its remote key, on every core: a key itself is only
+    // built where two hashes meet, so a large library builds almost none.
+    let named: Vec<(&str, String, u64)> = (order.par_iter())
+        .map(|&(rel, _)| {
+            let output = output_path(rel);
+            let hash = key_hash(&output, hash_key);
+            (rel, output, hash)
+        })
+        .collect();
+    // The sources that got their output, in `order`; where in it the first holder of each
+    // key's hash is, and, for the rare key whose hash another key has, of the key itself.
+    let mut won: Vec<(&str, String, u64)> = Vec::with_capacity(named.len());
+    let mut taken: FxHashMap<u64, usize> = FxHashMap::default();
+    taken.reserve(named.len());
+    let mut exact: FxHashMap<String, usize> = FxHashMap::default();
+    for (rel, output, hash) in named {
+        let holder = taken.get(&hash).and_then(|&i| {
+            let key = remote_key(&output);
+            if remote_key(&won[i].1) == key {
+                Some(i)
+            } else {
+                exact.get(&key).copied()
+            }
+        });
+        if let Some(i) = holder {
+            let (first, theirs, _) = &won[i];
             let why = if *theirs == output {
                 format!(
                     "its MP3 {output} would collide with the one made from {first}; rename one \
@@ -61,34 +93,83 @@ pub(super) fn assign_outputs<'a>(
             failures.push(Failure::new(rel, why));
             continue;
         }
-        taken.insert(key, (rel, output.clone()));
-        outputs.insert(rel, output);
+        match taken.entry(hash) {
+            Entry::Occupied(_) => {
+                exact.insert(remote_key(&output), won.len());
+            }
+            Entry::Vacant(free) => {
+                free.insert(won.len());
+            }
+        }
+        won.push((rel, output, hash));
     }
-    // Each folder once (an album's tracks share theirs), with an output inside it.
+    drop((taken, exact));
+    // By source: the folder clashes below are found, and told, in the order of the names.
+    won.sort_by(|a, b| a.0.cmp(b.0));
+    // Each folder once (an album's tracks share theirs), with the first output inside it. An
+    // output in the same folder as the one before it adds no folder.
     let mut inside: BTreeMap<&str, &String> = BTreeMap::new();
-    for o in outputs.values() {
+    let mut last_folder = None;
+    for (_, o, _) in &won {
+        let folder = o.rfind('/').map(|i| &o[..i]);
+        if folder == last_folder {
+            continue;
+        }
+        last_folder = folder;
         for (i, _) in o.match_indices('/') {
             inside.entry(&o[..i]).or_insert(o);
         }
     }
-    let folders: BTreeMap<String, String> = inside
-        .into_iter()
-        .map(|(folder, o)| (remote_key(folder), o.clone()))
-        .collect();
-    outputs.retain(|rel, output| match folders.get(&remote_key(output)) {
-        Some(inside) => {
-            failures.push(Failure::new(
-                *rel,
+    // Key hash → (remote key, an output inside it); of folders with one key, the last by name.
+    let mut folders: FxHashMap<u64, Vec<(String, String)>> = FxHashMap::default();
+    for (folder, o) in inside {
+        let key = remote_key(folder);
+        let same = folders.entry(hash_key(key.as_bytes())).or_default();
+        match same.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1.clone_from(o),
+            None => same.push((key, o.clone())),
+        }
+    }
+    let mut outputs = FxHashMap::default();
+    outputs.reserve(won.len());
+    for (rel, output, hash) in won {
+        let folder = folders.get(&hash).and_then(|same| {
+            let key = remote_key(&output);
+            same.iter().find(|(k, _)| *k == key).map(|(_, o)| o)
+        });
+        match folder {
+            Some(inside) => failures.push(Failure::new(
+                rel,
                 format!(
                     "its MP3 {output} would be a file where {inside} needs a folder; rename one \
                      of them"
                 ),
-            ));
-            false
+            )),
+            None => {
+                outputs.insert(rel, output);
+            }
         }
-        None => true,
-    });
+    }
     outputs
+}
+
+/// `hash_key(remote_key(path))`, without building the key for a short ASCII path (nearly all).
+fn key_hash(path: &str, hash_key: fn(&[u8]) -> u64) -> u64 {
+    let mut lower = [0; 512];
+    match lower.get_mut(..path.len()) {
+        Some(lower) if path.is_ascii() => {
+            lower.copy_from_slice(path.as_bytes());
+            lower.make_ascii_lowercase();
+            hash_key(lower)
+        }
+        _ => hash_key(remote_key(path).as_bytes()),
+    }
+}
+
+fn hash_key(key: &[u8]) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(key);
+    hasher.finish()
 }
 
 /// A path as a case-insensitive, normalisation-insensitive file system sees it.
@@ -97,4 +178,70 @@ fn remote_key(path: &str) -> String {
         return path.to_ascii_lowercase();
     }
     path.nfd().flat_map(char::to_lowercase).nfc().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn assigned(
+        sources: &[(String, SourceKind)],
+        hash_key: fn(&[u8]) -> u64,
+    ) -> (BTreeMap<&str, String>, Vec<Failure>) {
+        let mut failures = Vec::new();
+        let sources = sources.iter().map(|(rel, kind)| (rel.as_str(), *kind));
+        let outputs = assign_with(sources, &mut failures, hash_key);
+        (outputs.into_iter().collect(), failures)
+    }
+
+    fn source() -> impl Strategy<Value = String> {
+        let folder = prop::sample::select(vec!["", "A/", "a/", "A/B/", "a/b/", "x.mp3/", "X.MP3/"]);
+        let name =
+            prop::sample::select(vec!["x", "X", "y", "Caf\u{e9}", "Cafe\u{301}", "CAF\u{c9}"]);
+        let ext = prop::sample::select(vec!["flac", "mp3", "FLAC", "wav"]);
+        (folder, name, ext).prop_map(|(folder, name, ext)| format!("{folder}{name}.{ext}"))
+    }
+
+    fn kind_of(rel: &str) -> SourceKind {
+        if rel.to_ascii_lowercase().ends_with(".mp3") {
+            SourceKind::Mp3
+        } else {
+            SourceKind::Lossless
+        }
+    }
+
+    proptest! {
+        /// Keys whose hashes meet are told apart by the keys themselves: with every key hashed
+        /// alike, or by its length only, the outputs and the failures are the same.
+        #[test]
+        fn keys_whose_hashes_meet_are_compared_as_keys(
+            sources in prop::collection::btree_set(source(), 0..24)
+        ) {
+            let sources: Vec<(String, SourceKind)> =
+                sources.into_iter().map(|rel| (rel.clone(), kind_of(&rel))).collect();
+            let real = assigned(&sources, hash_key);
+            prop_assert_eq!(&assigned(&sources, |_| 0), &real);
+            prop_assert_eq!(&assigned(&sources, |k| k.len() as u64), &real);
+        }
+    }
+
+    #[test]
+    fn case_twins_and_a_file_where_a_folder_must_be_fail() {
+        let sources = [
+            ("A/x.flac".to_string(), SourceKind::Lossless),
+            ("a/X.flac".to_string(), SourceKind::Lossless),
+            ("A/x.mp3".to_string(), SourceKind::Mp3),
+            ("x.flac".to_string(), SourceKind::Lossless),
+            ("X.mp3/y.flac".to_string(), SourceKind::Lossless),
+        ];
+        for hash in [hash_key, |_: &[u8]| 0] {
+            let (outputs, failures) = assigned(&sources, hash);
+            let won: Vec<&str> = outputs.keys().copied().collect();
+            assert_eq!(won, ["A/x.flac", "X.mp3/y.flac"]);
+            let lost: Vec<&str> = failures.iter().map(|f| f.path.as_str()).collect();
+            assert_eq!(lost, ["a/X.flac", "A/x.mp3", "x.flac"]);
+        }
+    }
 }

@@ -4,8 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::outputs::assign_outputs;
+use crate::digest::Digest;
 use crate::fsutil::Stamp;
 use crate::manifest::{Manifest, Record};
 use crate::report::Failure;
@@ -17,12 +21,12 @@ pub struct Wanted {
     pub rel: String,
     pub kind: SourceKind,
     pub stamp: Stamp,
-    pub audio_hash: String,
-    pub tag_hash: String,
+    pub audio_hash: Digest,
+    pub tag_hash: Digest,
     /// What the staged tags must be derived from now (source tags, cover, settings).
-    pub tag_key: String,
+    pub tag_key: Digest,
     /// The encoder settings its output must have now.
-    pub encoder: String,
+    pub encoder: Arc<str>,
     /// The source's own genre values, and the genre its staged file must have.
     pub own_genre: Vec<String>,
     pub genre: Vec<String>,
@@ -34,12 +38,12 @@ pub struct Wanted {
 #[derive(Debug, Default)]
 pub struct Staging {
     /// Staging-relative paths of the files there (musync's own folder excluded).
-    pub present: BTreeSet<String>,
+    pub present: FxHashSet<String>,
     /// Recorded outputs whose bytes no longer match the manifest.
-    pub changed: BTreeSet<String>,
+    pub changed: FxHashSet<String>,
     /// Recorded outputs that still hold what they held before a tag rewrite that a killed run
     /// journaled but did not finish: the audio is right, only the tags need writing again.
-    pub stale: BTreeSet<String>,
+    pub stale: FxHashSet<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,19 +155,13 @@ pub fn plan(
         }
     }
     // A source that lost its output name to another is as good as gone: a fresh convert would
-    // give it no file either.
-    let mut live: BTreeSet<&str> = outputs.keys().copied().collect();
-    live.extend(
-        manifest
-            .records
-            .keys()
-            .filter(|s| unreadable.iter().any(|u| within(s, u)))
-            .map(String::as_str),
-    );
+    // give it no file either. A source under an unreadable folder is kept as it is.
+    let live =
+        |source: &str| outputs.contains_key(source) || unreadable.iter().any(|u| within(source, u));
     let gone: Vec<&Record> = manifest
         .records
         .values()
-        .filter(|r| !live.contains(r.source.as_str()))
+        .filter(|r| !live(&r.source))
         .collect();
     let state = |r: &Record| {
         if !staging.present.contains(&r.output) {
@@ -175,13 +173,18 @@ pub fn plan(
         }
     };
 
+    // By source, for the lookups of every source below: a large library's paths share long
+    // beginnings, which a hash compares once rather than at each level of a tree.
+    let records: FxHashMap<&str, &Record> = (manifest.records.iter())
+        .map(|(s, r)| (s.as_str(), r))
+        .collect();
     let mut claimed: BTreeMap<&str, &Wanted> = BTreeMap::new(); // gone record source → mover
     let mut work = Vec::new();
     for (w, output) in wanted
         .iter()
         .filter_map(|w| outputs.get(w.rel.as_str()).map(|o| (w, o)))
     {
-        if let Some(r) = manifest.records.get(&w.rel) {
+        if let Some(r) = records.get(w.rel.as_str()) {
             let reason = if r.audio_hash != w.audio_hash {
                 Some(Reason::AudioChanged)
             } else if r.encoder != w.encoder || r.output != *output {
@@ -293,7 +296,7 @@ pub fn plan(
                 .records
                 .values()
                 .filter(|_| removals)
-                .filter(|r| live.contains(r.source.as_str()) && !relocated(r))
+                .filter(|r| live(&r.source) && !relocated(r))
                 .map(|r| r.output.clone()),
         )
         .collect();

@@ -51,11 +51,11 @@ impl World {
                 .filter(|r| {
                     self.files
                         .get(&r.output)
-                        .is_some_and(|c| *c != r.output_hash)
+                        .is_some_and(|c| r.output_hash != **c)
                 })
                 .map(|r| r.output.clone())
                 .collect(),
-            stale: BTreeSet::new(),
+            stale: Default::default(),
         }
     }
 
@@ -63,14 +63,14 @@ impl World {
         plan(lib, &[], &self.manifest, &self.staging())
     }
 
-    fn put(&mut self, w: &Wanted, output: &str, audio: &str, encoder: &str) {
+    fn put(&mut self, w: &Wanted, output: &str, audio: &Digest, encoder: &str) {
         let content = format!("{audio}|{}", w.tag_key);
         self.files.insert(output.into(), content.clone());
         self.manifest.apply(Change::Put(Record {
             source: w.rel.clone(),
             kind: w.kind,
             stamp: w.stamp,
-            audio_hash: audio.into(),
+            audio_hash: audio.clone(),
             tag_hash: w.tag_hash.clone(),
             encoder: encoder.into(),
             tag_key: w.tag_key.clone(),
@@ -79,7 +79,7 @@ impl World {
                 size: 0,
                 mtime_ns: 0,
             },
-            output_hash: content,
+            output_hash: content.into(),
             retag_from: None,
             own_genre: vec![],
             genre: vec![],
@@ -639,7 +639,7 @@ fn fingerprinted(lib: &Lib, manifest: &Manifest) -> Vec<Wanted> {
                 Some(r) if r.stamp == stamp && r.kind == kind => {
                     (r.audio_hash.clone(), r.tag_hash.clone())
                 }
-                _ => (s.audio.clone(), s.tags.clone()),
+                _ => (s.audio.as_str().into(), s.tags.as_str().into()),
             };
             Wanted {
                 rel: rel.clone(),
@@ -656,7 +656,7 @@ fn fingerprinted(lib: &Lib, manifest: &Manifest) -> Vec<Wanted> {
                 .into(),
                 own_genre: vec![],
                 genre: vec![],
-                output: (kind == SourceKind::Cover).then(|| cover_of(rel, &tags)),
+                output: (kind == SourceKind::Cover).then(|| cover_of(rel, &tags.to_string())),
             }
         })
         .collect()
@@ -690,8 +690,8 @@ impl World {
         };
         for r in self.manifest.records.values() {
             match self.files.get(&r.output) {
-                Some(c) if *c == r.output_hash => {}
-                Some(c) if Some(c) == r.retag_from.as_ref() => {
+                Some(c) if r.output_hash == **c => {}
+                Some(c) if r.retag_from.as_ref().is_some_and(|h| *h == **c) => {
                     staging.stale.insert(r.output.clone());
                 }
                 Some(_) => {
@@ -1196,7 +1196,7 @@ fn cover(rel: &str, image: &str, output: &str) -> Wanted {
     Wanted {
         kind: SourceKind::Cover,
         encoder: "cover; max 1200".into(),
-        tag_key: String::new(),
+        tag_key: Digest::default(),
         output: Some(output.into()),
         ..wanted(rel, image, "")
     }

@@ -11,8 +11,10 @@
 //! and distinct, so one manifest has exactly one encoding.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::{Manifest, Record};
+use crate::digest::Digest;
 use crate::fsutil::Stamp;
 use crate::scan::SourceKind;
 use crate::settings::MirrorSettings;
@@ -46,7 +48,7 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
         .values()
         .flat_map(|r| {
             let genres = r.own_genre.iter().chain(&r.genre).map(String::as_str);
-            genres.chain([r.encoder.as_str()])
+            genres.chain([&*r.encoder])
         })
         .collect();
     w.varint(shared.len() as u64);
@@ -71,7 +73,7 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
         w.stamp(r.stamp);
         w.hash(&r.audio_hash);
         w.hash(&r.tag_hash);
-        w.varint(index[r.encoder.as_str()]);
+        w.varint(index[&*r.encoder]);
         w.hash(&r.tag_key);
         w.after(&r.source, &r.output);
         w.stamp(r.output_stamp);
@@ -147,12 +149,15 @@ fn body_of(r: &mut Reader) -> Result<Manifest, String> {
     for _ in 0..count {
         shared.push(r.string()?);
     }
-    let text = |r: &mut Reader| -> Result<String, String> {
+    let at = |r: &mut Reader| -> Result<usize, String> {
         let i = r.varint()?;
-        let s = usize::try_from(i).ok().and_then(|i| shared.get(i));
-        s.cloned()
+        (usize::try_from(i).ok())
+            .filter(|&i| i < shared.len())
             .ok_or_else(|| format!("string {i} of a table of {}", shared.len()))
     };
+    let text = |r: &mut Reader| at(r).map(|i| shared[i].clone());
+    // The encoder settings of every record are one of a few texts: each is held once.
+    let mut encoders: Vec<Option<Arc<str>>> = vec![None; shared.len()];
     let count = r.count()?;
     // Each takes 2 bytes or more, so a damaged count cannot make us reserve much.
     let mut orphans: Vec<String> = Vec::with_capacity(count.min(r.bytes.len() / 2));
@@ -181,7 +186,8 @@ fn body_of(r: &mut Reader) -> Result<Manifest, String> {
         let stamp = r.stamp()?;
         let audio_hash = r.hash()?;
         let tag_hash = r.hash()?;
-        let encoder = text(r)?;
+        let i = at(r)?;
+        let encoder = (encoders[i].get_or_insert_with(|| Arc::from(shared[i].as_str()))).clone();
         let tag_key = r.hash()?;
         let output = r.after(&source)?;
         let output_stamp = r.stamp()?;
@@ -241,35 +247,6 @@ fn checksum(bytes: &[u8]) -> u64 {
     step(h, bytes.len() as u64)
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// The 32 bytes a 64-character lowercase hex text stands for (the only spelling that gives
-/// the same text back).
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let text = text.as_bytes();
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0; 32];
-    for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *o = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let text = bytes
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
-        .collect();
-    String::from_utf8(text).expect("hex digits are ASCII")
-}
-
 struct Writer(Vec<u8>);
 
 impl Writer {
@@ -307,15 +284,15 @@ impl Writer {
         self.varint(((t << 1) ^ (t >> 63)) as u64);
     }
 
-    fn hash(&mut self, text: &str) {
-        match unhex(text) {
+    fn hash(&mut self, digest: &Digest) {
+        match digest.as_sha256() {
             Some(bytes) => {
                 self.byte(0);
-                self.0.extend_from_slice(&bytes);
+                self.0.extend_from_slice(bytes);
             }
             None => {
                 self.byte(1);
-                self.bytes(text.as_bytes());
+                self.bytes(digest.to_string().as_bytes());
             }
         }
     }
@@ -394,10 +371,10 @@ impl<'a> Reader<'a> {
         Ok(Stamp { size, mtime_ns })
     }
 
-    fn hash(&mut self) -> Result<String, String> {
+    fn hash(&mut self) -> Result<Digest, String> {
         match self.byte()? {
-            0 => self.take(32).map(hex),
-            1 => self.string(),
+            0 => Ok(Digest::sha256(self.take(32)?.try_into().expect("32 bytes"))),
+            1 => self.string().map(Digest::from),
             n => Err(format!("unknown hash tag {n}")),
         }
     }
@@ -450,9 +427,10 @@ mod tests {
             ("a", 3),
         ] {
             let mut w = Writer(Vec::new());
-            w.hash(text);
+            w.hash(&Digest::from(text));
             assert_eq!(w.0.len(), size, "{text}");
-            assert_eq!(Reader { bytes: &w.0 }.hash().as_deref(), Ok(text));
+            let read = Reader { bytes: &w.0 }.hash().map(|d| d.to_string());
+            assert_eq!(read.as_deref(), Ok(text));
         }
     }
 

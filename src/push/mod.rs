@@ -261,7 +261,7 @@ fn local_side(
             r.output.clone(),
             Local {
                 size: r.output_stamp.size,
-                hash: r.output_hash.clone(),
+                hash: r.output_hash.to_string(),
             },
         )
     });

@@ -7,6 +7,8 @@
 mod files;
 
 use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
@@ -55,7 +57,7 @@ struct Ctx<'a> {
     settings: &'a ConvertSettings,
     resolved: &'a Resolved,
     scan: &'a Scan,
-    sources: &'a BTreeMap<&'a str, &'a Wanted>,
+    sources: &'a FxHashMap<&'a str, &'a Wanted>,
     ledger: Mutex<Ledger>,
     /// Downscaled covers by the sha256 of the original: each distinct image is resized once.
     fitted: Mutex<BTreeMap<Vec<u8>, metadata::Cover>>,
@@ -68,7 +70,7 @@ pub fn execute(
     settings: &ConvertSettings,
     resolved: &Resolved,
     scan: &Scan,
-    sources: &BTreeMap<&str, &Wanted>,
+    sources: &FxHashMap<&str, &Wanted>,
     manifest: Manifest,
     temps: &[PathBuf],
     plan: &Plan,
