@@ -408,6 +408,7 @@ fn push(
     early: Option<EarlyListing>,
 ) -> anyhow::Result<Summary> {
     let staging = &settings.staging;
+    let listed_early = early.is_some();
     // The listing (rclone's time) and the local bookkeeping (ours) overlap.
     let (listing, local) = std::thread::scope(|s| {
         let listing = s.spawn(|| match early {
@@ -567,6 +568,13 @@ fn push(
             pending.to_mut().remove(p);
         }
         plan = plan::plan_with_changes(&mirror, &listing, &pushed, &pending, &changed, opts);
+    }
+    // A listing taken before convert and tag ran may be stale by now (another staging may push
+    // to the remote too): a plan that would change the remote is made again from a fresh one,
+    // so that nothing is written on the word of an old listing. A no-op needs none.
+    if listed_early && !plan.is_empty() {
+        tracing::debug!("push: the plan is not empty; listing the remote again");
+        return push(settings, rclone, preloaded, None);
     }
     // Folders left with no file are removed last, after the moves and deletions that empty them;
     // worked out here so that a dry run lists them as the real run removes them.
