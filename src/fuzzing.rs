@@ -73,8 +73,11 @@ fn binary_manifest_input(snapshot: &[u8], journal: &[u8]) -> Vec<u8> {
 }
 
 pub fn push_state(data: &[u8]) {
-    let path = Path::new("state.json");
-    let Ok(state) = State::parse(path, data) else {
+    let path = Path::new("state.bin");
+    // A binary state gets the right checksum, so that mutations reach the decoder.
+    let mut data = data.to_vec();
+    State::seal(&mut data);
+    let Ok(state) = State::parse(path, &data) else {
         return;
     };
     all_safe(state.files.keys().chain(state.pending.keys()));
@@ -117,8 +120,17 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// The input is `rclone lsjson` output.
+/// The input is `rclone lsjson` output. It is also read as the push reads it, as it grows, in
+/// pieces of as many bytes as the first byte says, and must read the same.
 pub fn rclone_listing(data: &[u8]) {
+    let whole = crate::rclone::parse_links_listing(data).map_err(|e| e.to_string());
+    let cut = usize::from(data.first().copied().unwrap_or(1));
+    let pieces = crate::rclone::parse_links_listing_in_pieces(data, cut);
+    assert_eq!(
+        pieces.map_err(|e| e.to_string()),
+        whole,
+        "a listing read in pieces of {cut} bytes reads otherwise than whole"
+    );
     match crate::rclone::parse_listing(data) {
         Ok(files) => all_safe(files.keys()),
         Err(e) => {
@@ -394,8 +406,11 @@ mod tests {
         let saved = walkdir::WalkDir::new(dir.path())
             .into_iter()
             .map(Result::unwrap)
-            .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .find(|e| e.path().extension().is_some_and(|x| x == "bin"))
             .unwrap();
-        vec![("push_state", "mid-push", fs::read(saved.path()).unwrap())]
+        vec![
+            ("push_state", "mid-push", fs::read(saved.path()).unwrap()),
+            ("push_state", "mid-push-json", state.to_json()),
+        ]
     }
 }

@@ -160,7 +160,7 @@ pub fn push(run: &PushRun) -> anyhow::Result<Exit> {
     let _lock = staging_lock(&settings.staging, "push", settings.dry_run, run.wait)?;
     let rclone = find_rclone(&settings.staging, settings.dry_run)?;
     let quiet = run.output.quiet || run.output.json;
-    let summary = push_with_progress(settings, rclone, quiet, None)?;
+    let summary = push_with_progress(settings, rclone, quiet, None, None)?;
     summary.failed.iter().for_each(report::Failure::print);
     let printed = if run.output.json {
         summary::print_json(&mut std::io::stdout(), &summary)
@@ -172,19 +172,21 @@ pub fn push(run: &PushRun) -> anyhow::Result<Exit> {
 }
 
 /// The push, with a progress bar fed by rclone's stats on a terminal (cleared when it ends);
-/// `manifest`: the one the stages before it left, not loaded again.
+/// `manifest`: the one the stages before it left, not loaded again; `listing`: the remote's,
+/// started before them.
 fn push_with_progress(
     settings: &push::PushSettings,
     rclone: rclone::Rclone,
     quiet: bool,
     manifest: Option<&manifest::Manifest>,
+    listing: Option<push::EarlyListing>,
 ) -> anyhow::Result<push::Summary> {
     let Some(bar) = report::push_progress(quiet || settings.dry_run) else {
-        return push::run_with(settings, &rclone, manifest);
+        return push::run_listed(settings, &rclone, manifest, listing);
     };
     let shown = bar.clone();
     let rclone = rclone.with_progress(move |stats| report::show_push_stats(&shown, stats));
-    let summary = push::run_with(settings, &rclone, manifest);
+    let summary = push::run_listed(settings, &rclone, manifest, listing);
     bar.finish_and_clear();
     summary
 }
@@ -347,6 +349,10 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
         },
         None => None,
     };
+    // rclone lists the remote while convert and tag scan the library and staging; the push
+    // (which alone writes the remote) plans from that listing. Unused (no push), it is dropped
+    // unread, its error too.
+    let listing = push::EarlyListing::start(&rclone, &run.push.remote);
     let (converted, seen) = convert::run_after(&settings, None)?;
     // Convert's summary shows when convert ends, not after a push that may be long, or fail.
     if !output.json {
@@ -383,14 +389,16 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
     } else {
         tag::run_after(&settings, seen)?
     };
-    let manifest = seen.into_manifest();
+    // Freed aside, as the push's maps are: not on the thread that ends the sync.
+    let manifest = push::FreedAside::new(seen.into_manifest());
     release_freed_memory();
     let pushed = if converted.refused.is_none() && !interrupt::interrupted() {
         Some(push_with_progress(
             &push_settings,
             rclone,
             output.quiet || output.json,
-            Some(&manifest),
+            Some(&*manifest),
+            Some(listing),
         )?)
     } else {
         None

@@ -5,6 +5,7 @@
 
 mod bisync;
 mod drift;
+mod early_listing;
 mod environment;
 mod fresh;
 mod libsync_cli;

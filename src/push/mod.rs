@@ -291,6 +291,56 @@ fn output_stamps(manifest: &manifest::Manifest) -> BTreeMap<String, Stamp> {
         .collect()
 }
 
+/// A value freed on a thread of its own when it goes out of scope, not on the thread that
+/// waits for it: freeing the maps of a no-op push (the listing, the push state and the mirror,
+/// 100,000 paths each) took some 40 ms, paid after the work was done.
+pub struct FreedAside<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> FreedAside<T> {
+    pub fn new(value: T) -> FreedAside<T> {
+        FreedAside(Some(value))
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for FreedAside<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("only taken on drop")
+    }
+}
+
+impl<T: Send + 'static> std::ops::DerefMut for FreedAside<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("only taken on drop")
+    }
+}
+
+impl<T: Send + 'static> Drop for FreedAside<T> {
+    fn drop(&mut self) {
+        let value = self.0.take();
+        // Without a thread (the system refused one), it is freed here, as any value.
+        let _ = std::thread::Builder::new()
+            .name("free".into())
+            .spawn(move || drop(value));
+    }
+}
+
+/// The paths of `map` that start with `prefix`, found by where they sort, not by a look at
+/// every path.
+fn under<'a, V>(map: &'a BTreeMap<String, V>, prefix: &'a str) -> impl Iterator<Item = &'a str> {
+    use std::ops::Bound;
+    (map.range::<str, _>((Bound::Included(prefix), Bound::Unbounded)))
+        .map(|(p, _)| p.as_str())
+        .take_while(move |p| p.starts_with(prefix))
+}
+
+/// `relpath::check_line`'s test for a line break, without the char searcher: it is asked of
+/// every listed and every staged path.
+fn one_line(path: &str) -> bool {
+    !path.bytes().any(|b| matches!(b, b'\n' | b'\r'))
+}
+
 /// Unless it is a dry run, the caller holds the staging folder's lock (`crate::lock`).
 pub fn run(settings: &PushSettings, rclone: &Rclone) -> anyhow::Result<Summary> {
     run_with(settings, rclone, None)
@@ -302,8 +352,34 @@ pub fn run_with(
     rclone: &Rclone,
     manifest: Option<&manifest::Manifest>,
 ) -> anyhow::Result<Summary> {
+    run_listed(settings, rclone, manifest, None)
+}
+
+/// The remote's listing, started before the push (by `sync`, so that rclone lists while convert
+/// and tag scan; the remote is written by the push alone), for the push to use. Its outcome,
+/// an error too, is the push's to report: dropped unused, it is never reported.
+pub struct EarlyListing(std::thread::JoinHandle<Result<rclone::Listing, rclone::RcloneError>>);
+
+impl EarlyListing {
+    pub fn start(rclone: &Rclone, remote: &str) -> EarlyListing {
+        let (rclone, remote) = (rclone.clone(), remote.to_owned());
+        EarlyListing(std::thread::spawn(move || rclone.listing(&remote)))
+    }
+
+    fn wait(self) -> Result<rclone::Listing, rclone::RcloneError> {
+        self.0.join().expect("the listing thread does not panic")
+    }
+}
+
+/// `run_with`, with the remote's listing started already (`None`: listed now).
+pub fn run_listed(
+    settings: &PushSettings,
+    rclone: &Rclone,
+    manifest: Option<&manifest::Manifest>,
+    listing: Option<EarlyListing>,
+) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
-    let s = push(settings, rclone, manifest)?;
+    let s = push(settings, rclone, manifest, listing)?;
     tracing::info!(
         target: report::LOG_ONLY,
         "push: uploaded {} ({} bytes), moved {}, deleted {}, backed up {}, restored {}, \
@@ -329,11 +405,16 @@ fn push(
     settings: &PushSettings,
     rclone: &Rclone,
     preloaded: Option<&manifest::Manifest>,
+    early: Option<EarlyListing>,
 ) -> anyhow::Result<Summary> {
     let staging = &settings.staging;
+    let listed_early = early.is_some();
     // The listing (rclone's time) and the local bookkeeping (ours) overlap.
     let (listing, local) = std::thread::scope(|s| {
-        let listing = s.spawn(|| rclone.listing(&settings.remote));
+        let listing = s.spawn(|| match early {
+            Some(early) => early.wait(),
+            None => rclone.listing(&settings.remote),
+        });
         let local = local_side(staging, &settings.remote, preloaded);
         (
             listing.join().expect("the listing thread does not panic"),
@@ -342,11 +423,12 @@ fn push(
     });
     let LocalSide {
         mut manifest_empty,
-        mut mirror,
+        mirror,
         stamps,
         fingerprint,
-        mut state,
+        state,
     } = local?;
+    let (mut mirror, mut state) = (FreedAside::new(mirror), FreedAside::new(state));
     if let Some(predicted) = settings.predicted.as_ref().filter(|_| settings.dry_run) {
         mirror.clone_from(predicted);
         manifest_empty = mirror.is_empty();
@@ -363,6 +445,7 @@ fn push(
         return Ok(summary);
     }
     let rclone::Listing { files, links } = listing?;
+    let files = FreedAside::new(files);
     if settings.backup && links.contains(BACKUP_DIR) {
         summary.refused = Some(Refused::unplanned(format!(
             "{BACKUP_DIR} on {} is a symbolic link: musync backs up nothing through it, and \
@@ -374,9 +457,12 @@ fn push(
     }
     let (backups_prefix, uploads_prefix) = (format!("{BACKUP_DIR}/"), format!("{UPLOAD_DIR}/"));
     // Backup folders already there, so that this push's own is a new one.
-    let backup_dirs: BTreeSet<&str> = (files.keys())
-        .filter_map(|p| p.strip_prefix(&backups_prefix))
-        .filter_map(|p| p.split_once('/').map(|(dir, _)| dir))
+    let backup_dirs: BTreeSet<&str> = under(&files, &backups_prefix)
+        .filter_map(|p| {
+            p[backups_prefix.len()..]
+                .split_once('/')
+                .map(|(dir, _)| dir)
+        })
         .collect();
     let backup_dir = backups::fresh_dir(std::time::SystemTime::now(), |dir| {
         backup_dirs.contains(&dir[BACKUP_DIR.len() + 1..])
@@ -384,36 +470,56 @@ fn push(
     let tmp = upload_dir(staging);
     // Left by a push that was stopped between its upload and its renames.
     let tmp_prefix = format!("{tmp}/");
-    let leftovers = files.keys().any(|p| p.starts_with(&tmp_prefix));
-    let mut listing: BTreeMap<String, u64> = (files.iter())
-        .filter(|(p, _)| !p.starts_with(&backups_prefix) && !p.starts_with(&uploads_prefix))
-        // rclone's file lists hold one name a line: a line break cannot be moved or deleted.
-        .filter(|(p, _)| relpath::check_line(p).is_ok())
-        .map(|(p, f)| (p.clone(), f.size))
-        .collect();
+    let leftovers = under(&files, &tmp_prefix).next().is_some();
+    // rclone's file lists hold one name a line: a line break cannot be moved or deleted. (The
+    // listing's paths are checked otherwise as it is parsed.)
+    let not_mirror =
+        |p: &str| p.starts_with(&backups_prefix) || p.starts_with(&uploads_prefix) || !one_line(p);
+    // Planned from as listed, unless it lists what is no mirror file (rare): a copy of 100,000
+    // paths costs as much as the plan.
+    let ours = under(&files, &backups_prefix).next().is_some()
+        || under(&files, &uploads_prefix).next().is_some();
+    let mut listing: Cow<BTreeMap<_, _>> = if ours || !files.keys().all(|p| one_line(p)) {
+        Cow::Owned(
+            (files.iter())
+                .filter(|(p, _)| !not_mirror(p))
+                .map(|(p, f)| (p.clone(), f.clone()))
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(&*files)
+    };
     // Nor uploaded: such a file is left out, alone, rather than fail the whole upload call.
-    mirror.retain(|p, _| {
-        let listable = relpath::check_line(p).is_ok();
-        if !listable {
-            let why = "a line break in the name, which rclone's file lists cannot carry; rename it";
-            summary.failed.push(Failure::new(p.as_str(), why));
-        }
-        listable
-    });
+    if !mirror
+        .keys()
+        .all(|p| one_line(p) && relpath::check(p).is_ok())
+    {
+        mirror.retain(|p, _| {
+            let listable = relpath::check_line(p).is_ok();
+            if !listable {
+                let why =
+                    "a line break in the name, which rclone's file lists cannot carry; rename it";
+                summary.failed.push(Failure::new(p.as_str(), why));
+            }
+            listable
+        });
+    }
     // Nor written through a symbolic link on the remote: rclone would write to its target,
-    // outside the remote.
-    mirror.retain(|p, _| {
-        let Some(link) = plan::link_at(p, &links) else {
-            return true;
-        };
-        let why = format!(
-            "the remote has a symbolic link at {}; musync writes nothing through it \
-             (remove it, or replace it with a real file or folder)",
-            escape_controls(link)
-        );
-        summary.failed.push(Failure::new(p.as_str(), &why));
-        false
-    });
+    // outside the remote. (Most remotes list no link: then the mirror is not walked.)
+    if !links.is_empty() {
+        mirror.retain(|p, _| {
+            let Some(link) = plan::link_at(p, &links) else {
+                return true;
+            };
+            let why = format!(
+                "the remote has a symbolic link at {}; musync writes nothing through it \
+                 (remove it, or replace it with a real file or folder)",
+                escape_controls(link)
+            );
+            summary.failed.push(Failure::new(p.as_str(), &why));
+            false
+        });
+    }
     let mut opts = Options {
         backup: settings.backup,
         delete_foreign: settings.delete_foreign,
@@ -440,14 +546,14 @@ fn push(
     // A staged file to upload must be what musync made. One that is not is left out of the
     // push, here and on the remote (neither uploaded nor deleted), and the push planned again.
     // A predicted mirror's uploads are not made yet: nothing in staging to check.
-    let stamps = match stamps {
+    let stamps = FreedAside::new(match stamps {
         _ if settings.predicted.is_some() => BTreeMap::new(),
         None if !plan.uploads.is_empty() => match preloaded {
             Some(m) => output_stamps(m),
             None => output_stamps(&load_manifest(staging)?),
         },
         stamps => stamps.unwrap_or_default(),
-    };
+    });
     let bad: Vec<&String> = (plan.uploads.iter())
         .filter(|_| settings.predicted.is_none())
         .filter(|p| Stamp::of(&staging.join(p)) != stamps.get(*p).copied())
@@ -457,11 +563,18 @@ fn push(
             let why = "staged file missing or changed; run musync convert";
             summary.failed.push(Failure::new(p, why));
             mirror.remove(p);
-            listing.remove(p);
+            listing.to_mut().remove(p);
             pushed.to_mut().remove(p);
             pending.to_mut().remove(p);
         }
         plan = plan::plan_with_changes(&mirror, &listing, &pushed, &pending, &changed, opts);
+    }
+    // A listing taken before convert and tag ran may be stale by now (another staging may push
+    // to the remote too): a plan that would change the remote is made again from a fresh one,
+    // so that nothing is written on the word of an old listing. A no-op needs none.
+    if listed_early && !plan.is_empty() {
+        tracing::debug!("push: the plan is not empty; listing the remote again");
+        return push(settings, rclone, preloaded, None);
     }
     // Folders left with no file are removed last, after the moves and deletions that empty them;
     // worked out here so that a dry run lists them as the real run removes them.
@@ -509,7 +622,9 @@ fn push(
         if !settings.dry_run && complete && state.complete_for.as_ref() != Some(&fingerprint) {
             state.complete_for = Some(fingerprint);
             state.save(staging)?;
-        } else if !settings.dry_run && adopted_times {
+        } else if !settings.dry_run
+            && (adopted_times || State::saved_as_json(staging, &settings.remote))
+        {
             state.save(staging)?;
         }
         return Ok(summary);

@@ -27,6 +27,24 @@ pub struct Pushed {
     pub mtime: Option<String>,
 }
 
+/// A file of the remote's listing, as the planner sees it: its size. The push plans from
+/// rclone's listing as it is, with no copy; the tests from sizes alone.
+pub trait Listed {
+    fn size(&self) -> u64;
+}
+
+impl Listed for u64 {
+    fn size(&self) -> u64 {
+        *self
+    }
+}
+
+impl Listed for RemoteFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     pub backup: bool,
@@ -68,7 +86,7 @@ pub struct Plan {
 /// file replaced, and deleted by nothing that runs after the write.
 pub fn plan(
     mirror: &BTreeMap<String, Local>,
-    remote: &BTreeMap<String, u64>,
+    remote: &BTreeMap<String, impl Listed>,
     pushed: &BTreeMap<String, Pushed>,
     pending: &BTreeMap<String, Pushed>,
     opts: Options,
@@ -81,7 +99,7 @@ pub fn plan(
 /// and deleted), never as unchanged nor moved.
 pub fn plan_with_changes(
     mirror: &BTreeMap<String, Local>,
-    remote: &BTreeMap<String, u64>,
+    remote: &BTreeMap<String, impl Listed>,
     pushed: &BTreeMap<String, Pushed>,
     pending: &BTreeMap<String, Pushed>,
     changed: &BTreeSet<String>,
@@ -140,7 +158,7 @@ pub fn plan_with_changes(
 /// and the push needs not ask which one it has.
 pub fn case_matters(
     mirror: &BTreeMap<String, Local>,
-    remote: &BTreeMap<String, u64>,
+    remote: &BTreeMap<String, impl Listed>,
     pushed: &BTreeMap<String, Pushed>,
     pending: &BTreeMap<String, Pushed>,
 ) -> bool {
@@ -160,7 +178,7 @@ pub fn fold(path: &str) -> String {
 /// musync pushed, or was pushing, and that is not listed itself, under the recorded name.
 fn as_recorded(
     mirror: &BTreeMap<String, Local>,
-    remote: &BTreeMap<String, u64>,
+    remote: &BTreeMap<String, impl Listed>,
     pushed: &BTreeMap<String, Pushed>,
     pending: &BTreeMap<String, Pushed>,
 ) -> BTreeMap<String, u64> {
@@ -169,7 +187,9 @@ fn as_recorded(
         ours.entry(fold(path)).or_insert(path);
     }
     if ours.is_empty() {
-        return remote.clone();
+        return (remote.iter())
+            .map(|(p, f)| (p.clone(), f.size()))
+            .collect();
     }
     let none = BTreeSet::new();
     let rows = rows(mirror, remote, pushed, pending, &none);
@@ -208,7 +228,7 @@ fn seek<I: Iterator>(
 
 fn plan_exact(
     mirror: &BTreeMap<String, Local>,
-    remote: &BTreeMap<String, u64>,
+    remote: &BTreeMap<String, impl Listed>,
     pushed: &BTreeMap<String, Pushed>,
     pending: &BTreeMap<String, Pushed>,
     changed: &BTreeSet<String>,
@@ -433,7 +453,7 @@ struct Row<'a> {
 /// mirror spends its time here otherwise, and a lookup each would make it n log n).
 fn rows<'a>(
     mirror: &'a BTreeMap<String, Local>,
-    remote: &'a BTreeMap<String, u64>,
+    remote: &'a BTreeMap<String, impl Listed>,
     pushed: &'a BTreeMap<String, Pushed>,
     pending: &'a BTreeMap<String, Pushed>,
     changed: &'a BTreeSet<String>,
@@ -460,7 +480,7 @@ fn rows<'a>(
         rows.push(Row {
             path,
             local: m.next_if(|e| e.0 == path).map(|e| e.1),
-            remote: r.next_if(|e| e.0 == path).map(|e| *e.1),
+            remote: r.next_if(|e| e.0 == path).map(|e| e.1.size()),
             pushed: p.next_if(|e| e.0 == path).map(|e| e.1),
             pending: q.next_if(|e| e.0 == path).map(|e| e.1),
             changed: c.next_if(|e| *e == path).is_some(),

@@ -1,7 +1,11 @@
 //! The push state: which files musync put on a remote (so it deletes no others) or may have put
 //! there (a call that never reported back). It lives in `<staging>/.musync/push/`, one file per
 //! remote, keyed by a hash of the remote's name. Pushes are kept apart by the staging folder's
-//! lock (`crate::lock`), which the command holds for the whole run.
+//! lock (`crate::lock`), which the command holds for the whole run. It is saved in a binary form
+//! (`binary`, `<key>.bin`); a state saved as JSON by an older musync (`<key>.json`) is read, and
+//! replaced by the next push that is not a dry run.
+
+mod binary;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -77,31 +81,60 @@ fn base(staging: &Path, remote: &str) -> PathBuf {
     manifest::state_dir(staging).join("push").join(&key[..16])
 }
 
+/// The file of the older format, JSON, which `save` replaces.
+fn json_file(staging: &Path, remote: &str) -> PathBuf {
+    base(staging, remote).with_extension("json")
+}
+
+fn file(staging: &Path, remote: &str) -> PathBuf {
+    base(staging, remote).with_extension("bin")
+}
+
 impl State {
     pub fn load(staging: &Path, remote: &str) -> anyhow::Result<State> {
-        let path = base(staging, remote).with_extension("json");
-        match fs::read(&path) {
-            Ok(bytes) => State::parse(&path, &bytes).map(|state| State {
-                remote: remote.to_string(),
-                ..state
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
-                remote: remote.to_string(),
-                ..State::default()
-            }),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        for path in [file(staging, remote), json_file(staging, remote)] {
+            match fs::read(&path) {
+                Ok(bytes) => {
+                    return State::parse(&path, &bytes).map(|state| State {
+                        remote: remote.to_string(),
+                        ..state
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            }
         }
+        Ok(State {
+            remote: remote.to_string(),
+            ..State::default()
+        })
     }
 
-    /// The state from the bytes of its file; `path` only names it in errors. A state naming a
-    /// path that could leave the remote root is damaged: musync never deletes or moves by it.
+    /// Whether the state of `remote` is in the older format (JSON), which the next `save`
+    /// replaces: a push that changes nothing saves it then, once, to be read faster after.
+    pub fn saved_as_json(staging: &Path, remote: &str) -> bool {
+        json_file(staging, remote).exists() && !file(staging, remote).exists()
+    }
+
+    /// The state from the bytes of its file (either format); `path` only names it in errors. A
+    /// state naming a path that could leave the remote root is damaged: musync never deletes or
+    /// moves by it.
     pub fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<State> {
-        let state: State = serde_json::from_slice(bytes).with_context(|| {
-            format!(
-                "push state {} is damaged; move it away to start over",
-                path.display()
-            )
-        })?;
+        let state: State = if bytes.starts_with(binary::MAGIC) {
+            binary::decode(bytes).map_err(|why| {
+                anyhow::anyhow!(
+                    "push state {} is damaged: {why}; move it away to start over",
+                    path.display()
+                )
+            })?
+        } else {
+            serde_json::from_slice(bytes).with_context(|| {
+                format!(
+                    "push state {} is damaged; move it away to start over",
+                    path.display()
+                )
+            })?
+        };
         let mut paths = state.files.keys().chain(state.pending.keys());
         if let Some(why) = paths.find_map(|p| relpath::check(p).err()) {
             bail!(
@@ -114,13 +147,35 @@ impl State {
 
     /// The bytes of its file.
     pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
-        serde_json::to_vec(self).context("serialising the push state")
+        Ok(binary::encode(self, &rclone::redact(&self.remote)))
     }
 
-    /// Saved after every step, so the state never claims more than happened.
+    /// Saved after every step, so the state never claims more than happened. A state of the
+    /// older format is removed once this one is in place (while both are there, this one is
+    /// read).
     pub fn save(&self, staging: &Path) -> anyhow::Result<()> {
-        let path = base(staging, &self.remote).with_extension("json");
-        fsutil::write_atomic(&path, &self.to_bytes()?)
+        fsutil::write_atomic(&file(staging, &self.remote), &self.to_bytes()?)?;
+        let old = json_file(staging, &self.remote);
+        match fs::remove_file(&old) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", old.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives `bytes`, if a state in the binary format, the checksum of its body (for the fuzz
+    /// target, whose changes would otherwise all fail the checksum).
+    #[doc(hidden)]
+    pub fn seal(bytes: &mut [u8]) {
+        binary::seal(bytes);
+    }
+
+    /// The bytes of its file in the older format (JSON), as musync wrote it before the binary
+    /// one: for the tests and the fuzz seeds of the migration.
+    #[doc(hidden)]
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a push state serialises")
     }
 }
 
@@ -217,13 +272,92 @@ mod tests {
         };
         state.files.insert("a.mp3".into(), pushed);
         state.save(staging.path()).unwrap();
-        let file = base(staging.path(), remote).with_extension("json");
-        let text = fs::read_to_string(file).unwrap();
+        let bytes = fs::read(file(staging.path(), remote)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains("S3cret"), "{text}");
         assert!(
-            text.contains(r#""remote":":sftp,host=nas,user=me,pass=***:music""#),
+            text.contains(":sftp,host=nas,user=me,pass=***:music"),
             "{text}"
         );
         assert_eq!(State::load(staging.path(), remote).unwrap(), state);
+    }
+
+    fn a_state() -> State {
+        let mut state = State {
+            remote: "nas:music".into(),
+            complete_for: Some("1:2/3:4".into()),
+            ..State::default()
+        };
+        let hash = "0123456789abcdef".repeat(4);
+        for (path, mtime) in [("a/b.mp3", None), ("a/c.mp3", Some("2026-11-30T04:00:00Z"))] {
+            let pushed = Pushed {
+                size: 3,
+                hash: hash.clone(),
+                mtime: mtime.map(str::to_owned),
+            };
+            state.files.insert(path.into(), pushed);
+        }
+        let pending = Pushed {
+            size: 5,
+            hash: "not hex".into(),
+            mtime: None,
+        };
+        state.pending.insert("z/y.mp3".into(), pending);
+        state
+    }
+
+    /// A state saved as JSON by an older musync loads, and the next save replaces it with the
+    /// binary form, which loads the same.
+    #[test]
+    fn a_json_state_is_read_and_replaced_by_the_next_save() {
+        let staging = tempfile::tempdir().unwrap();
+        let state = a_state();
+        let old = json_file(staging.path(), &state.remote);
+        fs::create_dir_all(old.parent().unwrap()).unwrap();
+        fs::write(&old, state.to_json()).unwrap();
+        assert!(State::saved_as_json(staging.path(), &state.remote));
+        let loaded = State::load(staging.path(), &state.remote).unwrap();
+        assert_eq!(loaded, state);
+        loaded.save(staging.path()).unwrap();
+        assert!(!old.exists(), "the JSON state is left behind");
+        assert!(!State::saved_as_json(staging.path(), &state.remote));
+        let bytes = fs::read(file(staging.path(), &state.remote)).unwrap();
+        assert!(bytes.starts_with(binary::MAGIC));
+        assert_eq!(State::load(staging.path(), &state.remote).unwrap(), state);
+    }
+
+    /// A binary state cut short, overwritten, or of an unknown format is damaged: one line
+    /// naming it, as a damaged JSON state.
+    #[test]
+    fn a_damaged_binary_state_is_refused_in_one_line() {
+        let path = Path::new("/s/.musync/push/0123.bin");
+        let bytes = a_state().to_bytes().unwrap();
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        let mut newer = bytes.clone();
+        newer[binary::MAGIC.len()] = 9;
+        for (bad, why) in [
+            (&bytes[..bytes.len() - 1], "its checksum does not match"),
+            (&flipped[..], "its checksum does not match"),
+            (&bytes[..20], "cut short in its header"),
+            (&newer[..], "format 9"),
+        ] {
+            let err = format!("{:#}", State::parse(path, bad).unwrap_err());
+            assert!(err.starts_with("push state /s/.musync/push/0123.bin is damaged: "));
+            assert!(err.contains(why), "{err}");
+            assert!(err.ends_with("; move it away to start over"), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        // Whole, but naming a path outside the remote: refused as in a JSON state.
+        let mut outside = a_state();
+        outside.files.insert(
+            "../../etc/passwd".into(),
+            a_state().files["a/b.mp3"].clone(),
+        );
+        let err = format!(
+            "{:#}",
+            State::parse(path, &outside.to_bytes().unwrap()).unwrap_err()
+        );
+        assert!(err.contains(r#"unsafe path "../../etc/passwd""#), "{err}");
     }
 }

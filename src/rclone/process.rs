@@ -42,12 +42,18 @@ pub(super) fn output(
         })
     });
     let progress = Arc::new(Mutex::new(Liveness::default()));
+    // Dropped when rclone closes its stderr, which it does as it exits.
+    let (closing, closed) = std::sync::mpsc::channel::<()>();
     let stderr_reader = child.stderr.take().map(|err| {
         let progress = Arc::clone(&progress);
         let on_stats = on_stats.cloned();
-        std::thread::spawn(move || read_stderr(err, &progress, on_stats.as_ref()))
+        std::thread::spawn(move || {
+            let kept = read_stderr(err, &progress, on_stats.as_ref());
+            drop(closing);
+            kept
+        })
     });
-    let waited = wait(&mut child, op, stall, &progress);
+    let waited = wait(&mut child, op, stall, &progress, &closed);
     let stderr = stderr_reader.map_or_else(Vec::new, |r| r.join().unwrap_or_default());
     let stdout = match stdout_reader {
         Some(r) if captured => r.join().unwrap_or_default(),
@@ -148,8 +154,10 @@ pub(super) fn wait(
     op: &str,
     stall: Option<Duration>,
     progress: &Mutex<Liveness>,
+    closed: &std::sync::mpsc::Receiver<()>,
 ) -> Result<ExitStatus, RcloneError> {
     let mut nap = Duration::from_millis(1);
+    let mut stderr_open = true;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status);
@@ -172,7 +180,16 @@ pub(super) fn wait(
                 });
             }
         }
-        std::thread::sleep(nap);
+        // Woken as rclone exits, not up to a nap later: a no-op push waits for one listing.
+        if stderr_open {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) = closed.recv_timeout(nap) {
+                stderr_open = false;
+                nap = Duration::from_millis(1);
+                continue;
+            }
+        } else {
+            std::thread::sleep(nap);
+        }
         nap = (nap * 2).min(Duration::from_millis(50));
     }
 }

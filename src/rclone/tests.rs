@@ -261,6 +261,60 @@ fn listings_parse_escapes_order_and_repeats() {
     assert_eq!(parse_listing(b"[]").unwrap(), BTreeMap::new());
 }
 
+/// A listing read as rclone writes it, a piece at a time, reads as the whole output does: in
+/// rclone's shape line by line, in any other shape (or with a line that does not parse) whole.
+#[test]
+fn a_listing_read_as_it_grows_reads_as_the_whole() {
+    let entry = |p: &str, size: u64| {
+        format!(
+            r#"{{"Path":"{p}","Name":"x","Size":{size},"ModTime":"2024-01-02T03:04:05Z","IsDir":false}}"#
+        )
+    };
+    let rclones = format!(
+        "[\n{},\n{},\n{},\n{}\n]\n",
+        entry("b/c.mp3", 1),
+        entry("a.mp3", 2),
+        entry("l.rclonelink", 3),
+        entry("../x.mp3", 4)
+    );
+    let shapes = [
+        rclones.clone(),
+        rclones.trim_end().to_owned(),
+        rclones.replace('\n', "\r\n"),
+        "[\n]\n".to_owned(),
+        "[]".to_owned(),
+        "[\n\n]".to_owned(),
+        format!("[{},{}]", entry("a", 1), entry("b", 2)),
+        format!("[\n{}, {}\n]\n", entry("a", 1), entry("b", 2)),
+    ];
+    for json in &shapes {
+        let whole = parse_links_listing(json.as_bytes()).unwrap();
+        for cut in [1, 7, 64, json.len()] {
+            let pieces = parse_links_listing_in_pieces(json.as_bytes(), cut).unwrap();
+            assert_eq!(pieces, whole, "{json:?} in pieces of {cut}");
+        }
+    }
+    let whole = parse_links_listing(rclones.as_bytes()).unwrap();
+    assert_eq!(whole.files.keys().collect::<Vec<_>>(), ["a.mp3", "b/c.mp3"]);
+    assert_eq!(whole.links.iter().collect::<Vec<_>>(), ["l"]);
+    // Not JSON, however it is read: the same error either way.
+    let bad = [
+        format!("[\n{},\n]\n", entry("a", 1)),
+        format!("[\n{}\n{}\n]\n", entry("a", 1), entry("b", 2)),
+        format!("[\n{}\n]\n]\n", entry("a", 1)),
+        format!("\u{c}[\n{}\n]\n", entry("a", 1)),
+        "[\n{\"Path\":\"a\"}\n]".to_owned(),
+        format!("[\n{}\n", entry("a", 1)),
+    ];
+    for json in &bad {
+        let whole = parse_links_listing(json.as_bytes())
+            .unwrap_err()
+            .to_string();
+        let pieces = parse_links_listing_in_pieces(json.as_bytes(), 5);
+        assert_eq!(pieces.unwrap_err().to_string(), whole, "{json:?}");
+    }
+}
+
 #[test]
 fn version_check_is_remembered_per_binary() {
     let dir = tempfile::tempdir().unwrap();
