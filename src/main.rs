@@ -7,7 +7,6 @@ use musync::{cli, commands, config, interrupt, report};
 use report::Exit;
 
 fn main() -> ExitCode {
-    one_heap();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let early = config::early_flags(&args);
     // `init` writes the config file; it and the generated help read none.
@@ -49,16 +48,4 @@ fn fail(error: &anyhow::Error) -> Exit {
         tracing::error!(target: report::LOG_ONLY, "{error:#}");
     }
     exit
-}
-
-/// Makes every thread allocate from one glibc heap. With a heap per thread, what the library
-/// walk's threads free stays in their heaps while the next stage grows the main one: a no-op
-/// `sync` of 100,000 tracks peaked at 183 MB instead of 157 MB. Conversions on the FLAC
-/// testbench took no longer with it (2 cores).
-fn one_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets one of glibc's tuning values; no other thread runs yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
 }

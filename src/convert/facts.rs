@@ -182,9 +182,9 @@ fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
 type Present = FxHashMap<String, Option<Stamp>>;
 
 /// The files under staging (musync's own folder left out), relative, with their stamps (taken
-/// in the walk, so that checking them needs no second pass), and the temporary files. Folders
-/// are read in parallel on `pool` (a `scan::walk_pool`); symbolic links are not followed (a
-/// staged file is a regular file).
+/// in the walk, so that checking them needs no second pass), and the temporary files. Run on
+/// `pool` (a `scan::walk_pool`: its stacks hold the deepest tree); symbolic links are not
+/// followed (a staged file is a regular file).
 fn walk_staging(staging: &Path, pool: &rayon::ThreadPool) -> (Present, Vec<PathBuf>) {
     let found = pool.install(|| walk_staged(staging, staging));
     let mut present = FxHashMap::default();
@@ -209,7 +209,8 @@ enum Staged {
     Temp(PathBuf),
 }
 
-/// The files under `dir`, its subfolders read in parallel. An unreadable folder only hides
+/// The files under `dir`, on this thread (the library is walked in parallel beside it: more
+/// threads only added switches between them). An unreadable folder only hides
 /// files: the executor checks each target again before it writes, so a hidden user file is
 /// never overwritten.
 fn walk_staged(root: &Path, dir: &Path) -> Vec<Staged> {
@@ -242,7 +243,8 @@ fn walk_staged(root: &Path, dir: &Path) -> Vec<Staged> {
             found.push(Staged::File(rel, stamp));
         }
     }
-    let inside: Vec<Vec<Staged>> = (folders.par_iter())
+    let inside: Vec<Vec<Staged>> = folders
+        .iter()
         .map(|folder| walk_staged(root, folder))
         .collect();
     found.extend(inside.into_iter().flatten());
