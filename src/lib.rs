@@ -3,6 +3,7 @@
 //! `fuzz/` call the parsers directly.
 
 pub mod audio;
+pub mod binfmt;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -318,11 +318,7 @@ impl<T: Send + 'static> std::ops::DerefMut for FreedAside<T> {
 
 impl<T: Send + 'static> Drop for FreedAside<T> {
     fn drop(&mut self) {
-        let value = self.0.take();
-        // Without a thread (the system refused one), it is freed here, as any value.
-        let _ = std::thread::Builder::new()
-            .name("free".into())
-            .spawn(move || drop(value));
+        crate::fsutil::free_in_background(self.0.take());
     }
 }
 

@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 
 use super::State;
+use crate::binfmt::{Reader, Writer, checksum};
+use crate::digest::Digest;
 use crate::push::plan::Pushed;
 
 /// The first bytes of a push state in this format; no JSON text starts with them.
@@ -32,7 +34,7 @@ pub fn encode(state: &State, remote: &str) -> Vec<u8> {
             w.after(before, path);
             before = path;
             w.varint(file.size);
-            w.hash(&file.hash);
+            w.hash(&Digest::from(file.hash.as_str()));
             w.optional(file.mtime.as_deref());
         }
     }
@@ -88,7 +90,7 @@ fn paths(r: &mut Reader) -> Result<BTreeMap<String, Pushed>, String> {
             return Err(format!("{path:?} out of order"));
         }
         let size = r.varint()?;
-        let hash = r.hash()?;
+        let hash = r.hash()?.to_string();
         let mtime = r.optional()?;
         files.push((path, Pushed { size, hash, mtime }));
     }
@@ -103,175 +105,5 @@ pub fn seal(bytes: &mut [u8]) {
     if bytes.len() >= HEADER && bytes.starts_with(MAGIC) {
         let sum = checksum(&bytes[HEADER..]).to_le_bytes();
         bytes[MAGIC.len() + 4..HEADER].copy_from_slice(&sum);
-    }
-}
-
-/// The manifest snapshot's checksum (`crate::manifest`): not cryptographic, it tells a cut or
-/// overwritten file from a whole one.
-fn checksum(bytes: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let step = |h: u64, w: u64| (h ^ w).wrapping_mul(PRIME).rotate_left(23);
-    let mut words = bytes.chunks_exact(8);
-    let mut h = (&mut words).fold(0xcbf2_9ce4_8422_2325, |h, w| {
-        step(h, u64::from_le_bytes(w.try_into().expect("8 bytes")))
-    });
-    let mut last = [0; 8];
-    last[..words.remainder().len()].copy_from_slice(words.remainder());
-    h = step(h, u64::from_le_bytes(last));
-    step(h, bytes.len() as u64)
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let text = text.as_bytes();
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0; 32];
-    for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *o = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
-}
-
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn varint(&mut self, mut n: u64) {
-        while n >= 0x80 {
-            self.0.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        self.0.push(n as u8);
-    }
-
-    fn bytes(&mut self, bytes: &[u8]) {
-        self.varint(bytes.len() as u64);
-        self.0.extend_from_slice(bytes);
-    }
-
-    fn optional(&mut self, text: Option<&str>) {
-        match text {
-            None => self.0.push(0),
-            Some(text) => {
-                self.0.push(1);
-                self.bytes(text.as_bytes());
-            }
-        }
-    }
-
-    fn after(&mut self, before: &str, text: &str) {
-        let shared = before
-            .bytes()
-            .zip(text.bytes())
-            .take_while(|(a, b)| a == b)
-            .count();
-        self.varint(shared as u64);
-        self.bytes(&text.as_bytes()[shared..]);
-    }
-
-    fn hash(&mut self, text: &str) {
-        match unhex(text) {
-            Some(bytes) => {
-                self.0.push(0);
-                self.0.extend_from_slice(&bytes);
-            }
-            None => {
-                self.0.push(1);
-                self.bytes(text.as_bytes());
-            }
-        }
-    }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if n > self.bytes.len() {
-            return Err("cut short".into());
-        }
-        let (taken, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(taken)
-    }
-
-    fn byte(&mut self) -> Result<u8, String> {
-        self.take(1).map(|b| b[0])
-    }
-
-    fn varint(&mut self) -> Result<u64, String> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            let bits = u64::from(b & 0x7f);
-            if shift == 63 && bits > 1 {
-                break;
-            }
-            n |= bits << shift;
-            if b & 0x80 == 0 {
-                return Ok(n);
-            }
-        }
-        Err("a number too large".into())
-    }
-
-    fn count(&mut self) -> Result<usize, String> {
-        let n = self.varint()?;
-        usize::try_from(n)
-            .ok()
-            .filter(|&n| n <= self.bytes.len())
-            .ok_or_else(|| format!("a length of {n} with {} bytes left", self.bytes.len()))
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let n = self.count()?;
-        self.take(n)
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        let bytes = self.bytes()?;
-        String::from_utf8(bytes.to_vec()).map_err(|e| format!("text that is not UTF-8: {e}"))
-    }
-
-    fn optional(&mut self) -> Result<Option<String>, String> {
-        match self.byte()? {
-            0 => Ok(None),
-            1 => self.string().map(Some),
-            n => Err(format!("unknown tag {n}")),
-        }
-    }
-
-    fn after(&mut self, before: &str) -> Result<String, String> {
-        let shared = self.varint()?;
-        let prefix = usize::try_from(shared)
-            .ok()
-            .and_then(|n| before.as_bytes().get(..n))
-            .ok_or_else(|| format!("a prefix of {shared} bytes of {before:?}"))?;
-        let rest = self.bytes()?;
-        let text = [prefix, rest].concat();
-        String::from_utf8(text).map_err(|e| format!("a path that is not UTF-8: {e}"))
-    }
-
-    fn hash(&mut self) -> Result<String, String> {
-        match self.byte()? {
-            0 => {
-                let bytes = self.take(32)?;
-                let text = (bytes.iter())
-                    .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
-                    .collect();
-                Ok(String::from_utf8(text).expect("hex digits are ASCII"))
-            }
-            1 => self.string(),
-            n => Err(format!("unknown hash tag {n}")),
-        }
     }
 }
