@@ -22,6 +22,57 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     step(h, bytes.len() as u64)
 }
 
+/// A file's bytes: its `magic`, its format `version` (u32 little-endian), the checksum of its
+/// body (u64 little-endian), then the body.
+pub fn frame(magic: &[u8], version: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(magic.len() + 12 + body.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&checksum(body).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Why `unframe` found no body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unframed {
+    /// It does not start with the magic.
+    NotOurs,
+    CutShort,
+    /// Another format than the one asked for (the checksum is not looked at).
+    Format(u32),
+    Checksum,
+}
+
+/// The body of a `frame` of format `version`.
+pub fn unframe<'a>(bytes: &'a [u8], magic: &[u8], version: u32) -> Result<&'a [u8], Unframed> {
+    if !bytes.starts_with(magic) {
+        return Err(Unframed::NotOurs);
+    }
+    let header = magic.len() + 12;
+    let body = bytes.get(header..).ok_or(Unframed::CutShort)?;
+    let word = |at: usize, n: usize| &bytes[magic.len() + at..magic.len() + at + n];
+    let found = u32::from_le_bytes(word(0, 4).try_into().expect("4 bytes"));
+    if found != version {
+        return Err(Unframed::Format(found));
+    }
+    let sum = u64::from_le_bytes(word(4, 8).try_into().expect("8 bytes"));
+    if sum != checksum(body) {
+        return Err(Unframed::Checksum);
+    }
+    Ok(body)
+}
+
+/// Gives `bytes` (a `frame` of `magic`) the checksum of its body, so that a fuzzer's changes
+/// reach the decoder instead of all failing the checksum.
+pub fn seal(bytes: &mut [u8], magic: &[u8]) {
+    let header = magic.len() + 12;
+    if bytes.len() >= header && bytes.starts_with(magic) {
+        let sum = checksum(&bytes[header..]).to_le_bytes();
+        bytes[magic.len() + 4..header].copy_from_slice(&sum);
+    }
+}
+
 pub struct Writer(pub Vec<u8>);
 
 impl Writer {

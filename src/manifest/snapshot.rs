@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{Manifest, Record};
-use crate::binfmt::{Reader, Writer, checksum};
+use crate::binfmt::{self, Reader, Unframed, Writer, frame, unframe};
 use crate::scan::SourceKind;
 use crate::settings::MirrorSettings;
 
@@ -22,6 +22,7 @@ use crate::settings::MirrorSettings;
 pub const MAGIC: &[u8; 16] = b"musync manifest\n";
 pub const VERSION: u32 = 2;
 /// Magic, format and checksum.
+#[cfg(test)]
 const HEADER: usize = MAGIC.len() + 4 + 8;
 
 /// Why a snapshot's bytes are not a manifest.
@@ -89,35 +90,18 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
             genres.iter().for_each(|g| w.varint(index[g.as_str()]));
         }
     }
-    let body = w.0;
-    let mut out = Vec::with_capacity(HEADER + body.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&checksum(&body).to_le_bytes());
-    out.extend_from_slice(&body);
-    out
+    frame(MAGIC, VERSION, &w.0)
 }
 
 /// The manifest in `bytes`, which start with `MAGIC`. Paths are not checked here.
 pub fn decode(bytes: &[u8]) -> Result<Manifest, Unreadable> {
     let damaged = |why: &str| Unreadable::Damaged(why.to_string());
-    if !bytes.starts_with(MAGIC) {
-        return Err(damaged("not a musync manifest"));
-    }
-    let body = bytes
-        .get(HEADER..)
-        .ok_or_else(|| damaged("cut short in its header"))?;
-    let word = |at: usize, n: usize| &bytes[MAGIC.len() + at..MAGIC.len() + at + n];
-    let version = u32::from_le_bytes(word(0, 4).try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(Unreadable::Format(version));
-    }
-    let sum = u64::from_le_bytes(word(4, 8).try_into().expect("8 bytes"));
-    if sum != checksum(body) {
-        return Err(damaged(
-            "its checksum does not match (cut short or overwritten)",
-        ));
-    }
+    let body = unframe(bytes, MAGIC, VERSION).map_err(|e| match e {
+        Unframed::NotOurs => damaged("not a musync manifest"),
+        Unframed::CutShort => damaged("cut short in its header"),
+        Unframed::Format(version) => Unreadable::Format(version),
+        Unframed::Checksum => damaged("its checksum does not match (cut short or overwritten)"),
+    })?;
     let mut r = Reader { bytes: body };
     body_of(&mut r).map_err(Unreadable::Damaged)
 }
@@ -126,10 +110,7 @@ pub fn decode(bytes: &[u8]) -> Result<Manifest, Unreadable> {
 /// decoder instead of all failing the checksum.
 #[doc(hidden)]
 pub fn seal(bytes: &mut [u8]) {
-    if bytes.len() >= HEADER && bytes.starts_with(MAGIC) {
-        let sum = checksum(&bytes[HEADER..]).to_le_bytes();
-        bytes[MAGIC.len() + 4..HEADER].copy_from_slice(&sum);
-    }
+    binfmt::seal(bytes, MAGIC);
 }
 
 fn body_of(r: &mut Reader) -> Result<Manifest, String> {

@@ -12,15 +12,13 @@
 use std::collections::BTreeMap;
 
 use super::State;
-use crate::binfmt::{Reader, Writer, checksum};
+use crate::binfmt::{self, Reader, Unframed, Writer, frame, unframe};
 use crate::digest::Digest;
 use crate::push::plan::Pushed;
 
 /// The first bytes of a push state in this format; no JSON text starts with them.
 pub const MAGIC: &[u8; 16] = b"musync pushstate";
 pub const VERSION: u32 = 1;
-/// Magic, format and checksum.
-const HEADER: usize = MAGIC.len() + 4 + 8;
 
 /// `state`, its remote written as `remote` (redacted by the caller).
 pub fn encode(state: &State, remote: &str) -> Vec<u8> {
@@ -38,33 +36,19 @@ pub fn encode(state: &State, remote: &str) -> Vec<u8> {
             w.optional(file.mtime.as_deref());
         }
     }
-    let body = w.0;
-    let mut out = Vec::with_capacity(HEADER + body.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&checksum(&body).to_le_bytes());
-    out.extend_from_slice(&body);
-    out
+    frame(MAGIC, VERSION, &w.0)
 }
 
 /// The state in `bytes`, which start with `MAGIC`; why not, in a few words. Paths are not
 /// checked here.
 pub fn decode(bytes: &[u8]) -> Result<State, String> {
-    let body = bytes
-        .get(HEADER..)
-        .filter(|_| bytes.starts_with(MAGIC))
-        .ok_or("cut short in its header")?;
-    let word = |at: usize, n: usize| &bytes[MAGIC.len() + at..MAGIC.len() + at + n];
-    let version = u32::from_le_bytes(word(0, 4).try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(format!(
-            "format {version}, which this musync does not know (written by a newer one?)"
-        ));
-    }
-    let sum = u64::from_le_bytes(word(4, 8).try_into().expect("8 bytes"));
-    if sum != checksum(body) {
-        return Err("its checksum does not match (cut short or overwritten)".into());
-    }
+    let body = unframe(bytes, MAGIC, VERSION).map_err(|e| match e {
+        Unframed::NotOurs | Unframed::CutShort => "cut short in its header".to_string(),
+        Unframed::Format(version) => {
+            format!("format {version}, which this musync does not know (written by a newer one?)")
+        }
+        Unframed::Checksum => "its checksum does not match (cut short or overwritten)".into(),
+    })?;
     let mut r = Reader { bytes: body };
     let remote = r.string()?;
     let complete_for = r.optional()?;
@@ -102,8 +86,5 @@ fn paths(r: &mut Reader) -> Result<BTreeMap<String, Pushed>, String> {
 /// changes reach the decoder instead of all failing the checksum.
 #[doc(hidden)]
 pub fn seal(bytes: &mut [u8]) {
-    if bytes.len() >= HEADER && bytes.starts_with(MAGIC) {
-        let sum = checksum(&bytes[HEADER..]).to_le_bytes();
-        bytes[MAGIC.len() + 4..HEADER].copy_from_slice(&sum);
-    }
+    binfmt::seal(bytes, MAGIC);
 }
