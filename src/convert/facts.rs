@@ -39,6 +39,9 @@ pub struct Seen {
     /// carried none of it out): the next run plans from the same facts, so it needs not plan
     /// again.
     pub(super) planned: Option<(Plan, Vec<Failure>)>,
+    /// The failures of the plan a stage before this one in the same `sync` printed already
+    /// (tag meets convert's again): not printed twice.
+    pub(super) reported: Vec<Failure>,
 }
 
 impl Seen {
@@ -175,6 +178,7 @@ fn look(settings: &ConvertSettings) -> anyhow::Result<Seen> {
         staging,
         temps,
         planned: None,
+        reported: Vec::new(),
     })
 }
 

@@ -185,7 +185,10 @@ pub fn run_after(
     ) = planned(settings, before)?;
     summary.dry_run = settings.dry_run;
     summary.refused = guard(&plan, &seen.manifest, &seen.wanted, settings.force);
-    failures.iter().for_each(Failure::print);
+    (failures.iter())
+        .filter(|f| !seen.reported.contains(f))
+        .for_each(Failure::print);
+    seen.reported.clone_from(&failures);
     if settings.dry_run || summary.refused.is_some() {
         if settings.mode == Mode::Convert {
             seen.planned = Some((plan, failures.clone()));

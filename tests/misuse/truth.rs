@@ -499,3 +499,39 @@ fn a_failed_upload_counts_only_what_was_done() {
     );
     assert!(stderr(&out).contains("quota exceeded"), "{}", stderr(&out));
 }
+
+// Regression: `sync` printed a file's failure twice, once for convert and once for tag, which
+// plans from the same facts and meets the same failure.
+#[test]
+fn a_sync_tells_a_failing_file_once() {
+    let env = Env::empty();
+    make_flac(&env.lib("Jazz/A/01 - Song.flac"), 1.0, &["TITLE=One"]);
+    fs::copy(
+        env.lib("Jazz/A/01 - Song.flac"),
+        env.lib("Jazz/A/01 - SONG.flac"),
+    )
+    .unwrap();
+    let remote = env.dir.path().join("remote");
+    let out = env
+        .command("sync")
+        .arg("--remote")
+        .arg(&remote)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("differ only in letter case").count(),
+        1,
+        "{err}"
+    );
+    // The JSON keeps each stage's own list.
+    let out = env
+        .command("sync")
+        .args(["--json", "--remote"])
+        .arg(&remote)
+        .output()
+        .unwrap();
+    let j = json(&out);
+    assert_eq!(j["convert"]["failed"].as_array().unwrap().len(), 1, "{j}");
+}
