@@ -512,12 +512,7 @@ fn a_sync_tells_a_failing_file_once() {
     )
     .unwrap();
     let remote = env.dir.path().join("remote");
-    let out = env
-        .command("sync")
-        .arg("--remote")
-        .arg(&remote)
-        .output()
-        .unwrap();
+    let out = env.run("sync").arg("--remote").arg(&remote).output();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(
@@ -526,12 +521,6 @@ fn a_sync_tells_a_failing_file_once() {
         "{err}"
     );
     // The JSON keeps each stage's own list.
-    let out = env
-        .command("sync")
-        .args(["--json", "--remote"])
-        .arg(&remote)
-        .output()
-        .unwrap();
-    let j = json(&out);
+    let (j, _) = env.run("sync").arg("--remote").arg(&remote).json().parsed();
     assert_eq!(j["convert"]["failed"].as_array().unwrap().len(), 1, "{j}");
 }
