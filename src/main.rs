@@ -7,6 +7,7 @@ use musync::{cli, commands, config, interrupt, report};
 use report::Exit;
 
 fn main() -> ExitCode {
+    fixed_mmap_threshold();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let early = config::early_flags(&args);
     // `init` writes the config file; it and the generated help read none.
@@ -35,6 +36,19 @@ fn main() -> ExitCode {
         return Exit::Interrupted.into();
     }
     exit.into()
+}
+
+/// glibc's malloc raises its mmap threshold to the largest block freed so far (up to 32 MiB):
+/// once the manifest's bytes are freed, the large tables built after them come from the heap,
+/// and freeing those leaves holes the process keeps. A fixed threshold keeps each block of
+/// 64 KiB or more a mapping of its own, returned when freed: a no-op `sync` of 100,000 tracks
+/// peaks about 38 MB lower (`scripts/bench-noop`), no slower.
+fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter; no other thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 * 1024);
+    }
 }
 
 /// Prints the run's one error (`musync: ` and its causes) and decides its exit code. rclone got

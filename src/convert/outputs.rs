@@ -15,11 +15,72 @@ use crate::scan::SourceKind;
 
 /// The staged file a source becomes.
 pub fn output_path(source: &str) -> String {
+    format!("{}.mp3", stem(source))
+}
+
+/// A source's path without its extension (a name that is all extension, `.flac`, keeps it).
+fn stem(source: &str) -> &str {
     let stem_end = source
         .rfind('.')
         .filter(|&i| source.rfind('/').is_none_or(|s| i > s + 1))
         .unwrap_or(source.len());
-    format!("{}.mp3", &source[..stem_end])
+    &source[..stem_end]
+}
+
+/// The staged path a source gets: its own with `.mp3` (`output_path`, only made when asked
+/// for: a no-op run over 100,000 tracks made 100,000 strings to compare), or a fixed one.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Output<'a> {
+    /// The source's path.
+    Derived(&'a str),
+    Fixed(&'a str),
+}
+
+impl Output<'_> {
+    /// Whether `path` is this output.
+    pub fn is(self, path: &str) -> bool {
+        match self {
+            Output::Derived(source) => {
+                let stem = stem(source);
+                path.len() == stem.len() + 4 && path.starts_with(stem) && path.ends_with(".mp3")
+            }
+            Output::Fixed(output) => output == path,
+        }
+    }
+
+    pub fn path(self) -> String {
+        match self {
+            Output::Derived(source) => output_path(source),
+            Output::Fixed(output) => output.to_string(),
+        }
+    }
+}
+
+/// Each source's output, by source: `None` for its own path with `.mp3`.
+#[derive(Debug, Default)]
+pub(super) struct Outputs<'a>(FxHashMap<&'a str, Option<&'a str>>);
+
+impl<'a> Outputs<'a> {
+    pub fn get(&self, source: &str) -> Option<Output<'a>> {
+        let (&source, fixed) = self.0.get_key_value(source)?;
+        Some(fixed.map_or(Output::Derived(source), Output::Fixed))
+    }
+
+    pub fn contains(&self, source: &str) -> bool {
+        self.0.contains_key(source)
+    }
+
+    /// `source` gets `output`, whatever its own path.
+    pub fn fix(&mut self, source: &'a str, output: &'a str) {
+        self.0.insert(source, Some(output));
+    }
+
+    #[cfg(test)]
+    fn paths(&self) -> BTreeMap<&'a str, String> {
+        (self.0.keys())
+            .map(|&s| (s, self.get(s).unwrap().path()))
+            .collect()
+    }
 }
 
 /// Give each source its output path. When two sources want the same one (`Song.flac` and
@@ -34,7 +95,7 @@ pub fn output_path(source: &str) -> String {
 pub(super) fn assign_outputs<'a>(
     sources: impl IntoIterator<Item = (&'a str, SourceKind)>,
     failures: &mut Vec<Failure>,
-) -> FxHashMap<&'a str, String> {
+) -> Outputs<'a> {
     assign_with(sources, failures, hash_key)
 }
 
@@ -43,36 +104,34 @@ fn assign_with<'a>(
     sources: impl IntoIterator<Item = (&'a str, SourceKind)>,
     failures: &mut Vec<Failure>,
     hash_key: fn(&[u8]) -> u64,
-) -> FxHashMap<&'a str, String> {
+) -> Outputs<'a> {
     let mut order: Vec<(&str, SourceKind)> = sources.into_iter().collect();
     order.sort_by_key(|&(rel, kind)| (kind != SourceKind::Lossless, rel));
-    // Each source's output and the hash of its remote key, on every core: a key itself is only
-    // built where two hashes meet, so a large library builds almost none.
-    let named: Vec<(&str, String, u64)> = (order.par_iter())
-        .map(|&(rel, _)| {
-            let output = output_path(rel);
-            let hash = key_hash(&output, hash_key);
-            (rel, output, hash)
-        })
+    // The hash of each source's remote key, on every core: an output and its key are only
+    // made where two hashes meet, so a large library makes almost none.
+    let named: Vec<(&str, u64)> = (order.par_iter())
+        .map(|&(rel, _)| (rel, key_hash(rel, hash_key)))
         .collect();
     // The sources that got their output, in `order`; where in it the first holder of each
     // key's hash is, and, for the rare key whose hash another key has, of the key itself.
-    let mut won: Vec<(&str, String, u64)> = Vec::with_capacity(named.len());
+    let mut won: Vec<(&str, u64)> = Vec::with_capacity(named.len());
     let mut taken: FxHashMap<u64, usize> = FxHashMap::default();
     taken.reserve(named.len());
     let mut exact: FxHashMap<String, usize> = FxHashMap::default();
-    for (rel, output, hash) in named {
+    for (rel, hash) in named {
+        let key = || remote_key(&output_path(rel));
         let holder = taken.get(&hash).and_then(|&i| {
-            let key = remote_key(&output);
-            if remote_key(&won[i].1) == key {
+            let key = key();
+            if remote_key(&output_path(won[i].0)) == key {
                 Some(i)
             } else {
                 exact.get(&key).copied()
             }
         });
         if let Some(i) = holder {
-            let (first, theirs, _) = &won[i];
-            let why = if *theirs == output {
+            let first = won[i].0;
+            let (output, theirs) = (output_path(rel), output_path(first));
+            let why = if theirs == output {
                 format!(
                     "its MP3 {output} would collide with the one made from {first}; rename one \
                      of them"
@@ -95,74 +154,81 @@ fn assign_with<'a>(
         }
         match taken.entry(hash) {
             Entry::Occupied(_) => {
-                exact.insert(remote_key(&output), won.len());
+                exact.insert(key(), won.len());
             }
             Entry::Vacant(free) => {
                 free.insert(won.len());
             }
         }
-        won.push((rel, output, hash));
+        won.push((rel, hash));
     }
     drop((taken, exact));
     // By source: the folder clashes below are found, and told, in the order of the names.
     won.sort_by(|a, b| a.0.cmp(b.0));
-    // Each folder once (an album's tracks share theirs), with the first output inside it. An
-    // output in the same folder as the one before it adds no folder.
-    let mut inside: BTreeMap<&str, &String> = BTreeMap::new();
+    // Each folder once (an album's tracks share theirs), with the first source inside it (an
+    // output's folders are its source's). A source in the same folder as the one before it
+    // adds no folder.
+    let mut inside: BTreeMap<&str, &str> = BTreeMap::new();
     let mut last_folder = None;
-    for (_, o, _) in &won {
-        let folder = o.rfind('/').map(|i| &o[..i]);
+    for &(rel, _) in &won {
+        let folder = rel.rfind('/').map(|i| &rel[..i]);
         if folder == last_folder {
             continue;
         }
         last_folder = folder;
-        for (i, _) in o.match_indices('/') {
-            inside.entry(&o[..i]).or_insert(o);
+        for (i, _) in rel.match_indices('/') {
+            inside.entry(&rel[..i]).or_insert(rel);
         }
     }
-    // Key hash → (remote key, an output inside it); of folders with one key, the last by name.
-    let mut folders: FxHashMap<u64, Vec<(String, String)>> = FxHashMap::default();
-    for (folder, o) in inside {
+    // Key hash → (remote key, a source inside it); of folders with one key, the last by name.
+    let mut folders: FxHashMap<u64, Vec<(String, &str)>> = FxHashMap::default();
+    for (folder, rel) in inside {
         let key = remote_key(folder);
         let same = folders.entry(hash_key(key.as_bytes())).or_default();
         match same.iter_mut().find(|(k, _)| *k == key) {
-            Some(entry) => entry.1.clone_from(o),
-            None => same.push((key, o.clone())),
+            Some(entry) => entry.1 = rel,
+            None => same.push((key, rel)),
         }
     }
     let mut outputs = FxHashMap::default();
     outputs.reserve(won.len());
-    for (rel, output, hash) in won {
+    for (rel, hash) in won {
         let folder = folders.get(&hash).and_then(|same| {
-            let key = remote_key(&output);
-            same.iter().find(|(k, _)| *k == key).map(|(_, o)| o)
+            let key = remote_key(&output_path(rel));
+            same.iter()
+                .find(|(k, _)| *k == key)
+                .map(|&(_, inside)| inside)
         });
         match folder {
             Some(inside) => failures.push(Failure::new(
                 rel,
                 format!(
-                    "its MP3 {output} would be a file where {inside} needs a folder; rename one \
-                     of them"
+                    "its MP3 {} would be a file where {} needs a folder; rename one of them",
+                    output_path(rel),
+                    output_path(inside)
                 ),
             )),
             None => {
-                outputs.insert(rel, output);
+                outputs.insert(rel, None);
             }
         }
     }
-    outputs
+    Outputs(outputs)
 }
 
-/// `hash_key(remote_key(path))`, without building the key for a short ASCII path (nearly all).
-fn key_hash(path: &str, hash_key: fn(&[u8]) -> u64) -> u64 {
+/// `hash_key(remote_key(output_path(source)))`, without making the output or its key for a
+/// short ASCII path (nearly all).
+fn key_hash(source: &str, hash_key: fn(&[u8]) -> u64) -> u64 {
+    let stem = stem(source);
     let mut lower = [0; 512];
-    match lower.get_mut(..path.len()) {
-        Some(lower) if path.is_ascii() => {
-            lower.copy_from_slice(path.as_bytes());
+    match lower.get_mut(..stem.len() + 4) {
+        Some(lower) if stem.is_ascii() => {
+            lower[..stem.len()].copy_from_slice(stem.as_bytes());
+            lower[stem.len()..].copy_from_slice(b".mp3");
             lower.make_ascii_lowercase();
             hash_key(lower)
         }
-        _ => hash_key(remote_key(path).as_bytes()),
+        _ => hash_key(remote_key(&output_path(source)).as_bytes()),
     }
 }
 
@@ -193,7 +259,7 @@ mod tests {
         let mut failures = Vec::new();
         let sources = sources.iter().map(|(rel, kind)| (rel.as_str(), *kind));
         let outputs = assign_with(sources, &mut failures, hash_key);
-        (outputs.into_iter().collect(), failures)
+        (outputs.paths(), failures)
     }
 
     fn source() -> impl Strategy<Value = String> {
@@ -213,6 +279,21 @@ mod tests {
     }
 
     proptest! {
+        /// An output that is not made is what it would be made as: compared, hashed, written.
+        #[test]
+        fn a_derived_output_is_its_source_with_mp3(
+            source in "[aA/.é]{0,8}(\\.(flac|FLAC|mp3))?",
+            other in "[aA/.é]{0,8}(\\.(mp3|MP3|flac))?",
+        ) {
+            let made = output_path(&source);
+            let output = Output::Derived(&source);
+            prop_assert_eq!(output.path(), made.clone());
+            prop_assert!(output.is(&made));
+            prop_assert_eq!(output.is(&other), other == made);
+            let key = remote_key(&made);
+            prop_assert_eq!(key_hash(&source, hash_key), hash_key(key.as_bytes()));
+        }
+
         /// Keys whose hashes meet are told apart by the keys themselves: with every key hashed
         /// alike, or by its length only, the outputs and the failures are the same.
         #[test]

@@ -151,13 +151,13 @@ pub fn plan(
     let mut outputs = assign_outputs(sources, &mut plan.failures);
     for w in wanted {
         if let Some(fixed) = &w.output {
-            outputs.insert(&w.rel, fixed.clone());
+            outputs.fix(&w.rel, fixed);
         }
     }
     // A source that lost its output name to another is as good as gone: a fresh convert would
     // give it no file either. A source under an unreadable folder is kept as it is.
     let live =
-        |source: &str| outputs.contains_key(source) || unreadable.iter().any(|u| within(source, u));
+        |source: &str| outputs.contains(source) || unreadable.iter().any(|u| within(source, u));
     let gone: Vec<&Record> = manifest
         .records
         .values()
@@ -187,17 +187,17 @@ pub fn plan(
         if let Some(r) = records.get(w.rel.as_str()) {
             let reason = if r.audio_hash != w.audio_hash {
                 Some(Reason::AudioChanged)
-            } else if r.encoder != w.encoder || r.output != *output {
+            } else if r.encoder != w.encoder || !output.is(&r.output) {
                 Some(Reason::SettingsChanged)
             } else {
                 state(r)
             };
             work.push(match reason {
-                Some(reason) => convert(w, output, reason),
+                Some(reason) => convert(w, output.path(), reason),
                 None if r.tag_key != w.tag_key || staging.stale.contains(&r.output) => {
                     Action::Retag {
                         source: w.rel.clone(),
-                        output: output.clone(),
+                        output: output.path(),
                     }
                 }
                 None if r.stamp != w.stamp => Action::Refresh {
@@ -225,11 +225,11 @@ pub fn plan(
                     old_source: r.source.clone(),
                     old_output: r.output.clone(),
                     source: w.rel.clone(),
-                    output: output.clone(),
+                    output: output.path(),
                     retag: r.tag_key != w.tag_key,
                 });
             }
-            None => work.push(convert(w, output, Reason::New)),
+            None => work.push(convert(w, output.path(), Reason::New)),
         }
     }
 
@@ -263,14 +263,14 @@ pub fn plan(
             && move_sources.contains(output.as_str())
         {
             claimed.remove(old_source.as_str());
-            *action = convert(by_rel[source.as_str()], output, Reason::New);
+            *action = convert(by_rel[source.as_str()], output.clone(), Reason::New);
         }
     }
 
     // A source whose staged name changes (a folder cover that stops or starts being a PNG) is
     // made again under the new name; its old file goes, as a fresh convert would not make it.
     let relocated = |r: &Record| {
-        (outputs.get(r.source.as_str())).is_some_and(|o| *o != r.output)
+        (outputs.get(r.source.as_str())).is_some_and(|o| !o.is(&r.output))
             && !blocked_source(&work, &r.source)
     };
     let mut relocations: Vec<(String, String)> = (manifest.records.values())
@@ -381,10 +381,10 @@ fn within(path: &str, dir: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-fn convert(w: &Wanted, output: &str, reason: Reason) -> Action {
+fn convert(w: &Wanted, output: String, reason: Reason) -> Action {
     Action::Convert {
         source: w.rel.clone(),
-        output: output.to_string(),
+        output,
         reason,
         copy: w.kind == SourceKind::Mp3,
     }

@@ -180,7 +180,12 @@ fn body_of(r: &mut Reader) -> Result<Manifest, String> {
         let mut genres = [Vec::new(), Vec::new()];
         for list in &mut genres {
             let n = r.count()?;
-            *list = (0..n).map(|_| text(r)).collect::<Result<_, _>>()?;
+            // Sized up front (`count` is at most the bytes left): collected from an iterator of
+            // unknown length, each list took room for four, 10 MB at 100,000 tracks.
+            list.reserve_exact(n);
+            for _ in 0..n {
+                list.push(text(r)?);
+            }
         }
         let [own_genre, genre] = genres;
         let record = Record {
