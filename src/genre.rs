@@ -82,12 +82,14 @@ impl GenreRules {
     /// A file the rule says nothing about (at the library root, or too shallow for `level:N`)
     /// keeps its own genre.
     pub fn genre(&self, rel: &str, own: &[String]) -> Vec<String> {
-        let folder = rel.rfind('/').map_or("", |i| &rel[..i]);
+        self.of_folder(crate::scan::parent_of(rel)).with_own(own)
+    }
+
+    /// What a folder's files get, before their own genre values are known: the same for every
+    /// track of an album, so worked out once a folder.
+    pub fn of_folder(&self, folder: &str) -> FolderGenre {
         if let Some((_, _, genre)) = self.map.iter().find(|(_, m, _)| m.is_match(folder)) {
-            return vec![genre.clone()];
-        }
-        if self.policy == Policy::IfMissing && !own.is_empty() {
-            return own.to_vec();
+            return FolderGenre::Mapped(genre.clone());
         }
         let parts: Vec<&str> = folder.split('/').filter(|p| !p.is_empty()).collect();
         let named = match self.from {
@@ -100,7 +102,36 @@ impl GenreRules {
             GenreFrom::Path => (!parts.is_empty()).then(|| parts.join("/")),
             GenreFrom::Level(n) => parts.get(n - 1).map(|p| (*p).to_string()),
         };
-        named.map_or_else(|| own.to_vec(), |g| vec![g])
+        FolderGenre::Named {
+            genre: named,
+            own_first: self.policy == Policy::IfMissing,
+        }
+    }
+}
+
+/// A folder's genre (`GenreRules::of_folder`), to be joined with each file's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FolderGenre {
+    /// A mapping matched the folder: its genre, whatever the file's own.
+    Mapped(String),
+    /// The genre the rule names from the folder (`None`: it names none, the file keeps its
+    /// own); `own_first`: a file with a genre of its own keeps it (`--genre-policy if-missing`).
+    Named {
+        genre: Option<String>,
+        own_first: bool,
+    },
+}
+
+impl FolderGenre {
+    pub fn with_own(&self, own: &[String]) -> Vec<String> {
+        match self {
+            FolderGenre::Mapped(genre) => vec![genre.clone()],
+            FolderGenre::Named {
+                genre: Some(genre),
+                own_first,
+            } if !*own_first || own.is_empty() => vec![genre.clone()],
+            FolderGenre::Named { .. } => own.to_vec(),
+        }
     }
 }
 

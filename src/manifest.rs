@@ -12,6 +12,7 @@ mod snapshot;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -150,6 +151,53 @@ impl Manifest {
     /// Whether musync made the staged file at `output` (a record's output or an orphan).
     pub fn owns(&self, output: &str) -> bool {
         self.orphans.contains(output) || self.records.values().any(|r| r.output == output)
+    }
+
+    /// Finds the records of sources asked for in order (a scan's are sorted): see `InOrder`.
+    pub fn in_order(&self) -> InOrder<'_> {
+        let mut rest = self.records.range::<str, _>(..);
+        InOrder {
+            records: &self.records,
+            next: rest.next(),
+            rest,
+            behind: None,
+        }
+    }
+}
+
+/// Finds records by source, stepping through the manifest beside sources that come in order:
+/// a merge, not a search each (at 100,000 tracks, no index to build and one or two comparisons
+/// a source). A source asked for before one already passed seeks afresh: any order is answered
+/// right, sorted order fast.
+pub struct InOrder<'a> {
+    records: &'a BTreeMap<String, Record>,
+    rest: std::collections::btree_map::Range<'a, String, Record>,
+    /// The first record not stepped past.
+    next: Option<(&'a String, &'a Record)>,
+    /// The last record stepped past: every record up to it has been.
+    behind: Option<&'a str>,
+}
+
+impl<'a> InOrder<'a> {
+    pub fn get(&mut self, source: &str) -> Option<&'a Record> {
+        if self.behind.is_some_and(|b| source <= b) {
+            let (before, from) = (Bound::Excluded(source), Bound::Included(source));
+            let before = (self.records.range::<str, _>((Bound::Unbounded, before))).next_back();
+            self.behind = before.map(|(key, _)| key.as_str());
+            self.rest = self.records.range::<str, _>((from, Bound::Unbounded));
+            self.next = self.rest.next();
+        }
+        while let Some((key, record)) = self.next {
+            match key.as_str().cmp(source) {
+                std::cmp::Ordering::Less => {
+                    self.behind = Some(key);
+                    self.next = self.rest.next();
+                }
+                std::cmp::Ordering::Equal => return Some(record),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
     }
 }
 
@@ -693,6 +741,28 @@ mod tests {
                 m.apply(Change::Put(r));
             }
             proptest::prop_assert_eq!(snapshot::decode(&to_bytes(&m).unwrap()), Ok(m));
+        }
+
+        /// Asked in any order, sorted or not, with sources it has and has not, the merge finds
+        /// what a search finds.
+        #[test]
+        fn in_order_finds_what_get_finds(
+            sources in proptest::collection::btree_set("[ab/é]{0,4}", 0..16),
+            asked in proptest::collection::vec("[ab/é]{0,4}", 0..24),
+            sorted in proptest::prelude::any::<bool>(),
+        ) {
+            let mut m = Manifest::default();
+            for source in &sources {
+                m.apply(Change::Put(record(source, "x.mp3")));
+            }
+            let mut asked = asked;
+            if sorted {
+                asked.sort();
+            }
+            let mut in_order = m.in_order();
+            for source in &asked {
+                proptest::prop_assert_eq!(in_order.get(source), m.records.get(source));
+            }
         }
     }
 

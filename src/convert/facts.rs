@@ -16,6 +16,7 @@ use super::{ConvertSettings, Resolved, cover_output, encoder_key, folder_cover, 
 use crate::audio;
 use crate::digest::Digest;
 use crate::fsutil::{self, Stamp};
+use crate::genre::{FolderGenre, GenreRules};
 use crate::interrupt;
 use crate::manifest::{self, Manifest, Record};
 use crate::metadata;
@@ -60,26 +61,27 @@ impl Seen {
             .collect();
         for output in touched {
             staging.present.remove(output);
+            staging.missing.remove(output);
             staging.changed.remove(output);
             staging.stale.remove(output);
+            let record = records.get(output.as_str());
             // As the walk sees it: a regular file, not through a symbolic link.
             let meta = std::fs::symlink_metadata(staging_dir.join(output));
             let Some(meta) = meta.ok().filter(std::fs::Metadata::is_file) else {
+                if record.is_some() {
+                    staging.missing.insert(output.clone());
+                }
                 continue;
             };
             staging.present.insert(output.clone());
-            let Some(r) = records.get(output.as_str()) else {
+            let Some(r) = record else {
                 continue;
             };
-            if let Some((output, stale)) =
-                check_output(staging_dir, r, Some(Stamp::of_metadata(&meta)))
-            {
-                if stale {
-                    staging.stale.insert(output);
-                } else {
-                    staging.changed.insert(output);
-                }
-            }
+            match check_output(staging_dir, r, Some(Stamp::of_metadata(&meta))) {
+                Some((output, Check::Stale)) => staging.stale.insert(output),
+                Some((output, _)) => staging.changed.insert(output),
+                None => false,
+            };
         }
     }
 
@@ -255,35 +257,53 @@ fn walk_staged(root: &Path, dir: &Path) -> Vec<Staged> {
     found
 }
 
-/// Which recorded outputs no longer hold what musync wrote. An output whose size and mtime
-/// match its record is trusted without being read.
+/// Which recorded outputs are missing, and which no longer hold what musync wrote. An output
+/// whose size and mtime match its record is trusted without being read.
 fn check_staging(staging: &Path, manifest: &Manifest, present: Present) -> Staging {
-    let checked: Vec<(String, bool)> = manifest
+    let checked: Vec<(String, Check)> = manifest
         .records
         .par_iter()
-        .filter_map(|(_, r)| check_output(staging, r, *present.get(&r.output)?))
+        .filter_map(|(_, r)| match present.get(&r.output) {
+            None => Some((r.output.clone(), Check::Missing)),
+            Some(&stamp) => check_output(staging, r, stamp),
+        })
         .collect();
-    let (stale, changed) = checked
-        .into_iter()
-        .partition::<Vec<_>, _>(|(_, stale)| *stale);
-    Staging {
+    let mut found = Staging {
         present: present.into_keys().collect(),
-        changed: changed.into_iter().map(|(o, _)| o).collect(),
-        stale: stale.into_iter().map(|(o, _)| o).collect(),
+        ..Staging::default()
+    };
+    for (output, check) in checked {
+        match check {
+            Check::Missing => found.missing.insert(output),
+            Check::Changed => found.changed.insert(output),
+            Check::Stale => found.stale.insert(output),
+        };
     }
+    found
+}
+
+/// What is wrong with a recorded output.
+enum Check {
+    Missing,
+    /// Its bytes are not what musync wrote.
+    Changed,
+    /// It holds what it held before an unfinished retag.
+    Stale,
 }
 
 /// A present staged file whose stamp is not its record's: `None` when its bytes still are what
-/// musync wrote, else (its path, whether it holds what it held before an unfinished retag).
-fn check_output(staging: &Path, r: &Record, stamp: Option<Stamp>) -> Option<(String, bool)> {
+/// musync wrote, else its path and how it differs.
+fn check_output(staging: &Path, r: &Record, stamp: Option<Stamp>) -> Option<(String, Check)> {
     if stamp == Some(r.output_stamp) {
         return None;
     }
     let hash = fsutil::sha256_file(&staging.join(&r.output)).ok();
     if hash.as_ref() == Some(&r.output_hash) {
         None
+    } else if hash.is_some() && hash == r.retag_from {
+        Some((r.output.clone(), Check::Stale))
     } else {
-        Some((r.output.clone(), hash.is_some() && hash == r.retag_from))
+        Some((r.output.clone(), Check::Changed))
     }
 }
 
@@ -298,17 +318,15 @@ fn fingerprint(
 ) -> (Vec<Wanted>, Vec<Failure>) {
     let sources = std::mem::take(&mut scan.sources);
     let scan = &*scan;
-    // See `plan::plan`'s `records`.
-    let records: FxHashMap<&str, &Record> = (manifest.records.iter())
-        .map(|(s, r)| (s.as_str(), r))
-        .collect();
+    // Each source's record, by a merge: both are sorted by source.
+    let mut records = manifest.in_order();
+    let known: Vec<Option<&Record>> = (sources.iter()).map(|s| records.get(&s.rel)).collect();
     let quality = resolved.mirror.quality;
     let encoders: [Arc<str>; 2] =
         [SourceKind::Lossless, SourceKind::Mp3].map(|k| encoder_key(k, quality).into());
-    let results: Vec<Result<Wanted, Failure>> = sources
-        .into_par_iter()
-        .map(|s| {
-            let (audio_hash, tag_hash, own_genre) = match records.get(s.rel.as_str()) {
+    let results: Vec<Result<Wanted, Failure>> = (sources.into_par_iter().zip(known))
+        .map_init(Folder::default, |folder, (s, known)| {
+            let (audio_hash, tag_hash, own_genre) = match known {
                 Some(r) if r.stamp == s.stamp && r.kind == s.kind => (
                     r.audio_hash.clone(),
                     r.tag_hash.clone(),
@@ -328,14 +346,10 @@ fn fingerprint(
                     (audio, metadata::tag_hash(&tags), own)
                 }
             };
-            let genre = resolved.rules.genre(&s.rel, &own_genre);
+            let (folder_genre, cover) = folder.of(scan, &resolved.rules, &s.rel);
+            let genre = folder_genre.with_own(&own_genre);
             Ok(Wanted {
-                tag_key: tag_key(
-                    &tag_hash,
-                    &genre,
-                    folder_cover(scan, &resolved.rules, &s.rel),
-                    &resolved.mirror,
-                ),
+                tag_key: tag_key(&tag_hash, &genre, cover, &resolved.mirror),
                 encoder: match s.kind {
                     SourceKind::Lossless => encoders[0].clone(),
                     SourceKind::Mp3 => encoders[1].clone(),
@@ -358,6 +372,33 @@ fn fingerprint(
         .filter_map(|r| r.map_err(|f| failures.push(f)).ok())
         .collect();
     (wanted, failures)
+}
+
+/// What a folder gives each of its files (genre and cover), kept from its last file: sorted
+/// sources come an album at a time, so the rules are matched once a folder, not once a file.
+#[derive(Default)]
+struct Folder<'s> {
+    last: Option<FolderFacts<'s>>,
+}
+
+/// A folder, its genre and its cover.
+type FolderFacts<'s> = (String, FolderGenre, Option<&'s (String, Stamp)>);
+
+impl<'s> Folder<'s> {
+    fn of(
+        &mut self,
+        scan: &'s Scan,
+        rules: &GenreRules,
+        rel: &str,
+    ) -> (&FolderGenre, Option<&'s (String, Stamp)>) {
+        let folder = scan::parent_of(rel);
+        if self.last.as_ref().is_none_or(|(last, ..)| last != folder) {
+            let cover = folder_cover(scan, rules, rel);
+            self.last = Some((folder.to_string(), rules.of_folder(folder), cover));
+        }
+        let (_, genre, cover) = self.last.as_ref().expect("set above");
+        (genre, *cover)
+    }
 }
 
 /// The folder covers the mirror gets: each library image some track falls back on (its folder's,

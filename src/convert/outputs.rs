@@ -56,30 +56,70 @@ impl Output<'_> {
     }
 }
 
-/// Each source's output, by source: `None` for its own path with `.mp3`.
+/// Each source's output, sorted by source: `None` for its own path with `.mp3`.
 #[derive(Debug, Default)]
-pub(super) struct Outputs<'a>(FxHashMap<&'a str, Option<&'a str>>);
+pub(super) struct Outputs<'a>(Vec<(&'a str, Option<&'a str>)>);
 
 impl<'a> Outputs<'a> {
-    pub fn get(&self, source: &str) -> Option<Output<'a>> {
-        let (&source, fixed) = self.0.get_key_value(source)?;
-        Some(fixed.map_or(Output::Derived(source), Output::Fixed))
+    /// These sources get these outputs, whatever their own paths.
+    pub fn with_fixed(mut self, fixed: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let before = self.0.len();
+        self.0.extend(fixed.into_iter().map(|(s, o)| (s, Some(o))));
+        if self.0.len() > before {
+            // Two sorted runs: one merge.
+            self.0.sort_by(|a, b| a.0.cmp(b.0));
+            // A fixed output wins over a derived one (stable: it comes second).
+            self.0.dedup_by(|fixed, earlier| {
+                let same = fixed.0 == earlier.0;
+                if same {
+                    *earlier = *fixed;
+                }
+                same
+            });
+        }
+        self
     }
 
-    pub fn contains(&self, source: &str) -> bool {
-        self.0.contains_key(source)
-    }
-
-    /// `source` gets `output`, whatever its own path.
-    pub fn fix(&mut self, source: &'a str, output: &'a str) {
-        self.0.insert(source, Some(output));
+    /// Finds outputs for sources asked in order: see `InOrder`.
+    pub fn in_order(&self) -> InOrder<'_, 'a> {
+        InOrder {
+            outputs: &self.0,
+            at: 0,
+        }
     }
 
     #[cfg(test)]
     fn paths(&self) -> BTreeMap<&'a str, String> {
-        (self.0.keys())
-            .map(|&s| (s, self.get(s).unwrap().path()))
-            .collect()
+        (self.0.iter()).map(|&o| (o.0, output(o).path())).collect()
+    }
+}
+
+fn output<'a>((source, fixed): (&'a str, Option<&'a str>)) -> Output<'a> {
+    fixed.map_or(Output::Derived(source), Output::Fixed)
+}
+
+/// Finds the outputs of sources by stepping through them beside sources that come in order (as
+/// `manifest::InOrder` does records): one or two comparisons a source. A source asked for
+/// before one already passed searches afresh, so any order is answered right.
+pub(super) struct InOrder<'o, 'a> {
+    outputs: &'o [(&'a str, Option<&'a str>)],
+    /// Every output before it is of a source before the last one asked for.
+    at: usize,
+}
+
+impl<'a> InOrder<'_, 'a> {
+    pub fn get(&mut self, source: &str) -> Option<Output<'a>> {
+        if self.at > 0 && source <= self.outputs[self.at - 1].0 {
+            self.at = self.outputs.partition_point(|(s, _)| *s < source);
+        }
+        while let Some(&found) = self.outputs.get(self.at) {
+            match found.0.cmp(source) {
+                std::cmp::Ordering::Less => self.at += 1,
+                std::cmp::Ordering::Equal => return Some(output(found)),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
     }
 }
 
@@ -190,8 +230,7 @@ fn assign_with<'a>(
             None => same.push((key, rel)),
         }
     }
-    let mut outputs = FxHashMap::default();
-    outputs.reserve(won.len());
+    let mut outputs = Vec::with_capacity(won.len());
     for (rel, hash) in won {
         let folder = folders.get(&hash).and_then(|same| {
             let key = remote_key(&output_path(rel));
@@ -208,9 +247,7 @@ fn assign_with<'a>(
                     output_path(inside)
                 ),
             )),
-            None => {
-                outputs.insert(rel, None);
-            }
+            None => outputs.push((rel, None)),
         }
     }
     Outputs(outputs)
@@ -292,6 +329,29 @@ mod tests {
             prop_assert_eq!(output.is(&other), other == made);
             let key = remote_key(&made);
             prop_assert_eq!(key_hash(&source, hash_key), hash_key(key.as_bytes()));
+        }
+
+        /// Asked in any order, sorted or not, the merge finds each source's output; a fixed
+        /// output wins over its source's own.
+        #[test]
+        fn in_order_finds_what_get_finds(
+            derived in prop::collection::btree_set("[ab/é]{0,4}", 0..16),
+            fixed in prop::collection::btree_map("[ab/é]{0,4}", "[xy]{1,3}", 0..6),
+            asked in prop::collection::vec("[ab/é]{0,4}", 0..24),
+            sorted in any::<bool>(),
+        ) {
+            let outputs = Outputs(derived.iter().map(|s| (s.as_str(), None)).collect())
+                .with_fixed(fixed.iter().map(|(s, o)| (s.as_str(), o.as_str())));
+            let mut asked = asked;
+            if sorted {
+                asked.sort();
+            }
+            let mut in_order = outputs.in_order();
+            for source in &asked {
+                let expected = (fixed.get(source).cloned())
+                    .or_else(|| derived.contains(source).then(|| output_path(source)));
+                prop_assert_eq!(in_order.get(source).map(Output::path), expected);
+            }
         }
 
         /// Keys whose hashes meet are told apart by the keys themselves: with every key hashed

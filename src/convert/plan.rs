@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use super::outputs::assign_outputs;
 use crate::digest::Digest;
@@ -39,6 +39,9 @@ pub struct Wanted {
 pub struct Staging {
     /// Staging-relative paths of the files there (musync's own folder excluded).
     pub present: FxHashSet<String>,
+    /// Recorded outputs that are not there. (Found while the recorded outputs are checked: the
+    /// planner then asks `present` only about paths no record has, not 100,000 times.)
+    pub missing: FxHashSet<String>,
     /// Recorded outputs whose bytes no longer match the manifest.
     pub changed: FxHashSet<String>,
     /// Recorded outputs that still hold what they held before a tag rewrite that a killed run
@@ -148,23 +151,18 @@ pub fn plan(
     let sources = (wanted.iter())
         .filter(|w| w.output.is_none())
         .map(|w| (w.rel.as_str(), w.kind));
-    let mut outputs = assign_outputs(sources, &mut plan.failures);
-    for w in wanted {
-        if let Some(fixed) = &w.output {
-            outputs.fix(&w.rel, fixed);
-        }
-    }
+    let fixed = (wanted.iter()).filter_map(|w| Some((w.rel.as_str(), w.output.as_deref()?)));
+    let outputs = assign_outputs(sources, &mut plan.failures).with_fixed(fixed);
     // A source that lost its output name to another is as good as gone: a fresh convert would
-    // give it no file either. A source under an unreadable folder is kept as it is.
-    let live =
-        |source: &str| outputs.contains(source) || unreadable.iter().any(|u| within(source, u));
-    let gone: Vec<&Record> = manifest
-        .records
-        .values()
-        .filter(|r| !live(&r.source))
+    // give it no file either. A source under an unreadable folder is kept as it is. (Records
+    // and outputs are both sorted by source: each found by a merge.)
+    let unread = |source: &str| unreadable.iter().any(|u| within(source, u));
+    let mut found = outputs.in_order();
+    let gone: Vec<&Record> = (manifest.records.values())
+        .filter(|r| found.get(&r.source).is_none() && !unread(&r.source))
         .collect();
     let state = |r: &Record| {
-        if !staging.present.contains(&r.output) {
+        if staging.missing.contains(&r.output) {
             Some(Reason::OutputMissing)
         } else if staging.changed.contains(&r.output) {
             Some(Reason::OutputChanged)
@@ -173,21 +171,25 @@ pub fn plan(
         }
     };
 
-    // By source, for the lookups of every source below: a large library's paths share long
-    // beginnings, which a hash compares once rather than at each level of a tree.
-    let records: FxHashMap<&str, &Record> = (manifest.records.iter())
-        .map(|(s, r)| (s.as_str(), r))
-        .collect();
+    // Each source's record, by a merge: the sources come sorted (a scan's, then its covers).
+    let mut records = manifest.in_order();
+    let mut found = outputs.in_order();
     let mut claimed: BTreeMap<&str, &Wanted> = BTreeMap::new(); // gone record source → mover
+    // Records whose source's staged name is no longer theirs.
+    let mut renamed: Vec<&Record> = Vec::new();
     let mut work = Vec::new();
     for (w, output) in wanted
         .iter()
-        .filter_map(|w| outputs.get(w.rel.as_str()).map(|o| (w, o)))
+        .filter_map(|w| found.get(&w.rel).map(|o| (w, o)))
     {
         if let Some(r) = records.get(w.rel.as_str()) {
+            let same_name = output.is(&r.output);
+            if !same_name {
+                renamed.push(r);
+            }
             let reason = if r.audio_hash != w.audio_hash {
                 Some(Reason::AudioChanged)
-            } else if r.encoder != w.encoder || !output.is(&r.output) {
+            } else if r.encoder != w.encoder || !same_name {
                 Some(Reason::SettingsChanged)
             } else {
                 state(r)
@@ -269,12 +271,9 @@ pub fn plan(
 
     // A source whose staged name changes (a folder cover that stops or starts being a PNG) is
     // made again under the new name; its old file goes, as a fresh convert would not make it.
-    let relocated = |r: &Record| {
-        (outputs.get(r.source.as_str())).is_some_and(|o| !o.is(&r.output))
-            && !blocked_source(&work, &r.source)
-    };
-    let mut relocations: Vec<(String, String)> = (manifest.records.values())
-        .filter(|r| relocated(r) && staging.present.contains(&r.output))
+    renamed.sort_by(|a, b| a.source.cmp(&b.source));
+    let mut relocations: Vec<(String, String)> = (renamed.iter())
+        .filter(|r| !blocked_source(&work, &r.source) && staging.present.contains(&r.output))
         .map(|r| (r.source.clone(), r.output.clone()))
         .collect();
 
@@ -284,6 +283,7 @@ pub fn plan(
     // convert would not.
     // Only a removal asks (gone records, relocations, orphans); a run with none skips it.
     let removals = !gone.is_empty() || !relocations.is_empty() || !manifest.orphans.is_empty();
+    let mut found = outputs.in_order();
     let reused: BTreeSet<String> = work
         .iter()
         .filter(|_| removals)
@@ -296,7 +296,13 @@ pub fn plan(
                 .records
                 .values()
                 .filter(|_| removals)
-                .filter(|r| live(&r.source) && !relocated(r))
+                .filter(|r| {
+                    let output = found.get(&r.source);
+                    let live = output.is_some() || unread(&r.source);
+                    let relocated = output.is_some_and(|o| !o.is(&r.output))
+                        && !blocked_source(&work, &r.source);
+                    live && !relocated
+                })
                 .map(|r| r.output.clone()),
         )
         .collect();

@@ -41,9 +41,18 @@ struct World {
 }
 
 impl World {
+    /// The recorded outputs not among the files.
+    fn missing(&self) -> rustc_hash::FxHashSet<String> {
+        (self.manifest.records.values())
+            .filter(|r| !self.files.contains_key(&r.output))
+            .map(|r| r.output.clone())
+            .collect()
+    }
+
     fn staging(&self) -> Staging {
         Staging {
             present: self.files.keys().cloned().collect(),
+            missing: self.missing(),
             changed: self
                 .manifest
                 .records
@@ -686,6 +695,7 @@ impl World {
     fn observed(&self) -> Staging {
         let mut staging = Staging {
             present: self.files.keys().cloned().collect(),
+            missing: self.missing(),
             ..Staging::default()
         };
         for r in self.manifest.records.values() {
