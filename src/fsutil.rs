@@ -133,6 +133,26 @@ pub fn free_in_background<T: Send + 'static>(value: T) {
     let _ = std::thread::Builder::new().spawn(move || drop(value));
 }
 
+/// `free_in_background`, then the freed memory handed back to the system: for what is let go
+/// while the command goes on. Freed blocks stay with the heap of the thread that allocated
+/// them (a walk's, the manifest loader's), which the threads still working cannot reuse, so
+/// without the trim the process keeps it all.
+pub fn free_and_return<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new().spawn(move || {
+        drop(value);
+        return_freed_memory();
+    });
+}
+
+/// Hands the memory freed so far back to the system (glibc's heaps; elsewhere nothing).
+pub fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of glibc's heaps; it touches no live block.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// sha256 of a whole file, read in 64 KiB blocks.
 pub fn sha256_file(path: &Path) -> anyhow::Result<Digest> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;

@@ -3,13 +3,16 @@
 //! convert, tag, push, rescan), each printing its summary and giving its exit code. Takes settings already built and checked;
 //! knows nothing of the command line (that is `commands`).
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
 use crate::convert::{self, ConvertSettings, Mode};
 use crate::libsync::run::{self as libsync, BisyncSettings};
 use crate::report::{self, Exit, stop, usage};
-use crate::{interrupt, lock, manifest, overlap, push, rclone, settings, subsonic, summary, tag};
+use crate::{
+    fsutil, interrupt, lock, manifest, overlap, push, rclone, settings, subsonic, summary, tag,
+};
 
 /// What a convert or tag run prints.
 #[derive(Clone, Copy, Debug)]
@@ -178,7 +181,7 @@ fn push_with_progress(
     settings: &push::PushSettings,
     rclone: rclone::Rclone,
     quiet: bool,
-    manifest: Option<&manifest::Manifest>,
+    manifest: Option<Cow<'_, manifest::Manifest>>,
     listing: Option<push::EarlyListing>,
 ) -> anyhow::Result<push::Summary> {
     let Some(bar) = report::push_progress(quiet || settings.dry_run) else {
@@ -389,18 +392,21 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
     } else {
         tag::run_after(&settings, seen)?
     };
-    // Freed aside, as the push's maps are: not on the thread that ends the sync.
-    let manifest = push::FreedAside::new(seen.into_manifest());
-    release_freed_memory();
+    let manifest = seen.into_manifest();
+    // What convert and tag let go of (the scan, the fingerprints, staging's sets, the plan)
+    // lies mostly in the heaps of the walk's threads, which the push cannot reuse.
+    fsutil::return_freed_memory();
+    // Handed over: the push frees it (aside, as its own maps) once it has the mirror.
     let pushed = if converted.refused.is_none() && !interrupt::interrupted() {
         Some(push_with_progress(
             &push_settings,
             rclone,
             output.quiet || output.json,
-            Some(&*manifest),
+            Some(Cow::Owned(manifest)),
             Some(listing),
         )?)
     } else {
+        fsutil::free_in_background(manifest);
         None
     };
     if let Some(p) = &pushed {
@@ -436,16 +442,4 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
         Exit::Ok => Exit::files(converted.failed.len() + tagged.failed.len()),
         other => other,
     })
-}
-
-/// Hands the memory freed so far back to the system: what convert and tag let go of (the scan,
-/// the fingerprints, staging's sets, the plan) lies mostly in the arenas of the walk's threads,
-/// which the push (on this thread) cannot reuse; without this a no-op `sync` on a large library
-/// keeps it all while the push lists the remote.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory of glibc's heaps; it touches no live block.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }

@@ -220,17 +220,18 @@ struct LocalSide {
 }
 
 /// `preloaded`: the manifest as the caller has it already (a `sync` or `status` that planned the
-/// convert from it), so it is not loaded again.
+/// convert from it), so it is not loaded again; one handed over (owned) may be let go.
 fn local_side(
     staging: &Path,
     remote: &str,
-    preloaded: Option<&manifest::Manifest>,
+    preloaded: &mut Option<Cow<'_, manifest::Manifest>>,
 ) -> anyhow::Result<LocalSide> {
     let state = State::load(staging, remote)?;
     let fingerprint = manifest::fingerprint(staging);
     // The manifest has not changed since a push made the remote equal to it: the push state
     // holds the mirror, and the manifest (the larger file by far) need not be read.
     if state.complete_for.as_ref() == Some(&fingerprint) && !state.files.is_empty() {
+        let_go(preloaded);
         let mirror = state.files.iter().map(|(p, f)| {
             (
                 p.clone(),
@@ -249,7 +250,7 @@ fn local_side(
         });
     }
     let loaded;
-    let manifest = match preloaded {
+    let manifest = match preloaded.as_deref() {
         Some(m) => m,
         None => {
             loaded = load_manifest(staging)?;
@@ -272,6 +273,16 @@ fn local_side(
         fingerprint,
         state,
     })
+}
+
+/// Frees a manifest handed over (`sync`'s) when the push state holds the mirror: not kept
+/// while the listing comes in and the push plans, which made a no-op sync's peak memory at
+/// 100,000 tracks. (Kept otherwise: a push with work plans again from a new listing. The rare
+/// push that finds work after all reads the staged files' stamps from the file.)
+fn let_go(preloaded: &mut Option<Cow<'_, manifest::Manifest>>) {
+    if let Some(Cow::Owned(manifest)) = preloaded.take_if(|m| matches!(m, Cow::Owned(_))) {
+        crate::fsutil::free_and_return(manifest);
+    }
 }
 
 fn load_manifest(staging: &Path) -> anyhow::Result<manifest::Manifest> {
@@ -348,7 +359,7 @@ pub fn run_with(
     rclone: &Rclone,
     manifest: Option<&manifest::Manifest>,
 ) -> anyhow::Result<Summary> {
-    run_listed(settings, rclone, manifest, None)
+    run_listed(settings, rclone, manifest.map(Cow::Borrowed), None)
 }
 
 /// The remote's listing, started before the push (by `sync`, so that rclone lists while convert
@@ -367,11 +378,12 @@ impl EarlyListing {
     }
 }
 
-/// `run_with`, with the remote's listing started already (`None`: listed now).
+/// `run_with`, with the remote's listing started already (`None`: listed now); a manifest
+/// handed over (owned) is freed as soon as the push is done with it.
 pub fn run_listed(
     settings: &PushSettings,
     rclone: &Rclone,
-    manifest: Option<&manifest::Manifest>,
+    manifest: Option<Cow<'_, manifest::Manifest>>,
     listing: Option<EarlyListing>,
 ) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
@@ -400,7 +412,7 @@ pub fn run_listed(
 fn push(
     settings: &PushSettings,
     rclone: &Rclone,
-    preloaded: Option<&manifest::Manifest>,
+    mut preloaded: Option<Cow<'_, manifest::Manifest>>,
     early: Option<EarlyListing>,
 ) -> anyhow::Result<Summary> {
     let staging = &settings.staging;
@@ -411,7 +423,7 @@ fn push(
             Some(early) => early.wait(),
             None => rclone.listing(&settings.remote),
         });
-        let local = local_side(staging, &settings.remote, preloaded);
+        let local = local_side(staging, &settings.remote, &mut preloaded);
         (
             listing.join().expect("the listing thread does not panic"),
             local,
@@ -544,7 +556,7 @@ fn push(
     // A predicted mirror's uploads are not made yet: nothing in staging to check.
     let stamps = FreedAside::new(match stamps {
         _ if settings.predicted.is_some() => BTreeMap::new(),
-        None if !plan.uploads.is_empty() => match preloaded {
+        None if !plan.uploads.is_empty() => match preloaded.as_deref() {
             Some(m) => output_stamps(m),
             None => output_stamps(&load_manifest(staging)?),
         },
