@@ -41,8 +41,9 @@ fn main() -> ExitCode {
 /// glibc's malloc raises its mmap threshold to the largest block freed so far (up to 32 MiB):
 /// once the manifest's bytes are freed, the large tables built after them come from the heap,
 /// and freeing those leaves holes the process keeps. A fixed threshold keeps each block of
-/// 64 KiB or more a mapping of its own, returned when freed: a no-op `sync` of 100,000 tracks
-/// peaks about 38 MB lower (`scripts/bench-noop`), no slower.
+/// 64 KiB or more a mapping of its own, returned when freed: a no-op `convert` or `sync` of
+/// 100,000 tracks peaked some 35 MiB lower, no slower (GNU time, the previous build run with
+/// `MALLOC_MMAP_THRESHOLD_=65536` against the default).
 fn fixed_mmap_threshold() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a malloc parameter; no other thread runs yet.

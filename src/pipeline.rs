@@ -396,7 +396,7 @@ pub fn sync(run: SyncSettings) -> anyhow::Result<Exit> {
     // What convert and tag let go of (the scan, the fingerprints, staging's sets, the plan)
     // lies mostly in the heaps of the walk's threads, which the push cannot reuse.
     fsutil::return_freed_memory();
-    // Handed over: the push frees it (aside, as its own maps) once it has the mirror.
+    // Handed over: a push whose state holds the mirror frees it before it plans (`let_go`).
     let pushed = if converted.refused.is_none() && !interrupt::interrupted() {
         Some(push_with_progress(
             &push_settings,

@@ -379,7 +379,7 @@ impl EarlyListing {
 }
 
 /// `run_with`, with the remote's listing started already (`None`: listed now); a manifest
-/// handed over (owned) is freed as soon as the push is done with it.
+/// handed over (owned) may be freed before the push plans (`let_go`).
 pub fn run_listed(
     settings: &PushSettings,
     rclone: &Rclone,
